@@ -1,0 +1,125 @@
+"""The composition root: builds the ASGI app and the real adapters; the lifespan runs the worker."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+
+from anyio import to_thread
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.catalog.rotations import Catalog
+from bot.catalog.rotations import load_rotations as rotations_loader
+from bot.core.errors import ConfigError
+from bot.observability import OUTBOX_DEPTH
+from bot.scheduler import Scheduler
+from bot.service.context import Context, utcnow
+from bot.settings import Settings
+from bot.slack.api import SlackWebAPI
+from bot.slack.delivery import SlackDelivery
+from bot.slack.listeners import register
+from bot.store import outbox
+from bot.store.db import make_engine, ping, upgrade
+from bot.webhooks import alertmanager
+from bot.webhooks.common import BodyLimit
+from bot.worker import Worker
+
+log = logging.getLogger(__name__)
+
+
+def load_rotations(settings: Settings) -> Catalog:
+    catalog, problems = rotations_loader(settings.rotations_dir)
+    if problems or catalog is None:
+        raise ConfigError(problems)
+    return catalog
+
+
+def create_app(settings: Settings, clock: Callable[[], datetime] = utcnow) -> FastAPI:
+    """Build the app; ConfigError (listing every problem with file and line) if config is invalid."""
+    catalog = load_rotations(settings)
+    engine = make_engine(settings.database_url)
+    token = settings.slack_bot_token.get_secret_value()
+    web_client = AsyncWebClient(
+        token=token, base_url=settings.slack_api_url, timeout=int(settings.slack_timeout_seconds)
+    )
+    web_client.retry_handlers = []  # the outbox retries, with backoff and Retry-After
+    ctx = Context(
+        engine=engine,
+        clock=clock,
+        channel_prefix=settings.channel_prefix,
+        announce_channel=settings.incident_announce_channel,
+        rotations=catalog,
+    )
+    delivery = SlackDelivery(engine, SlackWebAPI(web_client), settings.incident_announce_channel, clock)
+    worker = Worker(engine, delivery.handlers(), clock, poll_seconds=settings.outbox_poll_seconds)
+    ctx.wake = worker.wake
+    scheduler = Scheduler(ctx, settings.scheduler_tick_seconds)
+
+    bolt = AsyncApp(
+        token=token,
+        signing_secret=settings.slack_signing_secret.get_secret_value(),
+        client=web_client,
+        process_before_response=False,
+    )
+    register(bolt, ctx)
+    slack_handler = AsyncSlackRequestHandler(bolt)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await to_thread.run_sync(upgrade, engine)
+        if settings.alertmanager_token is None:
+            log.warning(
+                "ALERTMANAGER_TOKEN is not set: /webhooks/alertmanager accepts unauthenticated requests"
+            )
+        task = asyncio.create_task(worker.run(), name="outbox-worker")
+        scheduler.start()
+        log.info("incidentbot ready", extra={"database": engine.dialect.name})
+        try:
+            yield
+        finally:
+            scheduler.shutdown()
+            await worker.stop()
+            task.cancel()
+            engine.dispose()
+
+    app = FastAPI(title="incidentbot", version="0.1.0", lifespan=lifespan)
+    app.state.ctx = ctx
+    app.state.worker = worker
+    app.state.scheduler = scheduler
+    am_token = settings.alertmanager_token.get_secret_value() if settings.alertmanager_token else None
+    app.include_router(alertmanager.router(ctx, am_token))
+
+    @app.post("/slack/events", include_in_schema=False)
+    async def slack_events(request: Request) -> Response:
+        return await slack_handler.handle(request)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> Response:
+        try:
+            await asyncio.wait_for(to_thread.run_sync(ping, engine), timeout=3)
+        except Exception as exc:
+            return JSONResponse({"status": "unavailable", "database": type(exc).__name__}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        try:
+            OUTBOX_DEPTH.set(await to_thread.run_sync(outbox.pending_count, engine))
+        except Exception:  # metrics must answer even while the database is down
+            log.warning("could not read the outbox depth")
+        return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    return app

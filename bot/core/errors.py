@@ -1,0 +1,47 @@
+"""What a user can get wrong, named so adapters can turn each into a clear message.
+
+IncidentBotError
+ ├── ConfigError            a runbook/rotation/route file is invalid (file, line, what)
+ ├── UnknownIncident        a command or button names an incident we do not have
+ ├── IllegalTransition      e.g. acknowledging a resolved incident
+ └── BadInput               a payload or command argument we cannot use
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class IncidentBotError(Exception):
+    """Base of every error a user can cause; the message is safe to show them."""
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One problem in one configuration file, at a line (1-based; 0 when unknown)."""
+
+    file: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.message}"
+
+
+class ConfigError(IncidentBotError):
+    def __init__(self, problems: list[ConfigProblem] | ConfigProblem) -> None:
+        self.problems = [problems] if isinstance(problems, ConfigProblem) else list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class UnknownIncident(IncidentBotError):
+    pass
+
+
+class IllegalTransition(IncidentBotError):
+    pass
+
+
+class BadInput(IncidentBotError):
+    pass

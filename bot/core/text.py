@@ -1,0 +1,46 @@
+"""Text that reaches Slack: mrkdwn escaping, slugs and channel names.
+
+Slack treats `<...>` as control sequences (mentions, `<!channel>`, disguised links), so every
+piece of alert or user text is escaped before it is placed into a message. Slack's own rule is
+to escape exactly `&`, `<` and `>`.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+
+CHANNEL_NAME_MAX = 80
+
+
+def escape(text: str) -> str:
+    """Escape untrusted text for a mrkdwn or plain_text field (no mentions, no links)."""
+    return text.translate(_ESCAPES)
+
+
+def link(url: str, label: str) -> str:
+    """A mrkdwn link whose URL and label cannot break out of the `<url|label>` syntax."""
+    safe_url = url.replace("<", "%3C").replace(">", "%3E").replace("|", "%7C").replace(" ", "%20")
+    return f"<{safe_url}|{escape(label).replace('|', '¦')}>"
+
+
+def truncate(text: str, limit: int, marker: str = "…") -> str:
+    return text if len(text) <= limit else text[: max(0, limit - len(marker))] + marker
+
+
+def slugify(text: str, max_len: int = 60) -> str:
+    """Lowercase ASCII slug of `a-z0-9-` (CamelCase split into words), never empty."""
+    text = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "-", text)
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return slug[:max_len].strip("-") or "incident"
+
+
+def channel_name(prefix: str, day: str, title: str, suffix: int = 1) -> str:
+    """`inc-20261122-weaviate-down`, `...-2` for the second one: Slack's rules, at most 80 chars."""
+    tail = "" if suffix <= 1 else f"-{suffix}"
+    head = f"{prefix}-{day}-"
+    room = CHANNEL_NAME_MAX - len(head) - len(tail)
+    return f"{head}{slugify(title, room)}{tail}"

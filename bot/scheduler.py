@@ -1,0 +1,58 @@
+"""The scheduler: APScheduler ticks about once a second; each tick fires the timers that are due.
+
+Nothing about timers lives in memory: a tick asks the database what is due, so a restart or a
+second replica changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from anyio import to_thread
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot.service.context import Context
+from bot.service.timers import fire_due
+
+log = logging.getLogger(__name__)
+
+
+class Scheduler:
+    def __init__(
+        self, ctx: Context, tick_seconds: float, extra_jobs: list[tuple[Callable[[], None], float]] = ()
+    ):
+        self.ctx = ctx
+        self.scheduler = AsyncIOScheduler(timezone="UTC")
+        self.scheduler.add_job(
+            self.tick,
+            "interval",
+            seconds=tick_seconds,
+            max_instances=1,
+            coalesce=True,
+            id="timers",
+            next_run_time=datetime.now(ctx.clock().tzinfo),
+        )
+        for func, every in extra_jobs:
+            self.scheduler.add_job(func, "interval", seconds=every, max_instances=1, coalesce=True)
+
+    async def tick(self) -> int:
+        try:
+            fired = await to_thread.run_sync(fire_due, self.ctx)
+        except SQLAlchemyError as exc:
+            log.warning("timer tick failed (database unavailable?): %s", type(exc).__name__)
+            return 0
+        except Exception:
+            log.exception("timer tick failed")
+            return 0
+        if fired:
+            self.ctx.wake()
+        return fired
+
+    def start(self) -> None:
+        self.scheduler.start()
+
+    def shutdown(self) -> None:
+        self.scheduler.shutdown(wait=False)

@@ -1,0 +1,176 @@
+"""Use case: an Alertmanager notification arrives.
+
+One notification = one transaction: the incident change, its alerts, its timeline rows and the
+Slack calls they imply are committed together, or not at all (the webhook then answers 503 and
+Alertmanager retries).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from bot.core.alerts import Alert, GroupDecision, KnownAlert, Notification, Reason, decide
+from bot.core.incident import Status
+from bot.service import escalation
+from bot.service.context import Context
+from bot.service.incidents import open_incident, resolve_incident, sync
+from bot.service.timeline import record
+from bot.store import tables
+from bot.store.db import transaction
+
+log = logging.getLogger(__name__)
+
+ACTOR = "alertmanager"
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    reason: Reason
+    incident_id: int | None
+
+
+def ingest(ctx: Context, note: Notification) -> IngestResult:
+    # A replica racing us on the same new group loses on the unique open_key; rerun as a join.
+    for attempt in range(3):
+        try:
+            with transaction(ctx.engine) as session:
+                result = _ingest(ctx, session, note)
+            break
+        except IntegrityError:
+            if attempt == 2:
+                raise
+            log.info("concurrent open of group %s, retrying as join", note.group_key)
+    if result.reason not in (Reason.REPEAT, Reason.IGNORE_RESOLVED, Reason.STALE):
+        ctx.wake()
+    log.info(
+        "alertmanager notification",
+        extra={"group_key": note.group_key, "decision": result.reason.value, "incident": result.incident_id},
+    )
+    return result
+
+
+def _known(session: Session, incident_id: int) -> dict[str, tables.Alert]:
+    rows = session.exec(select(tables.Alert).where(col(tables.Alert.incident_id) == incident_id))
+    return {row.fingerprint: row for row in rows}
+
+
+def _as_known(rows: dict[str, tables.Alert]) -> dict[str, KnownAlert]:
+    return {fp: KnownAlert(r.status, r.starts_at, r.annotations) for fp, r in rows.items()}
+
+
+def _ingest(ctx: Context, session: Session, note: Notification) -> IngestResult:
+    now = ctx.clock()
+    query = select(tables.Incident).where(col(tables.Incident.open_key) == note.key)
+    incident = session.exec(query.with_for_update()).first()
+    previous: tables.Incident | None = None
+    rows: dict[str, tables.Alert] = {}
+    if incident is not None:
+        rows = _known(session, incident.id)  # type: ignore[arg-type]
+        decision = decide(note, _as_known(rows))
+    else:
+        previous = session.exec(
+            select(tables.Incident)
+            .where(col(tables.Incident.group_key) == note.key)
+            .order_by(col(tables.Incident.id).desc())
+        ).first()
+        prev_alerts = _as_known(_known(session, previous.id)) if previous else None  # type: ignore[arg-type]
+        decision = decide(note, None, prev_alerts)
+
+    if not decision.writes:
+        return IngestResult(decision.reason, incident.id if incident else None)
+
+    if decision.opens:
+        incident = open_incident(
+            ctx,
+            session,
+            source="alertmanager",
+            title=note.title,
+            severity=note.severity,
+            slug_source=note.alertname or note.title,
+            now=now,
+            actor=ACTOR,
+            open_key=note.key,
+            group_key=note.key,
+            group_labels=dict(note.group_labels),
+            common_annotations=dict(note.common_annotations),
+            external_url=note.external_url,
+            previous=previous,
+        )
+        escalation.start(ctx, session, incident, {**note.common_labels, **note.group_labels}, now)
+    assert incident is not None and incident.id is not None
+    _apply_alerts(session, incident.id, decision, rows, now)
+    if decision.resolves and incident.status != Status.RESOLVED:
+        resolve_incident(
+            ctx, session, incident, now, ACTOR, "by Alertmanager: every alert of the group has resolved"
+        )
+    elif not decision.opens:
+        sync(ctx, session, incident, now)
+    return IngestResult(decision.reason, incident.id)
+
+
+def _apply_alerts(
+    session: Session, incident_id: int, decision: GroupDecision, rows: dict[str, tables.Alert], now
+) -> None:
+    for alert in decision.added:
+        session.add(_row(incident_id, alert))
+        verb = "firing" if alert.firing else "already resolved"
+        record(
+            session,
+            incident_id,
+            now,
+            ACTOR,
+            "alert_added",
+            f"{_describe(alert)} {verb}",
+            {"fingerprint": alert.fingerprint},
+        )
+    for alert in (*decision.resolved, *decision.refired, *decision.changed):
+        row = rows[alert.fingerprint]
+        row.status, row.ends_at, row.annotations = alert.status, alert.ends_at, dict(alert.annotations)
+        row.starts_at = alert.starts_at
+        session.add(row)
+    for alert in decision.resolved:
+        record(
+            session,
+            incident_id,
+            now,
+            ACTOR,
+            "alert_resolved",
+            f"{_describe(alert)} resolved",
+            {
+                "fingerprint": alert.fingerprint,
+                "ends_at": alert.ends_at.isoformat() if alert.ends_at else None,
+            },
+        )
+    for alert in decision.refired:
+        record(
+            session,
+            incident_id,
+            now,
+            ACTOR,
+            "alert_refired",
+            f"{_describe(alert)} firing again",
+            {"fingerprint": alert.fingerprint},
+        )
+
+
+def _describe(alert: Alert) -> str:
+    extra = alert.labels.get("instance") or alert.labels.get("service") or alert.fingerprint
+    return f"{alert.name or 'alert'} ({extra})"
+
+
+def _row(incident_id: int, alert: Alert) -> tables.Alert:
+    return tables.Alert(
+        incident_id=incident_id,
+        fingerprint=alert.fingerprint,
+        name=alert.name,
+        status=alert.status,
+        labels=dict(alert.labels),
+        annotations=dict(alert.annotations),
+        starts_at=alert.starts_at,
+        ends_at=alert.ends_at,
+        generator_url=alert.generator_url,
+    )

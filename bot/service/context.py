@@ -1,0 +1,26 @@
+"""What every use case needs: the database, a clock and a way to wake the outbox worker."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine
+
+from bot.catalog.rotations import Catalog
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Context:
+    engine: Engine
+    clock: Callable[[], datetime] = utcnow
+    channel_prefix: str = "inc"
+    announce_channel: str | None = None
+    rotations: Catalog | None = None
+    # Called after a commit that enqueued outbox rows, so delivery starts without polling delay.
+    wake: Callable[[], None] = field(default=lambda: None)

@@ -1,0 +1,172 @@
+"""Use cases shared by every source: open an incident, change its status, keep Slack in sync."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import Session, col, or_, select, update
+
+from bot.core.incident import Event, IncidentState, Severity, Status, apply
+from bot.core.text import channel_name
+from bot.service.context import Context
+from bot.service.timeline import record
+from bot.store import outbox
+from bot.store.tables import Incident, Timer
+
+
+def lane(incident: Incident) -> str:
+    return f"incident:{incident.id}"
+
+
+def _reserve_channel_name(ctx: Context, session: Session, slug_source: str, now: datetime) -> str:
+    """The first free `inc-<day>-<slug>[-N]` among our incidents (Slack may still say name_taken)."""
+    base = channel_name(ctx.channel_prefix, now.strftime("%Y%m%d"), slug_source)
+    taken = set(
+        session.exec(
+            select(Incident.channel_name).where(
+                or_(col(Incident.channel_name) == base, col(Incident.channel_name).startswith(base[:70]))
+            )
+        )
+    )
+    suffix = 1
+    while (name := channel_name(ctx.channel_prefix, now.strftime("%Y%m%d"), slug_source, suffix)) in taken:
+        suffix += 1
+    return name
+
+
+def open_incident(
+    ctx: Context,
+    session: Session,
+    *,
+    source: str,
+    title: str,
+    severity: Severity,
+    slug_source: str,
+    now: datetime,
+    actor: str,
+    open_key: str | None = None,
+    group_key: str | None = None,
+    group_labels: dict[str, str] | None = None,
+    common_annotations: dict[str, str] | None = None,
+    external_url: str = "",
+    previous: Incident | None = None,
+) -> Incident:
+    incident = Incident(
+        source=source,
+        title=title,
+        severity=severity.value,
+        status=Status.TRIGGERED.value,
+        open_key=open_key,
+        group_key=group_key,
+        group_labels=group_labels or {},
+        common_annotations=common_annotations or {},
+        external_url=external_url,
+        previous_id=previous.id if previous else None,
+        channel_name=_reserve_channel_name(ctx, session, slug_source, now),
+        created_at=now,
+    )
+    session.add(incident)
+    session.flush()
+    assert incident.id is not None
+    text = f"Incident opened: {title} ({severity.value})"
+    if previous is not None:
+        text += f"; the group fired again after incident #{previous.id}"
+    record(session, incident.id, now, actor, "opened", text, {"previous_id": incident.previous_id})
+
+    key = lane(incident)
+    outbox.enqueue(session, key, "create_channel", now, incident_id=incident.id, priority=outbox.PAGE)
+    outbox.enqueue(session, key, "post_card", now, incident_id=incident.id, priority=outbox.PAGE)
+    outbox.enqueue(session, key, "sync", now, incident_id=incident.id, priority=outbox.COSMETIC)
+    if ctx.announce_channel:
+        outbox.enqueue(session, key, "announce", now, incident_id=incident.id)
+    if previous is not None and previous.channel_id:
+        say(
+            session,
+            incident,
+            now,
+            f"This alert group fired again. Previous incident: <#{previous.channel_id}>",
+            trusted=True,
+        )
+    return incident
+
+
+def state_of(incident: Incident) -> IncidentState:
+    return IncidentState(
+        status=Status(incident.status),
+        created_at=incident.created_at,
+        acknowledged_at=incident.acknowledged_at,
+        acknowledged_by=incident.acknowledged_by,
+        resolved_at=incident.resolved_at,
+        resolved_by=incident.resolved_by,
+        closed_at=incident.closed_at,
+    )
+
+
+def transition(
+    ctx: Context, session: Session, incident: Incident, event: Event, actor: str, now: datetime
+) -> None:
+    """Apply a state-machine event (IllegalTransition propagates) and record it."""
+    before = incident.status
+    state = apply(state_of(incident), event, actor, now)
+    incident.status = state.status.value
+    incident.acknowledged_at, incident.acknowledged_by = state.acknowledged_at, state.acknowledged_by
+    incident.resolved_at, incident.resolved_by = state.resolved_at, state.resolved_by
+    incident.closed_at = state.closed_at
+    if state.status in (Status.RESOLVED, Status.CLOSED):
+        incident.open_key = None
+    session.add(incident)
+    assert incident.id is not None
+    record(
+        session,
+        incident.id,
+        now,
+        actor,
+        "status",
+        f"{before} -> {state.status.value}",
+        {"from": before, "to": state.status.value, "event": event.value},
+    )
+
+
+def resolve_incident(
+    ctx: Context,
+    session: Session,
+    incident: Incident,
+    now: datetime,
+    actor: str,
+    why: str,
+    *,
+    trusted: bool = False,
+) -> None:
+    transition(ctx, session, incident, Event.RESOLVE, actor, now)
+    cancel_paging(session, incident, now)
+    say(session, incident, now, f":white_check_mark: Resolved {why}.", trusted=trusted)
+    sync(ctx, session, incident, now)
+    outbox.enqueue(
+        session, lane(incident), "update_pages", now, incident_id=incident.id, priority=outbox.COSMETIC
+    )
+
+
+def say(session: Session, incident: Incident, now: datetime, text: str, *, trusted: bool = False) -> None:
+    """Post `text` in the incident channel. Untrusted text is escaped at delivery."""
+    outbox.enqueue(
+        session, lane(incident), "say", now, {"text": text, "trusted": trusted}, incident_id=incident.id
+    )
+
+
+def sync(ctx: Context, session: Session, incident: Incident, now: datetime) -> None:
+    """Bring the card, the topic and the announcement up to date (coalesced, cosmetic)."""
+    outbox.enqueue(session, lane(incident), "sync", now, incident_id=incident.id, priority=outbox.COSMETIC)
+
+
+def cancel_paging(session: Session, incident: Incident, now: datetime) -> int:
+    """Cancel every pending escalation timer of the incident (acknowledged, resolved)."""
+    result = session.exec(  # type: ignore[call-overload]
+        update(Timer)
+        .where(
+            col(Timer.incident_id) == incident.id,
+            col(Timer.status) == "pending",
+            col(Timer.kind).in_(("escalation", "final_notice")),
+        )
+        .values(status="cancelled", fired_at=now)
+    )
+    return int(result.rowcount or 0)

@@ -1,0 +1,93 @@
+"""Use cases driven by people in Slack: acknowledge, escalate, resolve.
+
+Each returns an `Answer` for the person who clicked or typed: a polite sentence, never a trace.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlmodel import Session, col, select
+
+from bot.core.durations import format_duration
+from bot.core.errors import UnknownIncident
+from bot.core.incident import Event, Status
+from bot.core.text import escape
+from bot.service import escalation
+from bot.service.context import Context
+from bot.service.incidents import cancel_paging, lane, resolve_incident, say, sync, transition
+from bot.store import outbox
+from bot.store.db import transaction
+from bot.store.tables import Incident
+
+
+@dataclass(frozen=True)
+class Answer:
+    text: str
+    changed: bool = False
+
+
+def mention(actor: str | None) -> str:
+    if actor and actor.startswith("slack:"):
+        return f"<@{actor.removeprefix('slack:')}>"
+    return actor or "someone"
+
+
+def load(session: Session, incident_id: int) -> Incident:
+    incident = session.exec(select(Incident).where(col(Incident.id) == incident_id).with_for_update()).first()
+    if incident is None:
+        raise UnknownIncident(f"There is no incident #{incident_id}.")
+    return incident
+
+
+def by_channel(ctx: Context, channel_id: str) -> int | None:
+    with Session(ctx.engine) as session:
+        return session.exec(select(Incident.id).where(col(Incident.channel_id) == channel_id)).first()
+
+
+def acknowledge(ctx: Context, incident_id: int, actor: str) -> Answer:
+    with transaction(ctx.engine) as session:
+        incident = load(session, incident_id)
+        now = ctx.clock()
+        if incident.status == Status.ACKNOWLEDGED:
+            ago = format_duration(now - incident.acknowledged_at) if incident.acknowledged_at else "a while"
+            return Answer(f"Already acknowledged by {mention(incident.acknowledged_by)} {ago} ago.")
+        if incident.status in (Status.RESOLVED, Status.CLOSED):
+            return Answer(
+                f"Incident #{incident_id} is already {incident.status}; there is nothing to acknowledge."
+            )
+        transition(ctx, session, incident, Event.ACKNOWLEDGE, actor, now)
+        cancel_paging(session, incident, now)
+        after = format_duration(now - incident.created_at)
+        say(session, incident, now, f":eyes: Acknowledged by {mention(actor)} after {after}.", trusted=True)
+        sync(ctx, session, incident, now)
+        outbox.enqueue(
+            session, lane(incident), "update_pages", now, incident_id=incident.id, priority=outbox.NORMAL
+        )
+    ctx.wake()
+    return Answer(
+        f"You acknowledged incident #{incident_id} after {after}; escalation stopped.", changed=True
+    )
+
+
+def resolve(ctx: Context, incident_id: int, actor: str, summary: str = "") -> Answer:
+    with transaction(ctx.engine) as session:
+        incident = load(session, incident_id)
+        if incident.status in (Status.RESOLVED, Status.CLOSED):
+            return Answer(f"Incident #{incident_id} is already {incident.status}.")
+        why = f"by {mention(actor)}" + (f": {escape(summary)}" if summary else "")
+        resolve_incident(ctx, session, incident, ctx.clock(), actor, why, trusted=True)
+    ctx.wake()
+    return Answer(f"You resolved incident #{incident_id}.", changed=True)
+
+
+def escalate(ctx: Context, incident_id: int, actor: str) -> Answer:
+    with transaction(ctx.engine) as session:
+        incident = load(session, incident_id)
+        if incident.status != Status.TRIGGERED:
+            return Answer(
+                f"Incident #{incident_id} is {incident.status}; escalation only runs while unacknowledged."
+            )
+        text = escalation.escalate_now(ctx, session, incident, actor, ctx.clock())
+    ctx.wake()
+    return Answer(text, changed=True)

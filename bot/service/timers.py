@@ -1,0 +1,49 @@
+"""Use case: fire the timers that are due, each in the same transaction as its effects."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from sqlmodel import Session
+
+from bot.service import escalation
+from bot.service.context import Context
+from bot.store import timers
+from bot.store.db import transaction
+from bot.store.tables import Timer
+
+log = logging.getLogger(__name__)
+
+BATCH = 200
+
+
+def fire_due(ctx: Context) -> int:
+    """Fire everything due now; returns how many timers fired."""
+    total = 0
+    while True:
+        now = ctx.clock()
+        with transaction(ctx.engine) as session:
+            batch = timers.due(session, ctx.engine, now, BATCH)
+            for timer in batch:
+                try:
+                    with session.begin_nested():  # one bad timer must not block the others
+                        _dispatch(ctx, session, timer, now)
+                except Exception:
+                    log.exception(
+                        "timer %s (%s %s) failed; marking it failed", timer.id, timer.kind, timer.key
+                    )
+                    timer.status = "failed"
+                    session.add(timer)
+        total += len(batch)
+        if len(batch) < BATCH:
+            return total
+
+
+def _dispatch(ctx: Context, session: Session, timer: Timer, now: datetime) -> None:
+    if timer.kind in ("escalation", "final_notice"):
+        escalation.on_timer(ctx, session, timer, now)
+    else:
+        log.warning("unknown timer kind %r", timer.kind)
+        timer.status = "failed"
+        session.add(timer)

@@ -1,0 +1,37 @@
+"""All settings, read from the environment and an optional `.env` file."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    slack_bot_token: SecretStr = SecretStr("")
+    slack_signing_secret: SecretStr = SecretStr("")
+    slack_api_url: str = "https://slack.com/api/"
+    database_url: str = "sqlite:///./incidentbot.db"
+    runbooks_dir: Path = Path("./runbooks")
+    rotations_dir: Path = Path("./rotations")
+    alertmanager_token: SecretStr | None = None
+    incident_announce_channel: str | None = None
+    port: int = 8080
+    host: str = "0.0.0.0"
+
+    # Tuning knobs (documented in .env.example); the defaults suit one workspace.
+    channel_prefix: str = "inc"
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    outbox_poll_seconds: float = Field(default=0.5, gt=0)
+    scheduler_tick_seconds: float = Field(default=1.0, gt=0)
+    slack_timeout_seconds: float = Field(default=10.0, gt=0)
+    log_level: str = "INFO"
+    log_format: str = "json"
+
+    @cached_property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

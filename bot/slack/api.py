@@ -1,0 +1,101 @@
+"""The Slack Web API port: one `call`, and failures classified as retry-later or give-up.
+
+Alertmanager's notifiers taught the rule: 429 and 5xx (and network trouble) are recoverable and
+retried with backoff (honouring Retry-After); other errors fail fast and are recorded.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.observability import SLACK_CALLS
+
+# `ok: false` errors that mean "Slack is struggling", not "your request is wrong".
+_RECOVERABLE_ERRORS = frozenset(
+    {
+        "ratelimited",
+        "rate_limited",
+        "internal_error",
+        "fatal_error",
+        "service_unavailable",
+        "request_timeout",
+        "team_added_to_org",
+        # A bad token is an operator mistake that a restart with the right token fixes:
+        # keep the messages instead of dropping them.
+        "invalid_auth",
+        "not_authed",
+        "account_inactive",
+        "token_revoked",
+        "token_expired",
+    }
+)
+
+
+class SlackCallError(Exception):
+    def __init__(
+        self,
+        method: str,
+        error: str,
+        *,
+        recoverable: bool,
+        retry_after: float | None = None,
+        maybe_done: bool = False,
+    ) -> None:
+        super().__init__(f"{method}: {error}")
+        # True when Slack may have carried the call out before failing (timeout, 5xx):
+        # the next attempt must check before repeating a non-idempotent call.
+        self.maybe_done = maybe_done
+        self.method = method
+        self.error = error
+        self.recoverable = recoverable
+        self.retry_after = retry_after
+
+
+class SlackAPI(Protocol):
+    async def call(self, method: str, **params: Any) -> dict[str, Any]: ...
+
+
+class SlackWebAPI:
+    """`SlackAPI` over slack_sdk's AsyncWebClient (retries are the outbox's job, not the SDK's)."""
+
+    def __init__(self, client: AsyncWebClient) -> None:
+        self.client = client
+
+    async def call(self, method: str, **params: Any) -> dict[str, Any]:
+        func = getattr(self.client, method.replace(".", "_"))
+        try:
+            response = await func(**params)
+        except SlackApiError as exc:
+            status = exc.response.status_code
+            error = str(exc.response.get("error", "")) if isinstance(exc.response.data, dict) else ""
+            retry_after = _retry_after(exc.response.headers) if status == 429 else None
+            recoverable = status == 429 or status >= 500 or error in _RECOVERABLE_ERRORS
+            SLACK_CALLS.labels(method, error or str(status)).inc()
+            raise SlackCallError(
+                method,
+                error or f"http {status}",
+                recoverable=recoverable,
+                retry_after=retry_after,
+                maybe_done=status >= 500,
+            ) from exc
+        except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
+            SLACK_CALLS.labels(method, "network_error").inc()
+            raise SlackCallError(
+                method, f"network: {type(exc).__name__}", recoverable=True, maybe_done=True
+            ) from exc
+        SLACK_CALLS.labels(method, "ok").inc()
+        return dict(response.data) if isinstance(response.data, dict) else {}
+
+
+def _retry_after(headers: Any) -> float | None:
+    for key, value in (headers or {}).items():
+        if key.lower() == "retry-after":
+            try:
+                return max(0.0, float(value if isinstance(value, str) else value[0]))
+            except (TypeError, ValueError, IndexError):
+                return None
+    return None

@@ -1,0 +1,494 @@
+"""How each outbox operation is carried out against Slack.
+
+A handler makes at most one non-idempotent Slack call (a post) and returns a completion that
+the worker applies in the same transaction that marks the row sent, so "channel created" and
+"row done" are committed together. Posts carry the outbox id in message metadata: after a crash
+or an ambiguous failure the handler first looks for its own message instead of posting twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from anyio import to_thread
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from bot.core.text import channel_name, escape
+from bot.service.timeline import record
+from bot.slack import views
+from bot.slack.api import SlackAPI, SlackCallError
+from bot.store.db import transaction
+from bot.store.tables import Alert, Incident, Outbox, Page
+
+log = logging.getLogger(__name__)
+
+Completion = Callable[[Session], None]
+Handler = Callable[[Outbox], Awaitable[Completion | None]]
+METADATA_EVENT = "incidentbot_outbox"
+USER_CACHE_SECONDS = 3600.0
+
+
+def _nothing(_: Session) -> None:
+    return None
+
+
+@dataclass
+class Snapshot:
+    incident: Incident
+    alerts: list[Alert]
+
+    def view(self) -> views.IncidentView:
+        inc = self.incident
+        assert inc.id is not None
+        return views.IncidentView(
+            id=inc.id,
+            title=inc.title,
+            severity=inc.severity,
+            status=inc.status,
+            source=inc.source,
+            created_at=inc.created_at,
+            channel_id=inc.channel_id,
+            external_url=inc.external_url,
+            group_labels=inc.group_labels,
+            acknowledged_by=inc.acknowledged_by,
+            acknowledged_at=inc.acknowledged_at,
+            resolved_by=inc.resolved_by,
+            resolved_at=inc.resolved_at,
+            alerts=[
+                views.AlertView(a.name, a.status, a.labels, a.annotations, a.starts_at, a.generator_url)
+                for a in self.alerts
+            ],
+        )
+
+
+class SlackDelivery:
+    def __init__(
+        self, engine: Engine, slack: SlackAPI, announce_channel: str | None, clock: Callable
+    ) -> None:
+        self.engine = engine
+        self.slack = slack
+        self.announce_channel = announce_channel
+        self.clock = clock
+        self._bot_user: str | None = None
+        self._users_by_email: dict[str, tuple[str, float]] = {}  # email -> (user id, fetched at)
+
+    def handlers(self) -> dict[str, Handler]:
+        return {
+            "create_channel": self.create_channel,
+            "post_card": self.post_card,
+            "pin_card": self.pin_card,
+            "sync": self.sync,
+            "announce": self.announce,
+            "say": self.say,
+            "page": self.page,
+            "invite": self.invite,
+            "update_pages": self.update_pages,
+        }
+
+    # -- reading state -------------------------------------------------------------------
+    def _snapshot(self, incident_id: int | None) -> Snapshot:
+        with Session(self.engine, expire_on_commit=False) as session:
+            incident = session.get(Incident, incident_id)
+            if incident is None:
+                raise SlackCallError("outbox", f"incident {incident_id} is gone", recoverable=False)
+            alerts = list(
+                session.exec(
+                    select(Alert).where(col(Alert.incident_id) == incident_id).order_by(col(Alert.id))
+                )
+            )
+            return Snapshot(incident, alerts)
+
+    async def snapshot(self, row: Outbox) -> Snapshot:
+        return await to_thread.run_sync(self._snapshot, row.incident_id)
+
+    async def bot_user(self) -> str:
+        if self._bot_user is None:
+            self._bot_user = str((await self.slack.call("auth.test")).get("user_id", ""))
+        return self._bot_user
+
+    async def post_once(self, row: Outbox, channel: str, **params: Any) -> str:
+        """chat.postMessage exactly once per outbox row; returns the message ts."""
+        if row.in_flight:
+            found = await self._find_posted(row, channel)
+            if found:
+                log.info("outbox %s: message already posted before a crash, not posting again", row.id)
+                return found
+        params["metadata"] = {"event_type": METADATA_EVENT, "event_payload": {"outbox_id": row.id}}
+        response = await self.slack.call("chat.postMessage", channel=channel, **params)
+        return str(response["ts"])
+
+    async def _find_posted(self, row: Outbox, channel: str) -> str | None:
+        history = await self.slack.call(
+            "conversations.history", channel=channel, limit=200, include_all_metadata=True
+        )
+        for message in history.get("messages", []):
+            meta = message.get("metadata") or {}
+            if (
+                meta.get("event_type") == METADATA_EVENT
+                and meta.get("event_payload", {}).get("outbox_id") == row.id
+            ):
+                return str(message["ts"])
+        return None
+
+    # -- operations ----------------------------------------------------------------------
+    async def create_channel(self, row: Outbox) -> Completion | None:
+        snap = await self.snapshot(row)
+        incident = snap.incident
+        if incident.channel_id:
+            return None
+        name = incident.channel_name
+        for _ in range(50):
+            try:
+                response = await self.slack.call("conversations.create", name=name, is_private=False)
+                channel_id = str(response["channel"]["id"])
+                break
+            except SlackCallError as exc:
+                if exc.error != "name_taken":
+                    raise
+                adopted = await self._adoptable(name)
+                if adopted:
+                    channel_id = adopted
+                    break
+                name = await self._next_name(incident, name)
+        else:
+            raise SlackCallError("conversations.create", "no free channel name", recoverable=False)
+
+        final_name = name
+
+        def complete(session: Session) -> None:
+            inc = session.get(Incident, incident.id)
+            assert inc is not None and inc.id is not None
+            inc.channel_id, inc.channel_name = channel_id, final_name
+            session.add(inc)
+            record(
+                session,
+                inc.id,
+                self.clock(),
+                "bot",
+                "channel_created",
+                f"Channel #{final_name} created",
+                {"channel_id": channel_id},
+            )
+
+        return complete
+
+    async def _adoptable(self, name: str) -> str | None:
+        """A channel we created ourselves before a crash (same name, our bot, no incident)."""
+        cursor = None
+        me = await self.bot_user()
+        while True:
+            page = await self.slack.call(
+                "conversations.list",
+                limit=1000,
+                exclude_archived=False,
+                types="public_channel",
+                **({"cursor": cursor} if cursor else {}),
+            )
+            for channel in page.get("channels", []):
+                if channel.get("name") == name:
+                    if channel.get("creator") != me or channel.get("is_archived"):
+                        return None
+                    cid = str(channel["id"])
+                    return None if await to_thread.run_sync(self._channel_linked, cid) else cid
+            cursor = (page.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return None
+
+    def _channel_linked(self, channel_id: str) -> bool:
+        with Session(self.engine) as session:
+            return (
+                session.exec(select(Incident.id).where(col(Incident.channel_id) == channel_id)).first()
+                is not None
+            )
+
+    async def _next_name(self, incident: Incident, taken: str) -> str:
+        """Reserve the next `-N` suffix in the database (unique), so replicas never collide."""
+
+        def reserve() -> str:
+            base = taken.rsplit("-", 1)[0] if taken.rsplit("-", 1)[-1].isdigit() else taken
+            prefix, day, slug = base.split("-", 2)
+            for suffix in range(2, 1000):
+                candidate = channel_name(prefix, day, slug, suffix)
+                try:
+                    with transaction(self.engine) as session:
+                        inc = session.get(Incident, incident.id)
+                        assert inc is not None
+                        if inc.channel_name != taken and inc.channel_name != candidate:
+                            return inc.channel_name
+                        inc.channel_name = candidate
+                        session.add(inc)
+                    return candidate
+                except IntegrityError:
+                    continue
+            raise SlackCallError("conversations.create", "no free channel name", recoverable=False)
+
+        return await to_thread.run_sync(reserve)
+
+    async def post_card(self, row: Outbox) -> Completion | None:
+        snap = await self.snapshot(row)
+        incident = snap.incident
+        if incident.card_ts:
+            return None
+        channel = _require_channel(incident)
+        view = snap.view()
+        ts = await self.post_once(
+            row, channel, text=views.fallback_text(view), blocks=[b.to_dict() for b in views.card(view)]
+        )
+
+        def complete(session: Session) -> None:
+            inc = session.get(Incident, incident.id)
+            assert inc is not None and inc.id is not None
+            inc.card_ts = ts
+            session.add(inc)
+            record(session, inc.id, self.clock(), "bot", "posted", "Incident card posted", {"ts": ts})
+            session.add(
+                Outbox(
+                    lane=row.lane,
+                    incident_id=inc.id,
+                    op="pin_card",
+                    priority=row.priority,
+                    not_before=self.clock(),
+                    created_at=self.clock(),
+                )
+            )
+
+        return complete
+
+    async def pin_card(self, row: Outbox) -> Completion | None:
+        incident = (await self.snapshot(row)).incident
+        if not incident.card_ts:
+            return None
+        try:
+            await self.slack.call("pins.add", channel=_require_channel(incident), timestamp=incident.card_ts)
+        except SlackCallError as exc:
+            if exc.error != "already_pinned":
+                raise
+        return None
+
+    async def sync(self, row: Outbox) -> Completion | None:
+        snap = await self.snapshot(row)
+        incident, view = snap.incident, snap.view()
+        if not incident.channel_id:
+            return None
+        new_topic = views.topic(view)
+        if new_topic != incident.topic:
+            await self.slack.call("conversations.setTopic", channel=incident.channel_id, topic=new_topic)
+        if incident.card_ts:
+            await self.slack.call(
+                "chat.update",
+                channel=incident.channel_id,
+                ts=incident.card_ts,
+                text=views.fallback_text(view),
+                blocks=[b.to_dict() for b in views.card(view)],
+            )
+        if incident.announce_ts and self.announce_channel:
+            await self.slack.call(
+                "chat.update",
+                channel=self.announce_channel,
+                ts=incident.announce_ts,
+                text=views.announcement(view),
+            )
+
+        def complete(session: Session) -> None:
+            inc = session.get(Incident, incident.id)
+            assert inc is not None
+            inc.topic = new_topic
+            session.add(inc)
+
+        return complete
+
+    async def announce(self, row: Outbox) -> Completion | None:
+        if not self.announce_channel:
+            return None
+        snap = await self.snapshot(row)
+        if snap.incident.announce_ts:
+            return None
+        ts = await self.post_once(row, self.announce_channel, text=views.announcement(snap.view()))
+
+        def complete(session: Session) -> None:
+            inc = session.get(Incident, snap.incident.id)
+            assert inc is not None and inc.id is not None
+            inc.announce_ts = ts
+            session.add(inc)
+            record(
+                session,
+                inc.id,
+                self.clock(),
+                "bot",
+                "announced",
+                "Announced in the incident channel list",
+                {"channel": self.announce_channel, "ts": ts},
+            )
+
+        return complete
+
+    async def say(self, row: Outbox) -> Completion | None:
+        incident = (await self.snapshot(row)).incident
+        raw = str(row.payload.get("text", ""))
+        text = raw if row.payload.get("trusted") else escape(raw)
+        if row.payload.get("channel") == "announce":
+            if not self.announce_channel:
+                return None
+            channel = self.announce_channel
+        else:
+            channel = _require_channel(incident)
+        ts = await self.post_once(row, channel, text=text)
+
+        def complete(session: Session) -> None:
+            assert incident.id is not None
+            record(session, incident.id, self.clock(), "bot", "posted", raw, {"ts": ts})
+
+        return complete
+
+    # -- paging ----------------------------------------------------------------------------
+    def _page_row(self, page_id: int) -> Page:
+        with Session(self.engine, expire_on_commit=False) as session:
+            page = session.get(Page, page_id)
+            if page is None:
+                raise SlackCallError("page", f"page {page_id} is gone", recoverable=False)
+            return page
+
+    async def slack_user(self, page: Page) -> str | None:
+        """The person's Slack ID: from the rotation file, else looked up by email (cached)."""
+        if page.slack_user:
+            return page.slack_user
+        if not page.email:
+            return None
+        cached = self._users_by_email.get(page.email)
+        now = time.monotonic()
+        if cached and now - cached[1] < USER_CACHE_SECONDS:
+            return cached[0]
+        try:
+            found = await self.slack.call("users.lookupByEmail", email=page.email)
+        except SlackCallError as exc:
+            if exc.error == "users_not_found":
+                return None
+            raise
+        user_id = str(found["user"]["id"])
+        self._users_by_email[page.email] = (user_id, now)
+        return user_id
+
+    async def page(self, row: Outbox) -> Completion | None:
+        page = await to_thread.run_sync(self._page_row, int(row.payload["page_id"]))
+        if page.dm_ts:
+            return None
+        snap = await self.snapshot(row)
+        incident_id = snap.incident.id
+        user = await self.slack_user(page)
+        now = self.clock()
+        if user is None:
+
+            def unreachable(session: Session) -> None:
+                assert incident_id is not None
+                text = (
+                    f":warning: Could not page {escape(page.person)}: no Slack user for "
+                    f"{escape(page.email or 'them')}. Add `slack:` to rotations/people.yaml."
+                )
+                session.add(
+                    Outbox(
+                        lane=row.lane,
+                        incident_id=incident_id,
+                        op="say",
+                        not_before=now,
+                        created_at=now,
+                        payload={"text": text, "trusted": True},
+                        priority=row.priority,
+                    )
+                )
+                record(
+                    session,
+                    incident_id,
+                    now,
+                    "bot",
+                    "page_failed",
+                    f"Could not page {page.person}: no Slack user",
+                )
+
+            return unreachable
+        dm = str((await self.slack.call("conversations.open", users=user))["channel"]["id"])
+        text, blocks = views.page_message(snap.view(), _page_label(page))
+        ts = await self.post_once(row, dm, text=text, blocks=[b.to_dict() for b in blocks])
+
+        def complete(session: Session) -> None:
+            assert incident_id is not None
+            stored = session.get(Page, page.id)
+            assert stored is not None
+            stored.slack_user, stored.dm_channel, stored.dm_ts = user, dm, ts
+            session.add(stored)
+            record(
+                session,
+                incident_id,
+                now,
+                "bot",
+                "paged",
+                f"Paged {page.person} (<@{user}>) by DM",
+                {"person": page.person, "user": user, "step": page.step_key},
+            )
+            for op, payload in (
+                ("invite", {"users": [user]}),
+                ("say", {"text": f":pager: Paged <@{user}> ({escape(_page_label(page))}).", "trusted": True}),
+            ):
+                session.add(
+                    Outbox(
+                        lane=row.lane,
+                        incident_id=incident_id,
+                        op=op,
+                        payload=payload,
+                        not_before=now,
+                        created_at=now,
+                        priority=row.priority,
+                    )
+                )
+
+        return complete
+
+    async def invite(self, row: Outbox) -> Completion | None:
+        channel = _require_channel((await self.snapshot(row)).incident)
+        try:
+            await self.slack.call(
+                "conversations.invite", channel=channel, users=",".join(row.payload["users"])
+            )
+        except SlackCallError as exc:
+            if exc.error not in ("already_in_channel", "cant_invite_self"):
+                raise
+        return None
+
+    def _pages(self, incident_id: int | None) -> list[Page]:
+        with Session(self.engine, expire_on_commit=False) as session:
+            return list(
+                session.exec(
+                    select(Page).where(col(Page.incident_id) == incident_id, col(Page.dm_ts).is_not(None))
+                )
+            )
+
+    async def update_pages(self, row: Outbox) -> Completion | None:
+        """Show the new state in every page DM (and drop their buttons once acknowledged)."""
+        snap = await self.snapshot(row)
+        for page in await to_thread.run_sync(self._pages, row.incident_id):
+            text, blocks = views.page_message(snap.view(), _page_label(page))
+            await self.slack.call(
+                "chat.update",
+                channel=page.dm_channel,
+                ts=page.dm_ts,
+                text=text,
+                blocks=[b.to_dict() for b in blocks],
+            )
+        return None
+
+
+def _page_label(page: Page) -> str:
+    step = page.step_key.split("s")[-1]
+    label = f"step {int(step) + 1}" if step.isdigit() else page.step_key
+    return f"{page.layer}, {label}" if page.layer else label
+
+
+def _require_channel(incident: Incident) -> str:
+    if not incident.channel_id:
+        raise SlackCallError("outbox", f"incident {incident.id} has no channel", recoverable=False)
+    return incident.channel_id

@@ -1,0 +1,83 @@
+"""Bolt listeners: ack at once, hand the work to a use case, answer the person ephemerally.
+
+Use cases touch the database, so they run in a worker thread; Slack's 3 seconds are never at
+risk because every listener acks before doing anything else.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from anyio import to_thread
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.core.errors import IncidentBotError
+from bot.service import oncall, responders
+from bot.service.context import Context
+
+log = logging.getLogger(__name__)
+
+GENERIC_ERROR = "Something went wrong on our side; it is logged. Please try again."
+
+
+async def run_use_case(func: Callable[..., responders.Answer], *args: Any) -> str:
+    try:
+        answer = await to_thread.run_sync(func, *args)
+    except IncidentBotError as exc:
+        return str(exc)
+    except Exception:
+        log.exception("use case %s failed", getattr(func, "__name__", func))
+        return GENERIC_ERROR
+    return answer.text
+
+
+async def ephemeral(client: AsyncWebClient, body: dict[str, Any], text: str) -> None:
+    channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
+    user = (body.get("user") or {}).get("id")
+    if not channel or not user:
+        return
+    try:
+        await client.chat_postEphemeral(channel=channel, user=user, text=text)
+    except Exception as exc:  # an answer that cannot be shown must not look like a failure
+        log.warning("could not answer %s ephemerally: %s", user, exc)
+
+
+def _incident_id(body: dict[str, Any]) -> int | None:
+    try:
+        return int(body["actions"][0]["value"].split(":")[0])
+    except (KeyError, IndexError, ValueError, AttributeError):
+        return None
+
+
+def register(app: AsyncApp, ctx: Context) -> None:
+    """Attach every listener (commands, buttons, events) to the Bolt app."""
+
+    def button(action_id: str, use_case: Callable[..., responders.Answer]) -> None:
+        @app.action(action_id)
+        async def handle(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
+            await ack()
+            incident_id = _incident_id(body)
+            if incident_id is None:
+                await ephemeral(client, body, "This button does not name an incident.")
+                return
+            actor = f"slack:{body['user']['id']}"
+            await ephemeral(client, body, await run_use_case(use_case, ctx, incident_id, actor))
+
+    button("incident_ack", responders.acknowledge)
+    button("incident_escalate", responders.escalate)
+    button("incident_resolve", responders.resolve)
+
+    @app.command("/oncall")
+    async def oncall_command(ack: Any, command: dict[str, Any]) -> None:
+        name = (command.get("text") or "").strip() or None
+        if ctx.rotations is None:
+            await ack(text="No rotations are configured (see ROTATIONS_DIR).")
+            return
+        try:
+            text = oncall.describe(ctx.rotations, name, ctx.clock(), slack=True)
+        except IncidentBotError as exc:
+            text = str(exc)
+        await ack(text=text, response_type="ephemeral")

@@ -1,0 +1,210 @@
+"""Block Kit views of an incident: the pinned card, the topic and the announcement line.
+
+Every alert- or user-supplied string goes through `escape` (or `link`) before it is placed in
+mrkdwn, so `<!channel>` in an annotation arrives as text, not as a mention.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from urllib.parse import quote
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    DividerBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    SectionBlock,
+)
+
+from bot.core.durations import format_duration
+from bot.core.text import escape, link, truncate
+
+MAX_ALERTS_ON_CARD = 10
+_SEV_ICON = {"SEV1": ":red_circle:", "SEV2": ":large_orange_circle:", "SEV3": ":large_yellow_circle:"}
+_STATUS_ICON = {
+    "triggered": ":rotating_light:",
+    "acknowledged": ":eyes:",
+    "resolved": ":white_check_mark:",
+    "closed": ":lock:",
+}
+
+
+@dataclass(frozen=True)
+class AlertView:
+    name: str
+    status: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    starts_at: datetime
+    generator_url: str = ""
+
+
+@dataclass(frozen=True)
+class IncidentView:
+    id: int
+    title: str
+    severity: str
+    status: str
+    source: str
+    created_at: datetime
+    channel_id: str | None = None
+    external_url: str = ""
+    group_labels: dict[str, str] = field(default_factory=dict)
+    acknowledged_by: str | None = None
+    acknowledged_at: datetime | None = None
+    resolved_by: str | None = None
+    resolved_at: datetime | None = None
+    alerts: Sequence[AlertView] = ()
+    buttons: bool = True
+
+
+def slack_date(when: datetime) -> str:
+    """A date Slack renders in each reader's time zone, with a UTC fallback text."""
+    return f"<!date^{int(when.timestamp())}^{{date_short_pretty}} {{time}}|{when:%Y-%m-%d %H:%M} UTC>"
+
+
+def _who(actor: str | None) -> str:
+    if not actor:
+        return "someone"
+    if actor.startswith("slack:"):
+        return f"<@{actor.removeprefix('slack:')}>"
+    return escape(actor)
+
+
+def topic(view: IncidentView) -> str:
+    return truncate(f"{view.severity} | {view.status} | {escape(view.title)}", 250)
+
+
+def announcement(view: IncidentView) -> str:
+    where = f"<#{view.channel_id}>" if view.channel_id else "(channel pending)"
+    icon = _SEV_ICON.get(view.severity, "")
+    return truncate(f"{icon} {view.severity} incident {where}: {escape(view.title)} ({view.status})", 3000)
+
+
+def alertmanager_link(external_url: str, labels: dict[str, str]) -> str | None:
+    if not external_url.startswith(("http://", "https://")):
+        return None
+    matchers = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    return f"{external_url.rstrip('/')}/#/alerts?filter={quote('{' + matchers + '}')}"
+
+
+def _alert_block(alert: AlertView) -> SectionBlock:
+    icon = ":fire:" if alert.status == "firing" else ":white_check_mark:"
+    lines = [f"{icon} *{escape(alert.name or 'alert')}* · {alert.status} since {slack_date(alert.starts_at)}"]
+    for key in ("summary", "description"):
+        if alert.annotations.get(key):
+            lines.append(f"*{key.capitalize()}:* {escape(alert.annotations[key])}")
+    labels = " ".join(
+        f"`{escape(k)}={escape(v)}`" for k, v in sorted(alert.labels.items()) if k != "alertname"
+    )
+    if labels:
+        lines.append(labels)
+    if alert.generator_url.startswith(("http://", "https://")):
+        lines.append(link(alert.generator_url, "Source graph"))
+    return SectionBlock(text=MarkdownTextObject(text=truncate("\n".join(lines), 3000)))
+
+
+def card(view: IncidentView) -> list[Block]:
+    sev_icon = _SEV_ICON.get(view.severity, "")
+    blocks: list[Block] = [
+        HeaderBlock(text=truncate(f"{view.severity} · {view.title}", 150)),
+        SectionBlock(
+            fields=[
+                MarkdownTextObject(text=f"*Status*\n{_STATUS_ICON.get(view.status, '')} {view.status}"),
+                MarkdownTextObject(text=f"*Severity*\n{sev_icon} {view.severity}"),
+                MarkdownTextObject(text=f"*Opened*\n{slack_date(view.created_at)}"),
+                MarkdownTextObject(text=f"*Source*\n{escape(view.source)} · incident #{view.id}"),
+            ]
+        ),
+    ]
+    progress = []
+    if view.acknowledged_at:
+        progress.append(
+            f"Acknowledged by {_who(view.acknowledged_by)} after {_since(view, view.acknowledged_at)}"
+        )
+    if view.resolved_at:
+        progress.append(f"Resolved by {_who(view.resolved_by)} after {_since(view, view.resolved_at)}")
+    if progress:
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=" · ".join(progress))]))
+    if view.alerts:
+        blocks.append(DividerBlock())
+        for alert in view.alerts[:MAX_ALERTS_ON_CARD]:
+            blocks.append(_alert_block(alert))
+        hidden = len(view.alerts) - MAX_ALERTS_ON_CARD
+        if hidden > 0:
+            blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"…and {hidden} more alerts")]))
+    am = alertmanager_link(view.external_url, view.group_labels)
+    if am:
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=link(am, "Open in Alertmanager"))]))
+    if view.buttons and view.status in ("triggered", "acknowledged"):
+        blocks.append(actions(view))
+    return blocks
+
+
+def actions(view: IncidentView) -> ActionsBlock:
+    value = str(view.id)
+    elements = []
+    if view.status == "triggered":
+        elements.append(
+            ButtonElement(text="Acknowledge", action_id="incident_ack", value=value, style="primary")
+        )
+    elements += [
+        ButtonElement(text="Escalate", action_id="incident_escalate", value=value),
+        ButtonElement(text="Resolve", action_id="incident_resolve", value=value, style="danger"),
+    ]
+    return ActionsBlock(block_id=f"incident_actions_{view.id}", elements=elements)
+
+
+def fallback_text(view: IncidentView) -> str:
+    return f"{view.severity} {view.status}: {escape(view.title)}"
+
+
+def page_message(view: IncidentView, label: str) -> tuple[str, list[Block]]:
+    """The DM that pages someone: what, how bad, where to go, and the two buttons."""
+    summary = next((a.annotations.get("summary") for a in view.alerts if a.annotations.get("summary")), "")
+    where = f"<#{view.channel_id}>" if view.channel_id else "the incident channel"
+    lines = [
+        f":rotating_light: *You are paged* ({escape(label)}): {_SEV_ICON.get(view.severity, '')} "
+        f"*{view.severity} · {escape(view.title)}*",
+    ]
+    if summary and summary != view.title:
+        lines.append(escape(summary))
+    lines.append(f"Join {where} · opened {slack_date(view.created_at)}")
+    blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=truncate("\n".join(lines), 3000)))]
+    if view.status == "triggered":
+        blocks.append(
+            ActionsBlock(
+                block_id=f"page_actions_{view.id}",
+                elements=[
+                    ButtonElement(
+                        text="Acknowledge", action_id="incident_ack", value=str(view.id), style="primary"
+                    ),
+                    ButtonElement(text="Escalate now", action_id="incident_escalate", value=str(view.id)),
+                ],
+            )
+        )
+    else:
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=progress_line(view))]))
+    return f"You are paged: {view.severity} {escape(view.title)}", blocks
+
+
+def progress_line(view: IncidentView) -> str:
+    if view.resolved_at:
+        return (
+            f":white_check_mark: Resolved by {_who(view.resolved_by)} after {_since(view, view.resolved_at)}"
+        )
+    if view.acknowledged_at:
+        return (
+            f":eyes: Acknowledged by {_who(view.acknowledged_by)} after {_since(view, view.acknowledged_at)}"
+        )
+    return f"Status: {view.status}"
+
+
+def _since(view: IncidentView, when: datetime) -> str:
+    return format_duration(when - view.created_at)

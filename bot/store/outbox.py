@@ -1,0 +1,117 @@
+"""Queries for the outbox: enqueue in the caller's transaction, claim, settle.
+
+Claiming takes only the head (lowest id) of each lane, so calls of one incident are delivered in
+order even across replicas; a lease marks a claimed row, and `FOR UPDATE SKIP LOCKED` on
+PostgreSQL keeps two replicas from claiming the same row at the same instant.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, and_, func, or_, update
+from sqlmodel import Session, col, delete, select
+
+from bot.store.db import is_postgres, transaction
+from bot.store.tables import Outbox
+
+# Priorities: lower goes first when several lanes are ready.
+PAGE = 1
+NORMAL = 5
+COSMETIC = 8
+
+# Idempotent "make Slack show the current state" operations: a newer one replaces older ones.
+COALESCED_OPS = frozenset({"sync"})
+
+
+def enqueue(
+    session: Session,
+    lane: str,
+    op: str,
+    now: datetime,
+    payload: dict[str, Any] | None = None,
+    *,
+    incident_id: int | None = None,
+    priority: int = NORMAL,
+) -> Outbox:
+    if op in COALESCED_OPS:
+        session.exec(  # type: ignore[call-overload]
+            delete(Outbox).where(
+                col(Outbox.lane) == lane,
+                col(Outbox.op) == op,
+                col(Outbox.status) == "pending",
+                col(Outbox.attempts) == 0,
+                col(Outbox.lease_until).is_(None),
+            )
+        )
+    row = Outbox(
+        lane=lane,
+        incident_id=incident_id,
+        op=op,
+        payload=payload or {},
+        priority=priority,
+        not_before=now,
+        created_at=now,
+    )
+    session.add(row)
+    return row
+
+
+def claim(engine: Engine, owner: str, now: datetime, limit: int, lease: timedelta) -> list[Outbox]:
+    """Lease up to `limit` ready lane heads to `owner`; most urgent first."""
+    head = select(func.min(Outbox.id)).where(col(Outbox.status) == "pending").group_by(col(Outbox.lane))
+    query = (
+        select(Outbox)
+        .where(
+            col(Outbox.id).in_(head),
+            col(Outbox.not_before) <= now,
+            or_(col(Outbox.lease_until).is_(None), col(Outbox.lease_until) < now),
+        )
+        .order_by(col(Outbox.priority), col(Outbox.id))
+        .limit(limit)
+    )
+    with transaction(engine) as session:
+        if is_postgres(engine):
+            query = query.with_for_update(skip_locked=True)
+        rows = list(session.exec(query))
+        for row in rows:
+            row.lease_until = now + lease
+            row.lease_owner = owner
+        session.flush()
+        return rows
+
+
+def mark_in_flight(engine: Engine, row_id: int, owner: str) -> bool:
+    """Record that an attempt starts; False if our lease was lost meanwhile."""
+    with transaction(engine) as session:
+        result = session.exec(  # type: ignore[call-overload]
+            update(Outbox)
+            .where(and_(col(Outbox.id) == row_id, col(Outbox.lease_owner) == owner))
+            .values(in_flight=True, attempts=Outbox.attempts + 1)
+        )
+        return bool(result.rowcount)
+
+
+def settle(session: Session, row_id: int, status: str, now: datetime, error: str | None = None) -> None:
+    session.exec(  # type: ignore[call-overload]
+        update(Outbox)
+        .where(col(Outbox.id) == row_id)
+        .values(status=status, done_at=now, in_flight=False, lease_until=None, last_error=error)
+    )
+
+
+def retry_later(engine: Engine, row_id: int, when: datetime, error: str, maybe_done: bool) -> None:
+    with transaction(engine) as session:
+        session.exec(  # type: ignore[call-overload]
+            update(Outbox)
+            .where(col(Outbox.id) == row_id)
+            .values(
+                not_before=when, in_flight=maybe_done, lease_until=None, lease_owner=None, last_error=error
+            )
+        )
+
+
+def pending_count(engine: Engine) -> int:
+    with Session(engine) as session:
+        return session.exec(select(func.count()).where(col(Outbox.status) == "pending")).one()

@@ -1,0 +1,136 @@
+"""The database is the truth: incidents, their alerts, timeline, outbound calls and timers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from bot.store.types import UTCDateTime
+
+
+def _utc(**kw: Any) -> Any:
+    return Field(sa_type=UTCDateTime, **kw)
+
+
+def _json() -> Any:
+    return Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class Incident(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    source: str  # alertmanager | pagerduty | manual
+    title: str
+    severity: str
+    status: str
+    # Set while the incident is open: a unique key makes webhook retries and racing replicas
+    # land on the same row. Cleared on resolution so that a new fire opens a new incident.
+    open_key: str | None = Field(default=None, unique=True)
+    group_key: str | None = Field(default=None, index=True)
+    group_labels: dict[str, str] = _json()
+    common_annotations: dict[str, str] = _json()
+    external_url: str = ""
+    previous_id: int | None = None
+    channel_name: str = Field(unique=True)  # reserved at open, so replicas never pick the same
+    channel_id: str | None = None
+    card_ts: str | None = None
+    topic: str | None = None  # last topic set, so an unchanged topic is not set again
+    announce_ts: str | None = None
+    created_at: datetime = _utc()
+    acknowledged_at: datetime | None = _utc(default=None, nullable=True)
+    acknowledged_by: str | None = None
+    resolved_at: datetime | None = _utc(default=None, nullable=True)
+    resolved_by: str | None = None
+    closed_at: datetime | None = _utc(default=None, nullable=True)
+    rotation: str | None = None
+    # Paging restarts from step 0 on reopen: a new cycle, with the plan anchored at `anchor`.
+    paging_cycle: int = 0
+    escalation_anchor: datetime | None = _utc(default=None, nullable=True)
+    lead: str | None = None
+
+
+class Alert(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("incident_id", "fingerprint"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incident.id", index=True)
+    fingerprint: str
+    name: str = ""
+    status: str
+    labels: dict[str, str] = _json()
+    annotations: dict[str, str] = _json()
+    starts_at: datetime = _utc()
+    ends_at: datetime | None = _utc(default=None, nullable=True)
+    generator_url: str = ""
+
+
+class TimelineEntry(SQLModel, table=True):
+    __tablename__ = "timeline"
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incident.id", index=True)
+    at: datetime = _utc()
+    actor: str  # "alertmanager", "bot", "slack:U123", ...
+    kind: str
+    text: str
+    data: dict[str, Any] = _json()
+
+
+class Outbox(SQLModel, table=True):
+    """One outbound call, delivered by the worker in id order within its lane."""
+
+    __table_args__ = (Index("ix_outbox_pending", "status", "lane", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    lane: str  # calls in one lane are delivered strictly in order (one lane per incident)
+    incident_id: int | None = Field(default=None, index=True)
+    op: str
+    payload: dict[str, Any] = _json()
+    priority: int = 5  # lower is more urgent: pages go before cosmetic updates
+    status: str = "pending"  # pending | sent | failed | superseded
+    attempts: int = 0
+    in_flight: bool = False  # an attempt started whose outcome we never learned (crash)
+    not_before: datetime = _utc()
+    lease_until: datetime | None = _utc(default=None, nullable=True)
+    lease_owner: str | None = None
+    last_error: str | None = None
+    created_at: datetime = _utc()
+    done_at: datetime | None = _utc(default=None, nullable=True)
+
+
+class Timer(SQLModel, table=True):
+    """Something due at a time (an escalation step, a final notice, an archive).
+
+    The scheduler claims due rows; the unique key makes scheduling the same step twice a no-op.
+    """
+
+    __table_args__ = (
+        UniqueConstraint("incident_id", "kind", "key"),
+        Index("ix_timer_due", "status", "due_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int | None = Field(default=None, foreign_key="incident.id")
+    kind: str  # escalation | final_notice | archive
+    key: str  # e.g. "c0r0s1": paging cycle, round, step
+    due_at: datetime = _utc()
+    status: str = "pending"  # pending | fired | cancelled
+    fired_at: datetime | None = _utc(default=None, nullable=True)
+    payload: dict[str, Any] = _json()
+
+
+class Page(SQLModel, table=True):
+    """One person paged for one incident at one escalation step."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incident.id", index=True)
+    person: str
+    layer: str | None = None
+    step_key: str
+    email: str | None = None
+    slack_user: str | None = None
+    dm_channel: str | None = None
+    dm_ts: str | None = None
+    paged_at: datetime = _utc()

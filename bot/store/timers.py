@@ -1,0 +1,33 @@
+"""Claiming due timers: exactly once across replicas (SKIP LOCKED), late-but-certain after a crash."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Engine
+from sqlmodel import Session, col, func, select
+
+from bot.store.db import is_postgres
+from bot.store.tables import Timer
+
+
+def due(session: Session, engine: Engine, now: datetime, limit: int) -> list[Timer]:
+    """Lock and return up to `limit` pending timers due by `now`, earliest first.
+
+    Runs inside the caller's transaction: the caller marks them fired and applies their effects
+    before committing, so a timer fires in the same commit as the pages it sends.
+    """
+    query = (
+        select(Timer)
+        .where(col(Timer.status) == "pending", col(Timer.due_at) <= now)
+        .order_by(col(Timer.due_at))
+        .limit(limit)
+    )
+    if is_postgres(engine):
+        query = query.with_for_update(skip_locked=True)
+    return list(session.exec(query))
+
+
+def next_due(engine: Engine) -> datetime | None:
+    with Session(engine) as session:
+        return session.exec(select(func.min(Timer.due_at)).where(col(Timer.status) == "pending")).one()

@@ -1,0 +1,136 @@
+"""POST /webhooks/alertmanager: authenticate, validate payload version 4, call the use case.
+
+Alertmanager retries 5xx and drops 4xx: we answer 2xx only once the notification is stored,
+401/400/422/413 for requests that will never succeed, and 503 while the database is down.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Literal
+
+from anyio import to_thread
+from fastapi import APIRouter, HTTPException, Request
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot.core.alerts import Alert, Notification, unquote_receiver
+from bot.observability import INCIDENTS_OPENED, WEBHOOK_SECONDS, WEBHOOKS
+from bot.service import alertmanager as use_case
+from bot.service.context import Context
+from bot.webhooks.common import parse_json, read_body, validate
+
+log = logging.getLogger(__name__)
+
+_LABELS = dict[str, str]
+
+
+class AlertIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    status: Literal["firing", "resolved"]
+    labels: _LABELS
+    annotations: _LABELS = Field(default_factory=dict)
+    startsAt: datetime
+    endsAt: datetime | None = None
+    generatorURL: str = ""
+    fingerprint: str = Field(min_length=1, max_length=128)
+
+    @field_validator("startsAt", "endsAt")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+class WebhookIn(BaseModel):
+    """Alertmanager's webhook payload, version 4."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    version: Literal["4"]
+    groupKey: str = Field(min_length=1, max_length=4096)
+    truncatedAlerts: int = Field(default=0, ge=0)
+    status: Literal["firing", "resolved"]
+    receiver: str = Field(min_length=1)
+    groupLabels: _LABELS = Field(default_factory=dict)
+    commonLabels: _LABELS = Field(default_factory=dict)
+    commonAnnotations: _LABELS = Field(default_factory=dict)
+    externalURL: str = ""
+    alerts: list[AlertIn] = Field(min_length=1, max_length=10_000)
+
+    def to_core(self) -> Notification:
+        return Notification(
+            receiver=unquote_receiver(self.receiver),
+            status=self.status,
+            group_key=self.groupKey,
+            group_labels=self.groupLabels,
+            common_labels=self.commonLabels,
+            common_annotations=self.commonAnnotations,
+            external_url=self.externalURL,
+            truncated_alerts=self.truncatedAlerts,
+            alerts=tuple(
+                Alert(
+                    fingerprint=a.fingerprint,
+                    status=a.status,
+                    labels=a.labels,
+                    annotations=a.annotations,
+                    starts_at=a.startsAt,
+                    # Alertmanager sends 0001-01-01T00:00:00Z for "not ended yet".
+                    ends_at=a.endsAt if a.endsAt and a.endsAt.year > 1 else None,
+                    generator_url=a.generatorURL,
+                )
+                for a in self.alerts
+            ),
+        )
+
+
+def router(ctx: Context, token: str | None) -> APIRouter:
+    api = APIRouter()
+    expected = f"Bearer {token}".encode() if token else None
+
+    @api.post(
+        "/webhooks/alertmanager",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": WebhookIn.model_json_schema(ref_template="#/components/schemas/{model}")
+                    }
+                },
+            }
+        },
+        responses={
+            401: {"description": "missing or wrong bearer token"},
+            503: {"description": "not stored, retry"},
+        },
+    )
+    async def alertmanager(request: Request) -> dict[str, object]:
+        started = time.perf_counter()
+        try:
+            if expected is not None:
+                given = request.headers.get("authorization", "").encode()
+                if not hmac.compare_digest(given, expected):
+                    raise HTTPException(401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"})
+            payload = validate(WebhookIn, parse_json(await read_body(request)))
+            note = payload.to_core()
+            try:
+                result = await to_thread.run_sync(use_case.ingest, ctx, note)
+            except SQLAlchemyError as exc:
+                log.error("could not store alertmanager notification: %s", type(exc).__name__)
+                raise HTTPException(503, "could not store the notification; retry later") from exc
+        except HTTPException as exc:
+            WEBHOOKS.labels("alertmanager", str(exc.status_code)).inc()
+            raise
+        if result.reason.name in ("OPEN", "REFIRE"):
+            INCIDENTS_OPENED.labels("alertmanager").inc()
+        WEBHOOKS.labels("alertmanager", result.reason.name.lower()).inc()
+        WEBHOOK_SECONDS.labels("alertmanager").observe(time.perf_counter() - started)
+        return {"status": "ok", "decision": result.reason.value, "incident": result.incident_id}
+
+    return api

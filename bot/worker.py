@@ -1,0 +1,164 @@
+"""Outbox delivery: claim ready lane heads, call Slack, settle or retry with backoff.
+
+Webhooks never wait for Slack: they commit rows and wake this worker. Slack being slow or down
+delays messages here; a crash leaves rows pending (or in flight) for the next claim.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import socket
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from anyio import to_thread
+from sqlalchemy import Engine
+
+from bot.observability import OUTBOX_DELIVERED
+from bot.slack.api import SlackCallError
+from bot.slack.delivery import Completion, Handler
+from bot.store import outbox
+from bot.store.db import transaction
+from bot.store.tables import Outbox
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF = 300.0
+
+
+def backoff(attempts: int) -> float:
+    """2 s, 4 s, 8 s ... capped at 5 minutes, with jitter so replicas do not retry in step."""
+    return min(MAX_BACKOFF, 2.0 ** max(1, attempts)) * random.uniform(0.8, 1.2)
+
+
+class Worker:
+    def __init__(
+        self,
+        engine: Engine,
+        handlers: dict[str, Handler],
+        clock: Callable[[], datetime],
+        *,
+        poll_seconds: float = 0.5,
+        concurrency: int = 8,
+        lease: timedelta = timedelta(seconds=60),
+    ) -> None:
+        self.engine = engine
+        self.handlers = handlers
+        self.clock = clock
+        self.poll_seconds = poll_seconds
+        self.concurrency = concurrency
+        self.lease = lease
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{random.getrandbits(32):08x}"
+        self._wakeup = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping = False
+        self._inflight: set[asyncio.Task[None]] = set()
+
+    def wake(self) -> None:
+        """Thread-safe: new rows were committed, look now rather than at the next poll."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._wakeup.set)
+
+    async def run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        while not self._stopping:
+            try:
+                claimed = await self.run_once()
+            except Exception:
+                log.exception("outbox claim failed; retrying")
+                claimed = 0
+            if claimed == 0 and not self._stopping:
+                self._wakeup.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), self.poll_seconds)
+
+    async def run_once(self) -> int:
+        """Claim what is ready now and deliver it; the number of rows claimed."""
+        free = self.concurrency - len(self._inflight)
+        if free <= 0:
+            await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
+            return 1
+        rows = await to_thread.run_sync(outbox.claim, self.engine, self.owner, self.clock(), free, self.lease)
+        for row in rows:
+            task = asyncio.create_task(self.deliver(row))
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+        if rows and len(self._inflight) >= self.concurrency:
+            await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
+        return len(rows)
+
+    async def stop(self, grace_seconds: float = 8.0) -> None:
+        """Stop claiming; let in-flight deliveries finish (their leases cover a hard stop)."""
+        self._stopping = True
+        self._wakeup.set()
+        if self._inflight:
+            await asyncio.wait(self._inflight, timeout=grace_seconds)
+
+    async def drain(self, limit_seconds: float = 30.0) -> None:
+        """Deliver until nothing is ready (for the CLI and tests)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit_seconds
+        while loop.time() < deadline:
+            if await self.run_once() == 0 and not self._inflight:
+                return
+            if self._inflight:
+                await asyncio.wait(self._inflight, timeout=1)
+
+    async def deliver(self, row: Outbox) -> None:
+        try:
+            await self._deliver(row)
+        except Exception:
+            # Typically the database went away mid-delivery: the lease expires and the row is
+            # claimed again, so nothing is lost; never let the worker task die.
+            log.exception("outbox %s (%s) could not be settled; it will be retried", row.id, row.op)
+
+    async def _deliver(self, row: Outbox) -> None:
+        assert row.id is not None
+        handler = self.handlers.get(row.op)
+        if handler is None:
+            await to_thread.run_sync(self._settle, row, "failed", None, f"unknown operation {row.op!r}")
+            return
+        if not await to_thread.run_sync(outbox.mark_in_flight, self.engine, row.id, self.owner):
+            return
+        try:
+            completion = await handler(row)
+        except SlackCallError as exc:
+            await self._failed(row, exc)
+            return
+        except Exception as exc:
+            log.exception("outbox %s (%s) crashed; will retry", row.id, row.op)
+            await self._failed(
+                row, SlackCallError(row.op, f"bug: {type(exc).__name__}", recoverable=True, maybe_done=True)
+            )
+            return
+        await to_thread.run_sync(self._settle, row, "sent", completion, None)
+
+    async def _failed(self, row: Outbox, exc: SlackCallError) -> None:
+        assert row.id is not None
+        if not exc.recoverable:
+            log.error(
+                "outbox %s (%s) failed for good: %s",
+                row.id,
+                row.op,
+                exc.error,
+                extra={"incident": row.incident_id},
+            )
+            await to_thread.run_sync(self._settle, row, "failed", None, exc.error)
+            return
+        delay = exc.retry_after if exc.retry_after is not None else backoff(row.attempts + 1)
+        log.warning("outbox %s (%s) will retry in %.1fs: %s", row.id, row.op, delay, exc.error)
+        OUTBOX_DELIVERED.labels(row.op, "retry").inc()
+        when = self.clock() + timedelta(seconds=delay)
+        await to_thread.run_sync(outbox.retry_later, self.engine, row.id, when, exc.error, exc.maybe_done)
+
+    def _settle(self, row: Outbox, status: str, completion: Completion | None, error: str | None) -> None:
+        assert row.id is not None
+        with transaction(self.engine) as session:
+            if completion is not None:
+                completion(session)
+            outbox.settle(session, row.id, status, self.clock(), error)
+        OUTBOX_DELIVERED.labels(row.op, status).inc()

@@ -1,0 +1,103 @@
+"""Shared fixtures: databases (SQLite and the PostgreSQL server), the fake Slack, the bot."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from urllib.parse import quote
+
+import psycopg
+import pytest
+
+PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def _pg_admin() -> psycopg.Connection:
+    try:
+        return psycopg.connect(PG_URL, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:  # never skip: CI must say loudly that it is missing
+        pytest.fail(f"PostgreSQL is required at {PG_URL} for this test and is not reachable: {exc}")
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, empty schema on the PostgreSQL server, as a DATABASE_URL."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with _pg_admin() as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    yield f"{PG_URL.replace('postgresql://', 'postgresql+psycopg://', 1)}?options={quote(f'-csearch_path={schema}')}"
+    with _pg_admin() as conn:
+        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'bot.db'}"
+    return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def fake_slack():
+    from tests.fakeslack import FakeSlackServer
+
+    with FakeSlackServer() as server:
+        yield server
+
+
+class RunningBot:
+    """The real ASGI app served over HTTP from a thread, with a settable clock."""
+
+    def __init__(self, server, clock, app) -> None:
+        self.url = server.url
+        self.clock = clock
+        self.app = app
+        self.ctx = app.state.ctx
+
+    def tick(self) -> int:
+        """Run one scheduler pass now (the APScheduler job does the same every second)."""
+        from bot.service.timers import fire_due
+
+        fired = fire_due(self.ctx)
+        if fired:
+            self.ctx.wake()
+        return fired
+
+
+@pytest.fixture
+def start_bot(fake_slack, database_url, tmp_path):
+    """Factory: start_bot(**settings) -> RunningBot; stopped at teardown."""
+    from bot.app import create_app
+    from bot.settings import Settings
+    from tests.harness import AM_TOKEN, BOT_TOKEN, ROOT, SIGNING_SECRET, Clock, ThreadServer
+
+    running = []
+
+    def start(clock: Clock | None = None, **overrides):
+        values = {
+            "slack_bot_token": BOT_TOKEN,
+            "slack_signing_secret": SIGNING_SECRET,
+            "slack_api_url": fake_slack.url,
+            "database_url": database_url,
+            "alertmanager_token": AM_TOKEN,
+            "runbooks_dir": ROOT / "runbooks",
+            "rotations_dir": ROOT / "rotations",
+            "outbox_poll_seconds": 0.1,
+            "scheduler_tick_seconds": 0.2,
+        }
+        values.update(overrides)
+        clock = clock or Clock()
+        app = create_app(Settings(_env_file=None, **values), clock=clock)
+        server = ThreadServer(app).__enter__()
+        running.append(server)
+        return RunningBot(server, clock, app)
+
+    yield start
+    for server in running:
+        server.__exit__(None, None, None)
