@@ -1,0 +1,151 @@
+"""Escalation policies and the plan they imply for one incident: who is paged when, if nobody acks.
+
+Timing rule (one sequence of waits, so a plan is easy to read and to test):
+  * the first step is due `steps[0].after` after the incident opens;
+  * each later step follows the previous one by the configured gap (`after` difference);
+  * after a round's last step the next round starts after the "round gap": the last configured gap,
+    or 15m for a one-step policy; rounds are 0..repeat;
+  * `ack_timeout[severity]` caps EVERY wait (between steps and between rounds), so a SEV1 with a 5m
+    ack timeout escalates 0/5/10/15 instead of 0/15/30/60. It only ever shortens: a SEV3 with 24h
+    keeps the configured gaps;
+  * after the last step of the last round one more wait passes, then a final `@here`/`@channel`
+    notice is due (`final_notice_due`).
+Each `PlannedStep` carries that following wait as `wait_after`: the time given to acknowledge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from itertools import pairwise
+from typing import Literal
+
+from bot.core.rotations import Person, Rotation, on_call
+
+TargetKind = Literal["layer", "person", "pagerduty_routing_key"]
+ChannelMention = Literal["here", "channel"]
+DEFAULT_ROUND_GAP = timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
+class Target:
+    kind: TargetKind
+    value: str  # layer name, person name, or Events API v2 routing key
+
+    @classmethod
+    def layer(cls, name: str) -> Target:
+        return cls("layer", name)
+
+    @classmethod
+    def person(cls, name: str) -> Target:
+        return cls("person", name)
+
+    @classmethod
+    def pagerduty(cls, routing_key: str) -> Target:
+        return cls("pagerduty_routing_key", routing_key)
+
+
+@dataclass(frozen=True)
+class EscalationStep:
+    after: timedelta  # since the round started
+    targets: tuple[Target, ...] = ()
+    channel_mention: ChannelMention | None = None  # posted with the step
+
+
+@dataclass(frozen=True)
+class EscalationPolicy:
+    steps: tuple[EscalationStep, ...]
+    repeat: int = 0  # extra rounds after the first
+    ack_timeout: dict[str, timedelta] = field(default_factory=dict)  # severity -> cap on each wait
+
+    def __post_init__(self) -> None:
+        if self.repeat < 0:
+            raise ValueError("repeat must be 0 or more")
+        for before, after in pairwise(self.steps):
+            if after.after <= before.after:
+                raise ValueError("escalation steps must have strictly increasing `after`")
+
+    def ack_timeout_for(self, severity: str | None) -> timedelta | None:
+        """Exact key first, then case-insensitively ('sev1' finds 'SEV1')."""
+        if severity is None:
+            return None
+        if severity in self.ack_timeout:
+            return self.ack_timeout[severity]
+        folded = severity.casefold()
+        return next((v for k, v in self.ack_timeout.items() if k.casefold() == folded), None)
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    round: int
+    index: int
+    due_at: datetime
+    step: EscalationStep
+    wait_after: timedelta  # until the next planned step, or the final notice after the last one
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return (self.round, self.index)
+
+
+def schedule(policy: EscalationPolicy, opened_at: datetime, severity: str | None = None) -> list[PlannedStep]:
+    """Every step of every round with its due time, in order (see the module doc for the rule)."""
+    if opened_at.tzinfo is None:
+        raise ValueError("opened_at must be timezone-aware")
+    steps = policy.steps
+    if not steps:
+        return []
+    cap = policy.ack_timeout_for(severity)
+    gaps = [b.after - a.after for a, b in pairwise(steps)]
+    round_gap = gaps[-1] if gaps else DEFAULT_ROUND_GAP
+    if cap is not None:
+        gaps = [min(g, cap) for g in gaps]
+        round_gap = min(round_gap, cap)
+    plan: list[PlannedStep] = []
+    due = opened_at + steps[0].after
+    for r in range(policy.repeat + 1):
+        for i, step in enumerate(steps):
+            wait = gaps[i] if i < len(gaps) else round_gap
+            plan.append(PlannedStep(r, i, due, step, wait))
+            due += wait
+    return plan
+
+
+def next_step(plan: list[PlannedStep], fired: Collection[tuple[int, int]]) -> PlannedStep | None:
+    """The earliest planned step not yet fired (by `(round, index)`), or None when all have fired."""
+    return next((p for p in plan if p.key not in fired), None)
+
+
+def final_notice_due(plan: list[PlannedStep]) -> datetime | None:
+    """When the closing `@here`/`@channel` notice is due: one wait after the very last step."""
+    return plan[-1].due_at + plan[-1].wait_after if plan else None
+
+
+def resolve_targets(
+    step: EscalationStep | PlannedStep, rotation: Rotation, people: Mapping[str, Person], at: datetime
+) -> list[Person]:
+    """The people a step pages at `at`: a layer's on-call person, or a named person; no duplicates.
+
+    PagerDuty routing keys are not people (see `pagerduty_keys`). Unknown names were reported by the
+    catalog at load time, so a KeyError here is a programming error, not a user one.
+    """
+    if isinstance(step, PlannedStep):
+        step = step.step
+    found: dict[str, Person] = {}
+    for target in step.targets:
+        if target.kind == "layer":
+            name = on_call(rotation, target.value, at).person
+        elif target.kind == "person":
+            name = target.value
+        else:
+            continue
+        found.setdefault(name, people[name])
+    return list(found.values())
+
+
+def pagerduty_keys(step: EscalationStep | PlannedStep) -> list[str]:
+    """Routing keys a step triggers a PagerDuty event on."""
+    if isinstance(step, PlannedStep):
+        step = step.step
+    return [t.value for t in step.targets if t.kind == "pagerduty_routing_key"]
