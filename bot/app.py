@@ -16,9 +16,10 @@ from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.catalog.check import check
 from bot.catalog.rotations import Catalog
-from bot.catalog.rotations import load_rotations as rotations_loader
 from bot.core.errors import ConfigError
+from bot.core.runbook_links import RunbookCatalog
 from bot.observability import OUTBOX_DEPTH
 from bot.scheduler import Scheduler
 from bot.service.context import Context, utcnow
@@ -26,6 +27,7 @@ from bot.settings import Settings
 from bot.slack.api import SlackWebAPI
 from bot.slack.delivery import SlackDelivery
 from bot.slack.listeners import register
+from bot.slack.runbook_delivery import RunbookDelivery
 from bot.store import outbox
 from bot.store.db import make_engine, ping, upgrade
 from bot.webhooks import alertmanager
@@ -35,16 +37,21 @@ from bot.worker import Worker
 log = logging.getLogger(__name__)
 
 
-def load_rotations(settings: Settings) -> Catalog:
-    catalog, problems = rotations_loader(settings.rotations_dir)
-    if problems or catalog is None:
-        raise ConfigError(problems)
-    return catalog
+def load_config(settings: Settings) -> tuple[Catalog, RunbookCatalog]:
+    """Rotation problems stop the start (paging the wrong person is worse than not starting);
+    runbook problems are logged, because a broken runbook must never stop a page."""
+    checked = check(settings.rotations_dir, settings.runbooks_dir)
+    rotation_problems = [p for p in checked.problems if not p.file.startswith(settings.runbooks_dir.name)]
+    if rotation_problems or checked.rotations is None:
+        raise ConfigError(rotation_problems or checked.problems)
+    for problem in checked.problems:
+        log.warning("runbook problem: %s", problem)
+    return checked.rotations, checked.runbooks
 
 
 def create_app(settings: Settings, clock: Callable[[], datetime] = utcnow) -> FastAPI:
     """Build the app; ConfigError (listing every problem with file and line) if config is invalid."""
-    catalog = load_rotations(settings)
+    catalog, runbooks = load_config(settings)
     engine = make_engine(settings.database_url)
     token = settings.slack_bot_token.get_secret_value()
     web_client = AsyncWebClient(
@@ -57,9 +64,11 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utcnow) -> Fa
         channel_prefix=settings.channel_prefix,
         announce_channel=settings.incident_announce_channel,
         rotations=catalog,
+        runbooks=runbooks,
     )
     delivery = SlackDelivery(engine, SlackWebAPI(web_client), settings.incident_announce_channel, clock)
-    worker = Worker(engine, delivery.handlers(), clock, poll_seconds=settings.outbox_poll_seconds)
+    handlers = {**delivery.handlers(), **RunbookDelivery(delivery, runbooks).handlers()}
+    worker = Worker(engine, handlers, clock, poll_seconds=settings.outbox_poll_seconds)
     ctx.wake = worker.wake
     scheduler = Scheduler(ctx, settings.scheduler_tick_seconds)
 

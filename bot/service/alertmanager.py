@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 
 from bot.core.alerts import Alert, GroupDecision, KnownAlert, Notification, Reason, decide
 from bot.core.incident import Status
-from bot.service import escalation
+from bot.service import escalation, runbooks
 from bot.service.context import Context
 from bot.service.incidents import open_incident, resolve_incident, sync
 from bot.service.timeline import record
@@ -100,14 +100,19 @@ def _ingest(ctx: Context, session: Session, note: Notification) -> IngestResult:
             external_url=note.external_url,
             previous=previous,
         )
-        escalation.start(ctx, session, incident, {**note.common_labels, **note.group_labels}, now)
+        route = escalation.start(ctx, session, incident, {**note.common_labels, **note.group_labels}, now)
+        _apply_alerts(session, incident.id, decision, rows, now)
+        runbooks.attach(ctx, session, incident, now, route.runbook if route else None)
+        return IngestResult(decision.reason, incident.id)
     assert incident is not None and incident.id is not None
     _apply_alerts(session, incident.id, decision, rows, now)
+    if decision.added:
+        runbooks.attach(ctx, session, incident, now)
     if decision.resolves and incident.status != Status.RESOLVED:
         resolve_incident(
             ctx, session, incident, now, ACTOR, "by Alertmanager: every alert of the group has resolved"
         )
-    elif not decision.opens:
+    else:
         sync(ctx, session, incident, now)
     return IngestResult(decision.reason, incident.id)
 

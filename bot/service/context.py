@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine
 
 from bot.catalog.rotations import Catalog
+from bot.core.runbook_links import RunbookCatalog
 
 
 def utcnow() -> datetime:
@@ -22,5 +23,6 @@ class Context:
     channel_prefix: str = "inc"
     announce_channel: str | None = None
     rotations: Catalog | None = None
+    runbooks: RunbookCatalog = field(default_factory=lambda: RunbookCatalog({}, {}))
     # Called after a commit that enqueued outbox rows, so delivery starts without polling delay.
     wake: Callable[[], None] = field(default=lambda: None)

@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 from bot.core.durations import format_duration
 from bot.core.escalation import PlannedStep, final_notice_due, resolve_targets, schedule
 from bot.core.rotations import on_call_all
+from bot.core.routing import Route
 from bot.service.context import Context
 from bot.service.incidents import cancel_paging, lane, say
 from bot.service.timeline import record
@@ -37,19 +38,25 @@ def _key(incident: Incident, step: PlannedStep) -> str:
     return f"c{incident.paging_cycle}r{step.round}s{step.index}"
 
 
-def start(ctx: Context, session: Session, incident: Incident, labels: dict[str, str], now: datetime) -> None:
-    """Route the incident to a rotation and page the first step (called in the open transaction)."""
+def start(
+    ctx: Context, session: Session, incident: Incident, labels: dict[str, str], now: datetime
+) -> Route | None:
+    """Route the incident, page the first step (in the open transaction); the route that matched."""
     if ctx.rotations is None:
-        return
+        return None
+    matched = None
     if incident.rotation is None:
         rotation, matched = ctx.rotations.rotation_for(labels)
         incident.rotation = rotation.name
+        if matched is not None and matched.severity:
+            incident.severity = matched.severity
         why = f"route at line {matched.line}" if matched else "no route matched: first rotation"
         assert incident.id is not None
         record(session, incident.id, now, "bot", "routed", f"Routed to rotation {rotation.name} ({why})")
     incident.escalation_anchor = now
     session.add(incident)
     _advance(ctx, session, incident, now)
+    return matched
 
 
 def restart(ctx: Context, session: Session, incident: Incident, now: datetime) -> None:
@@ -127,9 +134,7 @@ def _fire(
         session.add(incident)
 
 
-def _schedule(
-    session: Session, incident: Incident, kind: str, key: str, due: datetime
-) -> None:
+def _schedule(session: Session, incident: Incident, kind: str, key: str, due: datetime) -> None:
     exists = session.exec(
         select(Timer.id).where(
             col(Timer.incident_id) == incident.id, col(Timer.kind) == kind, col(Timer.key) == key

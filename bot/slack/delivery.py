@@ -235,7 +235,7 @@ class SlackDelivery:
         incident = snap.incident
         if incident.card_ts:
             return None
-        channel = _require_channel(incident)
+        channel = require_channel(incident)
         view = snap.view()
         ts = await self.post_once(
             row, channel, text=views.fallback_text(view), blocks=[b.to_dict() for b in views.card(view)]
@@ -265,7 +265,7 @@ class SlackDelivery:
         if not incident.card_ts:
             return None
         try:
-            await self.slack.call("pins.add", channel=_require_channel(incident), timestamp=incident.card_ts)
+            await self.slack.call("pins.add", channel=require_channel(incident), timestamp=incident.card_ts)
         except SlackCallError as exc:
             if exc.error != "already_pinned":
                 raise
@@ -337,7 +337,7 @@ class SlackDelivery:
                 return None
             channel = self.announce_channel
         else:
-            channel = _require_channel(incident)
+            channel = require_channel(incident)
         ts = await self.post_once(row, channel, text=text)
 
         def complete(session: Session) -> None:
@@ -449,7 +449,7 @@ class SlackDelivery:
         return complete
 
     async def invite(self, row: Outbox) -> Completion | None:
-        channel = _require_channel((await self.snapshot(row)).incident)
+        channel = require_channel((await self.snapshot(row)).incident)
         try:
             await self.slack.call(
                 "conversations.invite", channel=channel, users=",".join(row.payload["users"])
@@ -488,7 +488,7 @@ def _page_label(page: Page) -> str:
     return f"{page.layer}, {label}" if page.layer else label
 
 
-def _require_channel(incident: Incident) -> str:
+def require_channel(incident: Incident) -> str:
     if not incident.channel_id:
         raise SlackCallError("outbox", f"incident {incident.id} has no channel", recoverable=False)
     return incident.channel_id

@@ -15,8 +15,9 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.errors import IncidentBotError
-from bot.service import oncall, responders
+from bot.service import oncall, responders, runbooks
 from bot.service.context import Context
+from bot.slack.runbook_blocks import STEP_ACTION_RE, parse_step_action
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,19 @@ def register(app: AsyncApp, ctx: Context) -> None:
     button("incident_ack", responders.acknowledge)
     button("incident_escalate", responders.escalate)
     button("incident_resolve", responders.resolve)
+
+    @app.action(STEP_ACTION_RE)
+    async def runbook_step(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        step = parse_step_action(str(body["actions"][0].get("value", "")))
+        if step is None:
+            await ephemeral(client, body, "This button does not name a runbook step.")
+            return
+        text = await run_use_case(
+            runbooks.toggle_step, ctx, step.incident_id, step.slug, step.number, step.done, body["user"]["id"]
+        )
+        if not text.startswith("Step") or "already" in text:
+            await ephemeral(client, body, text)
 
     @app.command("/oncall")
     async def oncall_command(ack: Any, command: dict[str, Any]) -> None:

@@ -134,3 +134,15 @@ class Page(SQLModel, table=True):
     dm_channel: str | None = None
     dm_ts: str | None = None
     paged_at: datetime = _utc()
+
+
+class RunbookPost(SQLModel, table=True):
+    """A runbook posted in an incident channel: its messages and which steps are done by whom."""
+
+    __table_args__ = (UniqueConstraint("incident_id", "slug"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incident.id", index=True)
+    slug: str
+    messages: dict[str, str] = _json()  # message index (as text) -> ts
+    done: dict[str, list[str]] = _json()  # step number (as text) -> [slack user, ISO time]

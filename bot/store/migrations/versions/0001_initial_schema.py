@@ -109,6 +109,19 @@ def upgrade() -> None:
     with op.batch_alter_table('page', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_page_incident_id'), ['incident_id'], unique=False)
 
+    op.create_table('runbookpost',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('incident_id', sa.Integer(), nullable=False),
+    sa.Column('slug', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('messages', sa.JSON(), nullable=False),
+    sa.Column('done', sa.JSON(), nullable=False),
+    sa.ForeignKeyConstraint(['incident_id'], ['incident.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('incident_id', 'slug')
+    )
+    with op.batch_alter_table('runbookpost', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_runbookpost_incident_id'), ['incident_id'], unique=False)
+
     op.create_table('timeline',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('incident_id', sa.Integer(), nullable=False),
@@ -152,6 +165,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_timeline_incident_id'))
 
     op.drop_table('timeline')
+    with op.batch_alter_table('runbookpost', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_runbookpost_incident_id'))
+
+    op.drop_table('runbookpost')
     with op.batch_alter_table('page', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_page_incident_id'))
 

@@ -1,0 +1,170 @@
+"""Use cases of runbooks: post the linked runbooks, tick steps off, post them again on request."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from sqlmodel import Session, col, select
+
+from bot.catalog.runbooks import link_alert
+from bot.core.errors import BadInput
+from bot.core.runbook_links import RunbookLink
+from bot.core.text import slugify
+from bot.service.context import Context
+from bot.service.incidents import lane
+from bot.service.responders import Answer, load
+from bot.service.timeline import record
+from bot.store import outbox
+from bot.store.db import transaction
+from bot.store.tables import Alert, Incident, RunbookPost
+
+log = logging.getLogger(__name__)
+
+
+def links(
+    ctx: Context, session: Session, incident: Incident, route_runbook: str | None = None
+) -> list[RunbookLink]:
+    """One link per distinct alert name of the incident (a runbook covering several is listed once)."""
+    alerts = session.exec(select(Alert).where(col(Alert.incident_id) == incident.id).order_by(col(Alert.id)))
+    seen_names: set[str] = set()
+    result: list[RunbookLink] = []
+    for alert in alerts:
+        if alert.name in seen_names:
+            continue
+        seen_names.add(alert.name)
+        labels = {"runbook": route_runbook, **alert.labels} if route_runbook else alert.labels
+        result.append(link_alert(labels, alert.annotations, ctx.runbooks))
+    return result
+
+
+def attach(
+    ctx: Context, session: Session, incident: Incident, now: datetime, route_runbook: str | None = None
+) -> None:
+    """Post every runbook the incident's alerts link to that is not posted yet (after the card)."""
+    assert incident.id is not None
+    posted = set(session.exec(select(RunbookPost.slug).where(col(RunbookPost.incident_id) == incident.id)))
+    for found in links(ctx, session, incident, route_runbook):
+        if found.runbook is None:
+            key = f"missing:{found.alertname or slugify(incident.title)}"
+            if key in posted:
+                continue
+            session.add(RunbookPost(incident_id=incident.id, slug=key))
+            outbox.enqueue(
+                session,
+                lane(incident),
+                "no_runbook",
+                now,
+                {
+                    "alertname": found.alertname,
+                    "url": found.url,
+                    "suggested": found.suggested_file,
+                    "refused": found.refused,
+                    "reason": found.reason,
+                },
+                incident_id=incident.id,
+            )
+            record(
+                session,
+                incident.id,
+                now,
+                "bot",
+                "runbook",
+                f"No runbook found for {found.alertname}",
+                {"suggested_file": found.suggested_file, "refused": found.refused},
+            )
+            continue
+        slug = found.runbook.slug
+        if slug in posted:
+            continue
+        posted.add(slug)
+        session.add(RunbookPost(incident_id=incident.id, slug=slug))
+        _enqueue_post(session, incident, slug, now)
+        record(
+            session,
+            incident.id,
+            now,
+            "bot",
+            "runbook",
+            f"Runbook {slug} linked ({found.reason})",
+            {"slug": slug, "reason": found.reason},
+        )
+
+
+def _enqueue_post(session: Session, incident: Incident, slug: str, now: datetime) -> None:
+    # Delivery lays the runbook out over as many messages as Slack's limits need.
+    outbox.enqueue(session, lane(incident), "post_runbook", now, {"slug": slug}, incident_id=incident.id)
+
+
+def repost(ctx: Context, incident_id: int, actor: str) -> Answer:
+    """`/incident runbook`: post the incident's runbooks again (e.g. after the channel scrolled)."""
+    with transaction(ctx.engine) as session:
+        incident = load(session, incident_id)
+        now = ctx.clock()
+        posts = [
+            p
+            for p in session.exec(select(RunbookPost).where(col(RunbookPost.incident_id) == incident_id))
+            if not p.slug.startswith("missing:")
+        ]
+        if not posts:
+            attach(ctx, session, incident, now)
+            return Answer("No runbook was linked yet; looked again.", changed=True)
+        for post in posts:
+            runbook = ctx.runbooks.by_slug(post.slug)
+            if runbook is None:
+                continue
+            post.messages = {}
+            session.add(post)
+            _enqueue_post(session, incident, post.slug, now)
+        record(session, incident_id, now, actor, "runbook", "Runbook posted again")
+    ctx.wake()
+    return Answer("Posting the runbook again.", changed=True)
+
+
+def toggle_step(ctx: Context, incident_id: int, slug: str, number: int, done: bool, user: str) -> Answer:
+    """Mark a step done (or undo it); the intent comes from the button, so double clicks are harmless."""
+    runbook = ctx.runbooks.by_slug(slug)
+    if runbook is None or runbook.step(number) is None:
+        raise BadInput(f"Runbook {slug!r} has no step {number}.")
+    with transaction(ctx.engine) as session:
+        incident = load(session, incident_id)
+        post = session.exec(
+            select(RunbookPost).where(
+                col(RunbookPost.incident_id) == incident_id, col(RunbookPost.slug) == slug
+            )
+        ).first()
+        if post is None:
+            raise BadInput(f"Runbook {slug!r} is not posted in incident #{incident_id}.")
+        key = str(number)
+        if (key in post.done) == done:
+            return Answer(f"Step {number} is already {'done' if done else 'not done'}.")
+        now = ctx.clock()
+        done_map = dict(post.done)
+        if done:
+            done_map[key] = [user, now.isoformat()]
+        else:
+            done_map.pop(key, None)
+        post.done = done_map
+        session.add(post)
+        verb = "done" if done else "not done any more"
+        step = runbook.step(number)
+        assert step is not None
+        record(
+            session,
+            incident_id,
+            now,
+            f"slack:{user}",
+            "runbook_step",
+            f"Runbook {slug} step {number} {verb}: {step.text[:200]}",
+            {"slug": slug, "number": number, "done": done, "by": user},
+        )
+        outbox.enqueue(
+            session,
+            lane(incident),
+            "update_runbook",
+            now,
+            {"slug": slug, "number": number},
+            incident_id=incident_id,
+        )
+    ctx.wake()
+    return Answer(f"Step {number} marked {verb}.", changed=True)

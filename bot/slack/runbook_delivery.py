@@ -1,0 +1,137 @@
+"""Outbox operations that post runbooks and keep their step buttons current."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from anyio import to_thread
+from sqlmodel import Session, col, select
+
+from bot.core.runbook_links import RunbookCatalog, RunbookLink
+from bot.core.runbooks import Runbook
+from bot.service.timeline import record
+from bot.slack.delivery import Completion, Handler, SlackDelivery, require_channel
+from bot.slack.runbook_blocks import no_runbook_blocks, runbook_message, runbook_messages, step_message_index
+from bot.store.tables import Outbox, RunbookPost
+
+
+def _done(post: RunbookPost) -> dict[int, tuple[str, str]]:
+    """Step number -> (user, "14:03 UTC") as the blocks show it."""
+    out = {}
+    for key, (user, at) in post.done.items():
+        out[int(key)] = (user, datetime.fromisoformat(at).strftime("%H:%M UTC"))
+    return out
+
+
+class RunbookDelivery:
+    def __init__(self, base: SlackDelivery, runbooks: RunbookCatalog) -> None:
+        self.base = base
+        self.runbooks = runbooks
+
+    def handlers(self) -> dict[str, Handler]:
+        return {"post_runbook": self.post, "update_runbook": self.update, "no_runbook": self.no_runbook}
+
+    def _post_row(self, incident_id: int | None, slug: str) -> RunbookPost | None:
+        with Session(self.base.engine, expire_on_commit=False) as session:
+            return session.exec(
+                select(RunbookPost).where(
+                    col(RunbookPost.incident_id) == incident_id, col(RunbookPost.slug) == slug
+                )
+            ).first()
+
+    async def _load(self, row: Outbox) -> tuple[Runbook, RunbookPost] | None:
+        runbook = self.runbooks.by_slug(str(row.payload["slug"]))
+        post = await to_thread.run_sync(self._post_row, row.incident_id, str(row.payload["slug"]))
+        return (runbook, post) if runbook and post else None
+
+    async def post(self, row: Outbox) -> Completion | None:
+        """Without an index: expand into one row per message. With one: post that message."""
+        loaded = await self._load(row)
+        if loaded is None:
+            return None
+        runbook, post = loaded
+        assert row.incident_id is not None
+        if "index" not in row.payload:
+            count = len(runbook_messages(runbook, row.incident_id, _done(post)))
+            now = self.base.clock()
+
+            def expand(session: Session) -> None:
+                for index in range(count):
+                    session.add(
+                        Outbox(
+                            lane=row.lane,
+                            incident_id=row.incident_id,
+                            op="post_runbook",
+                            payload={"slug": runbook.slug, "index": index},
+                            priority=row.priority,
+                            not_before=now,
+                            created_at=now,
+                        )
+                    )
+
+            return expand
+        index = int(row.payload["index"])
+        snap = await self.base.snapshot(row)
+        blocks = runbook_message(runbook, row.incident_id, _done(post), index)
+        ts = await self.base.post_once(
+            row,
+            require_channel(snap.incident),
+            text=f"Runbook: {runbook.title}",
+            blocks=[b.to_dict() for b in blocks],
+        )
+
+        def complete(session: Session) -> None:
+            stored = session.get(RunbookPost, post.id)
+            assert stored is not None
+            stored.messages = {**stored.messages, str(index): ts}
+            session.add(stored)
+            if index == 0:
+                record(
+                    session,
+                    row.incident_id or 0,
+                    self.base.clock(),
+                    "bot",
+                    "posted",
+                    f"Runbook {runbook.slug} posted",
+                    {"ts": ts},
+                )
+
+        return complete
+
+    async def update(self, row: Outbox) -> Completion | None:
+        loaded = await self._load(row)
+        if loaded is None:
+            return None
+        runbook, post = loaded
+        assert row.incident_id is not None
+        index = step_message_index(runbook).get(int(row.payload["number"]))
+        ts = post.messages.get(str(index))
+        if index is None or ts is None:
+            return None  # not posted yet: the post will render the current state
+        snap = await self.base.snapshot(row)
+        blocks = runbook_message(runbook, row.incident_id, _done(post), index)
+        await self.base.slack.call(
+            "chat.update",
+            channel=require_channel(snap.incident),
+            ts=ts,
+            text=f"Runbook: {runbook.title}",
+            blocks=[b.to_dict() for b in blocks],
+        )
+        return None
+
+    async def no_runbook(self, row: Outbox) -> Completion | None:
+        snap = await self.base.snapshot(row)
+        p = row.payload
+        found = RunbookLink(
+            runbook=None,
+            url=p.get("url"),
+            reason=p.get("reason", ""),
+            suggested_file=p.get("suggested"),
+            refused=p.get("refused"),
+            alertname=p.get("alertname", ""),
+        )
+        blocks = no_runbook_blocks(found)
+        await self.base.post_once(
+            row, require_channel(snap.incident), text="No runbook found", blocks=[b.to_dict() for b in blocks]
+        )
+        return None

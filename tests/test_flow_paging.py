@@ -1,0 +1,130 @@
+"""Paging and escalation through the real endpoints: page -> no ack -> escalate -> ack -> quiet."""
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.harness import Clock, block_action_body, post_alertmanager, slack_headers, wait_until
+
+FIXTURES = Path(__file__).parent / "fixtures"
+T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def fixture(name: str) -> dict:
+    return json.loads((FIXTURES / "alertmanager-0.25" / name).read_text())
+
+
+def dms_to(fake, user: str) -> list:
+    """Page DMs that reached `user` (chat.postMessage into their DM channel)."""
+    dm = next((c.id for c in fake.channels.values() if c.is_im and c.user == user), None)
+    return [c for c in fake.calls_to("chat.postMessage") if dm and c.args.get("channel") == dm and c.ok]
+
+
+def click(bot, action_id: str, value: str, user: str, channel: str = "C0GENERAL") -> httpx.Response:
+    body = block_action_body(action_id, value, user=user, channel=channel)
+    r = httpx.post(f"{bot.url}/slack/events", content=body, headers=slack_headers(body), timeout=10)
+    assert r.status_code == 200, r.text
+    return r
+
+
+@pytest.fixture
+def paging_bot(start_bot, fake_slack):
+    fake_slack.fake.set_users({"sarah@example.com": "U02SARAH"})
+    return start_bot(clock=Clock(T0), rotations_dir=FIXTURES / "rotations")
+
+
+def open_incident(bot, fake) -> tuple[int, object]:
+    r = post_alertmanager(bot.url, fixture("firing-single-alert.json"))
+    assert r.status_code == 200, r.text
+    incident = r.json()["incident"]
+    wait_until(lambda: dms_to(fake, "U01ALEX"), 10, what="page DM to the primary")
+    chan = next(c for c in fake.channels.values() if c.name.startswith("inc-"))
+    return incident, chan
+
+
+def test_page_escalate_ack_then_nothing_more_fires(paging_bot, fake_slack):
+    bot, fake = paging_bot, fake_slack.fake
+    incident, chan = open_incident(bot, fake)
+
+    page = dms_to(fake, "U01ALEX")[0]
+    blocks = json.dumps(page.args["blocks"])
+    assert "You are paged" in blocks and "Weaviate is down" in blocks and f"<#{chan.id}>" in blocks
+    assert {"incident_ack", "incident_escalate"} <= {e["action_id"] for b in page.args["blocks"]
+                                                     if b["type"] == "actions" for e in b["elements"]}
+    wait_until(lambda: "U01ALEX" in fake.channel(chan.id).members, 10, what="primary invited")
+    wait_until(lambda: any("Paged <@U01ALEX>" in m.get("text", "") for m in fake.messages(chan.id)), 10)
+
+    # 14 minutes: nothing yet. 15 minutes: the secondary (email-only, looked up) is paged.
+    bot.clock.advance(minutes=14)
+    bot.tick()
+    assert not dms_to(fake, "U02SARAH")
+    bot.clock.advance(minutes=1)
+    wait_until(lambda: dms_to(fake, "U02SARAH"), 10, what="escalation to the secondary")
+    assert len(fake.calls_to("users.lookupByEmail")) == 1
+
+    # The secondary acknowledges from the DM.
+    bot.clock.advance(minutes=2, seconds=13)
+    dm = dms_to(fake, "U02SARAH")[0].args["channel"]
+    click(bot, "incident_ack", str(incident), "U02SARAH", channel=dm)
+    wait_until(lambda: any("Acknowledged by <@U02SARAH> after 17m 13s" in m.get("text", "")
+                           for m in fake.messages(chan.id)), 10, what="ack message")
+    wait_until(lambda: fake.channel(chan.id).topic.startswith("SEV1 | acknowledged"), 10)
+    # The page DMs lose their buttons and say who acknowledged.
+    wait_until(lambda: any("Acknowledged by" in json.dumps(c.args.get("blocks"))
+                           for c in fake.calls_to("chat.update") if c.args.get("channel") == dm), 10)
+
+    # A second click answers politely and changes nothing.
+    before = len(fake.messages(chan.id))
+    click(bot, "incident_ack", str(incident), "U01ALEX", channel=chan.id)
+    wait_until(lambda: any("Already acknowledged" in e.get("text", "")
+                           for e in fake.channel(chan.id).ephemeral), 10, what="polite answer")
+
+    # Long after: the manager step never fires.
+    bot.clock.advance(hours=2)
+    bot.tick()
+    bot.tick()
+    assert not dms_to(fake, "U03MIKE")
+    assert len(dms_to(fake, "U01ALEX")) == 1 and len(dms_to(fake, "U02SARAH")) == 1
+    assert len(fake.messages(chan.id)) == before
+
+
+def test_escalate_now_pages_the_next_step_at_once_and_final_notice_follows(paging_bot, fake_slack):
+    bot, fake = paging_bot, fake_slack.fake
+    incident, chan = open_incident(bot, fake)
+    click(bot, "incident_escalate", str(incident), "U01ALEX", channel=chan.id)
+    wait_until(lambda: dms_to(fake, "U02SARAH"), 10, what="escalate now -> secondary")
+    # The rest of the plan keeps its gaps from now: the manager is due 15 minutes later.
+    bot.clock.advance(minutes=14)
+    bot.tick()
+    assert not dms_to(fake, "U03MIKE")
+    bot.clock.advance(minutes=1)
+    wait_until(lambda: dms_to(fake, "U03MIKE"), 10, what="manager page")
+    wait_until(lambda: any(m.get("text", "").startswith("<!here>") for m in fake.messages(chan.id)), 10)
+    # After the last step, one more wait, then the final notice.
+    bot.clock.advance(minutes=15)
+    wait_until(lambda: any("Nobody has acknowledged" in m.get("text", "") for m in fake.messages(chan.id)), 10)
+
+
+def test_resolution_stops_escalation(paging_bot, fake_slack):
+    bot, fake = paging_bot, fake_slack.fake
+    incident, chan = open_incident(bot, fake)
+    click(bot, "incident_resolve", str(incident), "U01ALEX", channel=chan.id)
+    wait_until(lambda: fake.channel(chan.id).topic.startswith("SEV1 | resolved"), 10)
+    bot.clock.advance(hours=1)
+    bot.tick()
+    assert not dms_to(fake, "U02SARAH")
+
+
+def test_bad_signature_and_stale_timestamp_are_rejected(paging_bot):
+    body = block_action_body("incident_ack", "1", user="U01ALEX")
+    bad = httpx.post(f"{paging_bot.url}/slack/events", content=body,
+                     headers=slack_headers(body, secret="wrong"), timeout=5)
+    assert bad.status_code == 401
+    import time
+
+    stale = httpx.post(f"{paging_bot.url}/slack/events", content=body,
+                       headers=slack_headers(body, timestamp=int(time.time()) - 6 * 60), timeout=5)
+    assert stale.status_code == 401
