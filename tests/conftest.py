@@ -31,7 +31,8 @@ def pg_url() -> Iterator[str]:
     schema = f"t_{uuid.uuid4().hex[:12]}"
     with _pg_admin() as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
-    yield f"{PG_URL.replace('postgresql://', 'postgresql+psycopg://', 1)}?options={quote(f'-csearch_path={schema}')}"
+    base = PG_URL.replace("postgresql://", "postgresql+psycopg://", 1)
+    yield f"{base}?options={quote(f'-csearch_path={schema}')}"
     with _pg_admin() as conn:
         conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 

@@ -48,19 +48,20 @@ def wait_until(
 
 
 class Clock:
-    """A settable clock for the bot in a thread; starts at real now and moves when told."""
+    """Real time shifted by an offset: it flows (so retries and backoff happen), and a test can
+    jump it forward to make escalation steps due without waiting for them."""
 
     def __init__(self, start: datetime | None = None) -> None:
-        self.now = start or datetime.now(UTC)
+        self._offset = (start - datetime.now(UTC)) if start else timedelta(0)
         self._lock = threading.Lock()
 
     def __call__(self) -> datetime:
         with self._lock:
-            return self.now
+            return datetime.now(UTC) + self._offset
 
     def advance(self, **delta: float) -> None:
         with self._lock:
-            self.now += timedelta(**delta)
+            self._offset += timedelta(**delta)
 
 
 class ThreadServer:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sqlalchemy import Engine
 
@@ -24,5 +25,7 @@ class Context:
     announce_channel: str | None = None
     rotations: Catalog | None = None
     runbooks: RunbookCatalog = field(default_factory=lambda: RunbookCatalog({}, {}))
+    postmortems_dir: Path = Path("./postmortems")
+    postmortem_template: str | None = None  # the custom template's text; None: the default
     # Called after a commit that enqueued outbox rows, so delivery starts without polling delay.
     wake: Callable[[], None] = field(default=lambda: None)
