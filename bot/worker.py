@@ -63,8 +63,28 @@ class Worker:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._wakeup.set)
 
+    def owner_alive(self, owner: str) -> bool:
+        """Owners are `host:pid:nonce`: on this host, a missing pid means that process died."""
+        host, _, rest = owner.partition(":")
+        pid = rest.split(":", 1)[0]
+        if host != socket.gethostname() or not pid.isdigit() or owner == self.owner:
+            return True
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()
+        try:
+            freed = await to_thread.run_sync(outbox.release_dead_leases, self.engine, self.owner_alive)
+            if freed:
+                log.info("took over %d outbox rows from a process that died", freed)
+        except Exception:
+            log.exception("could not release dead leases; they will expire")
         while not self._stopping:
             try:
                 claimed = await self.run_once()

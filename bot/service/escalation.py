@@ -16,6 +16,7 @@ from bot.core.durations import format_duration
 from bot.core.escalation import PlannedStep, final_notice_due, resolve_targets, schedule
 from bot.core.rotations import on_call_all
 from bot.core.routing import Route
+from bot.core.text import escape
 from bot.service.context import Context
 from bot.service.incidents import cancel_paging, lane, say
 from bot.service.timeline import record
@@ -24,7 +25,7 @@ from bot.store.tables import Incident, Page, Timer
 
 log = logging.getLogger(__name__)
 
-LATE_AFTER = timedelta(seconds=10)  # a step fired later than this says so in the channel
+LATE_AFTER = timedelta(seconds=5)  # a step fired later than this says so (a tick is 1 s)
 
 
 def _plan(ctx: Context, incident: Incident) -> list[PlannedStep]:
@@ -189,7 +190,7 @@ def _page_step(
         else ("first page" if step.index == 0 and step.round == 0 else "not acknowledged")
     )
     text = f"Paging {names} ({label}: {why})"
-    if late_by is not None and late_by > LATE_AFTER:
+    if late_by is not None and late_by > LATE_AFTER:  # say so: responders must know why
         text += f", {format_duration(late_by)} late: the bot was not running when it was due"
     record(
         session,
@@ -204,8 +205,11 @@ def _page_step(
             "late_seconds": late_by.total_seconds() if late_by else 0,
         },
     )
+    late = late_by is not None and late_by > LATE_AFTER
     if step.step.channel_mention:
-        say(session, incident, now, f"<!{step.step.channel_mention}> {text}", trusted=True)
+        say(session, incident, now, f"<!{step.step.channel_mention}> {escape(text)}", trusted=True)
+    elif late:
+        say(session, incident, now, f":hourglass: {text}")
 
 
 def on_timer(ctx: Context, session: Session, timer: Timer, now: datetime) -> None:

@@ -7,6 +7,7 @@ PostgreSQL keeps two replicas from claiming the same row at the same instant.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -115,3 +116,21 @@ def retry_later(engine: Engine, row_id: int, when: datetime, error: str, maybe_d
 def pending_count(engine: Engine) -> int:
     with Session(engine) as session:
         return session.exec(select(func.count()).where(col(Outbox.status) == "pending")).one()
+
+
+def release_dead_leases(engine: Engine, alive: Callable[[str], bool]) -> int:
+    """Free rows leased by processes that are gone (a crash on this host), so a restart does not
+    wait for their leases to expire. `alive(owner)` says whether an owner still runs."""
+    with transaction(engine) as session:
+        owners = set(
+            session.exec(select(Outbox.lease_owner).where(col(Outbox.lease_owner).is_not(None)).distinct())
+        )
+        dead = [o for o in owners if o and not alive(o)]
+        if not dead:
+            return 0
+        result = session.exec(  # type: ignore[call-overload]
+            update(Outbox)
+            .where(col(Outbox.lease_owner).in_(dead), col(Outbox.status) == "pending")
+            .values(lease_until=None, lease_owner=None)
+        )
+        return int(result.rowcount or 0)
