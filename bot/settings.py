@@ -23,6 +23,30 @@ class Settings(BaseSettings):
     port: int = 8080
     host: str = "0.0.0.0"
 
+    # PagerDuty (issue: both ways). Secrets may list several, comma separated, for rotation.
+    pagerduty_api_token: SecretStr | None = None
+    pagerduty_from_email: str = ""
+    pagerduty_api_url: str = "https://api.pagerduty.com"
+    pagerduty_webhook_secret: SecretStr | None = None
+    pagerduty_events_url: str = "https://events.pagerduty.com/v2/enqueue"
+
+    # Alertmanager API v2, for silences from the incident card.
+    alertmanager_url: str | None = None
+
+    # Post-mortems and channel lifecycle.
+    postmortems_dir: Path = Path("./postmortems")
+    postmortem_template: Path | None = None
+    archive_after: str = "24h"  # "0" never archives
+
+    # Socket Mode: with an app-level token the bot also connects out to Slack.
+    slack_app_token: SecretStr | None = None
+
+    # Dead man's switch and alert storms.
+    heartbeat_alertname: str = "Watchdog"
+    heartbeat_timeout: str = "10m"
+    storm_threshold: int = Field(default=10, ge=1)
+    storm_window: str = "5m"
+
     # Tuning knobs (documented in .env.example); the defaults suit one workspace.
     channel_prefix: str = "inc"
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)

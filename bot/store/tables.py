@@ -49,6 +49,9 @@ class Incident(SQLModel, table=True):
     paging_cycle: int = 0
     escalation_anchor: datetime | None = _utc(default=None, nullable=True)
     lead: str | None = None
+    # The PagerDuty incident this one mirrors (source "pagerduty"), for acks and resolutions.
+    external_id: str | None = Field(default=None, unique=True)
+    silences: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
 
 
 class Alert(SQLModel, table=True):
@@ -146,3 +149,14 @@ class RunbookPost(SQLModel, table=True):
     slug: str
     messages: dict[str, str] = _json()  # message index (as text) -> ts
     done: dict[str, list[str]] = _json()  # step number (as text) -> [slack user, ISO time]
+
+
+class WebhookReceipt(SQLModel, table=True):
+    """Deliveries already processed (PagerDuty delivers at least once and retries for 48 h)."""
+
+    __table_args__ = (UniqueConstraint("source", "key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str
+    key: str  # e.g. "event:<event.id>" or "webhook:<X-Webhook-Id>"
+    received_at: datetime = _utc()

@@ -45,8 +45,11 @@ def upgrade() -> None:
     sa.Column('paging_cycle', sa.Integer(), nullable=False),
     sa.Column('escalation_anchor', bot.store.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('lead', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('external_id', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('silences', sa.JSON(), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('channel_name'),
+    sa.UniqueConstraint('external_id'),
     sa.UniqueConstraint('open_key')
     )
     with op.batch_alter_table('incident', schema=None) as batch_op:
@@ -74,6 +77,14 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_outbox_incident_id'), ['incident_id'], unique=False)
         batch_op.create_index('ix_outbox_pending', ['status', 'lane', 'id'], unique=False)
 
+    op.create_table('webhookreceipt',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('source', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('key', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('received_at', bot.store.types.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('source', 'key')
+    )
     op.create_table('alert',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('incident_id', sa.Integer(), nullable=False),
@@ -177,6 +188,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_alert_incident_id'))
 
     op.drop_table('alert')
+    op.drop_table('webhookreceipt')
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.drop_index('ix_outbox_pending')
         batch_op.drop_index(batch_op.f('ix_outbox_incident_id'))
