@@ -18,8 +18,8 @@ from datetime import datetime, timedelta
 from anyio import to_thread
 from sqlalchemy import Engine
 
+from bot.integrations.errors import DeliveryError
 from bot.observability import OUTBOX_DELIVERED
-from bot.slack.api import SlackCallError
 from bot.slack.delivery import Completion, Handler
 from bot.store import outbox
 from bot.store.db import transaction
@@ -146,18 +146,18 @@ class Worker:
             return
         try:
             completion = await handler(row)
-        except SlackCallError as exc:
+        except DeliveryError as exc:
             await self._failed(row, exc)
             return
         except Exception as exc:
             log.exception("outbox %s (%s) crashed; will retry", row.id, row.op)
             await self._failed(
-                row, SlackCallError(row.op, f"bug: {type(exc).__name__}", recoverable=True, maybe_done=True)
+                row, DeliveryError(row.op, f"bug: {type(exc).__name__}", recoverable=True, maybe_done=True)
             )
             return
         await to_thread.run_sync(self._settle, row, "sent", completion, None)
 
-    async def _failed(self, row: Outbox, exc: SlackCallError) -> None:
+    async def _failed(self, row: Outbox, exc: DeliveryError) -> None:
         assert row.id is not None
         if not exc.recoverable:
             log.error(

@@ -14,7 +14,10 @@ def note(name: str):
 
 
 def known(n, **status):
-    return {a.fingerprint: KnownAlert(status.get(a.fingerprint, a.status), a.starts_at, a.annotations) for a in n.alerts}
+    return {
+        a.fingerprint: KnownAlert(status.get(a.fingerprint, a.status), a.starts_at, a.annotations)
+        for a in n.alerts
+    }
 
 
 def test_fixture_normalises_alertmanager_quirks():

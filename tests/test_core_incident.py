@@ -13,7 +13,11 @@ T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 def test_happy_path_records_who_and_when():
     s = IncidentState(Status.TRIGGERED, T0)
     s = apply(s, Event.ACKNOWLEDGE, "slack:U1", T0 + timedelta(minutes=2))
-    assert (s.status, s.acknowledged_by, s.acknowledged_at) == (Status.ACKNOWLEDGED, "slack:U1", T0 + timedelta(minutes=2))
+    assert (s.status, s.acknowledged_by, s.acknowledged_at) == (
+        Status.ACKNOWLEDGED,
+        "slack:U1",
+        T0 + timedelta(minutes=2),
+    )
     s = apply(s, Event.RESOLVE, "alertmanager", T0 + timedelta(minutes=9))
     assert s.status is Status.RESOLVED and s.resolved_by == "alertmanager"
     s = apply(s, Event.CLOSE, "slack:U2", T0 + timedelta(hours=1))
@@ -24,7 +28,10 @@ def test_happy_path_records_who_and_when():
 
 def test_illegal_transition_says_what_is_possible():
     s = IncidentState(Status.RESOLVED, T0)
-    with pytest.raises(IllegalTransition, match=r"cannot acknowledge an incident that is resolved \(possible: close, reopen\)"):
+    with pytest.raises(
+        IllegalTransition,
+        match=r"cannot acknowledge an incident that is resolved \(possible: close, reopen\)",
+    ):
         apply(s, Event.ACKNOWLEDGE, "x", T0)
 
 
@@ -40,8 +47,14 @@ def test_apply_follows_the_table_exactly(status, event):
 
 @pytest.mark.parametrize(
     ("label", "sev"),
-    [("critical", Severity.SEV1), ("warning", Severity.SEV2), ("info", Severity.SEV3), ("bogus", Severity.SEV3),
-     (None, Severity.SEV3), (" Critical ", Severity.SEV1)],
+    [
+        ("critical", Severity.SEV1),
+        ("warning", Severity.SEV2),
+        ("info", Severity.SEV3),
+        ("bogus", Severity.SEV3),
+        (None, Severity.SEV3),
+        (" Critical ", Severity.SEV1),
+    ],
 )
 def test_severity_from_label(label, sev):
     assert severity_from_label(label) is sev

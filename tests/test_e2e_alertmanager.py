@@ -11,8 +11,13 @@ pytestmark = pytest.mark.e2e
 
 ALERTS = [
     {
-        "labels": {"alertname": "WeaviateDown", "service": "weaviate", "severity": "critical",
-                   "team": "data-platform", "job": "weaviate"},
+        "labels": {
+            "alertname": "WeaviateDown",
+            "service": "weaviate",
+            "severity": "critical",
+            "team": "data-platform",
+            "job": "weaviate",
+        },
         "annotations": {"summary": "Weaviate is down", "description": 'up{job="weaviate"} == 0 for 1m'},
         "generatorURL": "http://prometheus:9090/graph?g0.expr=up",
     }
@@ -35,9 +40,9 @@ def test_real_alertmanager_to_slack_channel_and_back(fake_slack, database_url, t
             assert chan.topic.startswith("SEV1 | triggered | Weaviate is down")
             card = next(m for m in fake.messages(chan.id) if m["ts"] == chan.pins[0])
             assert "WeaviateDown" in json.dumps(card["blocks"])
-            assert am.url.replace("127.0.0.1", "") in json.dumps(card["blocks"]) or "Alertmanager" in json.dumps(
+            assert am.url.replace("127.0.0.1", "") in json.dumps(
                 card["blocks"]
-            )
+            ) or "Alertmanager" in json.dumps(card["blocks"])
 
             # Resolve at Alertmanager: it sends the resolved notification, the incident resolves.
             am.post_alerts([{**a, "startsAt": now_iso(), "endsAt": now_iso()} for a in ALERTS])

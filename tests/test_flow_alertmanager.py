@@ -45,12 +45,18 @@ def test_alert_opens_channel_with_pinned_card_then_resolves(start_bot, fake_slac
     assert "Open in Alertmanager" in card_text
 
     # One alert resolves: the incident stays open and the card shows it.
-    assert post_alertmanager(bot.url, fixture("partially-resolved.json")).json()["decision"] == "alerts changed"
+    assert (
+        post_alertmanager(bot.url, fixture("partially-resolved.json")).json()["decision"] == "alerts changed"
+    )
     # Everything resolves: the incident resolves, with a message, topic and card updated.
     r = post_alertmanager(bot.url, resolved(fixture("partially-resolved.json")))
     assert r.json()["decision"] == "all alerts resolved"
-    wait_until(lambda: fake.channel(channel.id).topic.startswith("SEV1 | resolved"), 10, what="resolved topic")
-    wait_until(lambda: any("Resolved by Alertmanager" in m.get("text", "") for m in fake.messages(channel.id)), 10)
+    wait_until(
+        lambda: fake.channel(channel.id).topic.startswith("SEV1 | resolved"), 10, what="resolved topic"
+    )
+    wait_until(
+        lambda: any("Resolved by Alertmanager" in m.get("text", "") for m in fake.messages(channel.id)), 10
+    )
     updates = [c for c in fake.calls_to("chat.update") if c.args.get("ts") == channel.pins[0]]
     assert "resolved" in json.dumps(updates[-1].args["blocks"])
 

@@ -139,6 +139,7 @@ def resolve_incident(
 ) -> None:
     transition(ctx, session, incident, Event.RESOLVE, actor, now)
     cancel_paging(session, incident, now)
+    expire_silences(session, incident, now)
     say(session, incident, now, f":white_check_mark: Resolved {why}.", trusted=trusted)
     sync(ctx, session, incident, now)
     outbox.enqueue(
@@ -170,3 +171,16 @@ def cancel_paging(session: Session, incident: Incident, now: datetime) -> int:
         .values(status="cancelled", fired_at=now)
     )
     return int(result.rowcount or 0)
+
+
+def expire_silences(session: Session, incident: Incident, now: datetime) -> None:
+    """Silences made from the card end with the incident (resolved or closed)."""
+    if incident.silences:
+        outbox.enqueue(
+            session,
+            f"alertmanager:{incident.id}",
+            "expire_silences",
+            now,
+            {"ids": list(incident.silences)},
+            incident_id=incident.id,
+        )

@@ -12,6 +12,7 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.integrations.errors import DeliveryError
 from bot.observability import SLACK_CALLS
 
 # `ok: false` errors that mean "Slack is struggling", not "your request is wrong".
@@ -35,24 +36,8 @@ _RECOVERABLE_ERRORS = frozenset(
 )
 
 
-class SlackCallError(Exception):
-    def __init__(
-        self,
-        method: str,
-        error: str,
-        *,
-        recoverable: bool,
-        retry_after: float | None = None,
-        maybe_done: bool = False,
-    ) -> None:
-        super().__init__(f"{method}: {error}")
-        # True when Slack may have carried the call out before failing (timeout, 5xx):
-        # the next attempt must check before repeating a non-idempotent call.
-        self.maybe_done = maybe_done
-        self.method = method
-        self.error = error
-        self.recoverable = recoverable
-        self.retry_after = retry_after
+class SlackCallError(DeliveryError):
+    """A Slack Web API call that failed (`error` is Slack's error code or the HTTP status)."""
 
 
 class SlackAPI(Protocol):

@@ -7,7 +7,9 @@ risk because every listener acks before doing anything else.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from anyio import to_thread
@@ -15,8 +17,9 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.errors import IncidentBotError
-from bot.service import oncall, responders, runbooks
+from bot.service import lifecycle, notes, oncall, responders, runbooks
 from bot.service.context import Context
+from bot.slack import commands
 from bot.slack.runbook_blocks import STEP_ACTION_RE, parse_step_action
 
 log = logging.getLogger(__name__)
@@ -53,8 +56,9 @@ def _incident_id(body: dict[str, Any]) -> int | None:
         return None
 
 
-def register(app: AsyncApp, ctx: Context) -> None:
+def register(app: AsyncApp, ctx: Context, archive_after: timedelta | None = None) -> None:
     """Attach every listener (commands, buttons, events) to the Bolt app."""
+    commands.register(app, ctx, archive_after)
 
     def button(action_id: str, use_case: Callable[..., responders.Answer]) -> None:
         @app.action(action_id)
@@ -70,6 +74,73 @@ def register(app: AsyncApp, ctx: Context) -> None:
     button("incident_ack", responders.acknowledge)
     button("incident_escalate", responders.escalate)
     button("incident_resolve", responders.resolve)
+
+    @app.action(re.compile(r"^incident_silence_\d+h$"))
+    async def silence(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        try:
+            incident_text, seconds_text = str(body["actions"][0]["value"]).split(":")
+            incident_id, seconds = int(incident_text), int(seconds_text)
+        except (KeyError, IndexError, ValueError):
+            await ephemeral(client, body, "This button does not name an incident.")
+            return
+        text = await run_use_case(lifecycle.silence, ctx, incident_id, body["user"]["id"], seconds)
+        await ephemeral(client, body, text)
+
+    @app.event("pin_added")
+    async def pinned(event: dict[str, Any]) -> None:
+        item = event.get("item") or {}
+        message = item.get("message") or {}
+        channel = event.get("channel_id") or item.get("channel")
+        if item.get("type") == "message" and channel and message.get("ts"):
+            await _capture(
+                channel,
+                event.get("user"),
+                message.get("user"),
+                message["ts"],
+                message.get("text", ""),
+                "pinned",
+            )
+
+    @app.event("reaction_added")
+    async def reacted(event: dict[str, Any], client: AsyncWebClient) -> None:
+        item = event.get("item") or {}
+        if event.get("reaction") != "pushpin" or item.get("type") != "message":
+            return
+        channel, ts = item.get("channel"), item.get("ts")
+        if not channel or not ts or await to_thread.run_sync(responders.by_channel, ctx, channel) is None:
+            return
+        try:  # the event does not carry the text: read that one message
+            found = await client.conversations_history(channel=channel, latest=ts, inclusive=True, limit=1)
+            message = (found.get("messages") or [{}])[0]
+        except Exception as exc:
+            log.warning("could not read the :pushpin:-ed message: %s", exc)
+            message = {}
+        await _capture(
+            channel,
+            event.get("user"),
+            event.get("item_user") or message.get("user"),
+            ts,
+            message.get("text", "(message not readable)"),
+            "pushpin reaction",
+        )
+
+    async def _capture(
+        channel: str, by: str | None, author: str | None, ts: str, text: str, how: str
+    ) -> None:
+        incident_id = await to_thread.run_sync(responders.by_channel, ctx, channel)
+        if incident_id is None:
+            return
+        try:
+            await to_thread.run_sync(
+                notes.capture_message, ctx, incident_id, f"slack:{by}", author, ts, text, how
+            )
+        except Exception:
+            log.exception("could not add a pinned message to the timeline")
+
+    @app.event("message")
+    async def ignore_messages() -> None:
+        """Messages are not timeline material unless pinned; acknowledging them keeps Bolt quiet."""
 
     @app.action(STEP_ACTION_RE)
     async def runbook_step(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:

@@ -158,6 +158,11 @@ def actions(view: IncidentView) -> ActionsBlock:
         ButtonElement(text="Escalate", action_id="incident_escalate", value=value),
         ButtonElement(text="Resolve", action_id="incident_resolve", value=value, style="danger"),
     ]
+    if view.source == "alertmanager":
+        elements += [
+            ButtonElement(text="Silence 1h", action_id="incident_silence_1h", value=f"{view.id}:3600"),
+            ButtonElement(text="Silence 4h", action_id="incident_silence_4h", value=f"{view.id}:14400"),
+        ]
     return ActionsBlock(block_id=f"incident_actions_{view.id}", elements=elements)
 
 

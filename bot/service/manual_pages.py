@@ -1,0 +1,76 @@
+"""Use case: `/incident page @user|<rotation>`: page someone outside the escalation plan."""
+
+from __future__ import annotations
+
+from bot.core.errors import BadInput
+from bot.core.escalation import resolve_targets
+from bot.service.context import Context
+from bot.service.incidents import lane
+from bot.service.responders import Answer, load, mention
+from bot.service.timeline import record
+from bot.store import outbox
+from bot.store.db import transaction
+from bot.store.tables import Page
+
+
+def page(ctx: Context, incident_id: int, actor: str, user_id: str | None, rotation: str | None) -> Answer:
+    with transaction(ctx.engine) as session:
+        incident = load(session, incident_id)
+        now = ctx.clock()
+        pages: list[Page] = []
+        if user_id:
+            pages.append(
+                Page(
+                    incident_id=incident_id,
+                    person=f"<@{user_id}>",
+                    slack_user=user_id,
+                    step_key="manual",
+                    paged_at=now,
+                )
+            )
+            who = f"<@{user_id}>"
+        else:
+            catalog = ctx.rotations
+            if catalog is None or rotation not in catalog.rotations:
+                known = ", ".join(sorted(catalog.rotations)) if catalog else "none"
+                raise BadInput(f"Page whom? `/incident page @user` or a rotation ({known}).")
+            policy = catalog.policies[rotation]
+            if not policy.steps or catalog.rotations[rotation].source != "file":
+                raise BadInput(f"Rotation {rotation} has no first step to page here.")
+            people = resolve_targets(policy.steps[0], catalog.rotations[rotation], catalog.people, now)
+            for person in people:
+                pages.append(
+                    Page(
+                        incident_id=incident_id,
+                        person=person.name,
+                        email=person.email,
+                        slack_user=person.slack_id,
+                        step_key="manual",
+                        layer=rotation,
+                        paged_at=now,
+                    )
+                )
+            who = ", ".join(p.name for p in people) + f" ({rotation})"
+        for item in pages:
+            session.add(item)
+            session.flush()
+            outbox.enqueue(
+                session,
+                lane(incident),
+                "page",
+                now,
+                {"page_id": item.id},
+                incident_id=incident_id,
+                priority=outbox.PAGE,
+            )
+        record(
+            session,
+            incident_id,
+            now,
+            actor,
+            "escalation",
+            f"{mention(actor)} paged {who}",
+            {"step": "manual", "people": [p.person for p in pages]},
+        )
+    ctx.wake()
+    return Answer(f"Paging {who}.", changed=True)

@@ -1,0 +1,86 @@
+"""Read-only answers for people: `/incident status`, `list`, `timeline`."""
+
+from __future__ import annotations
+
+from sqlmodel import Session, col, select
+
+from bot.core.durations import format_duration
+from bot.core.incident import OPEN_STATUSES, Status
+from bot.core.text import escape
+from bot.service.context import Context
+from bot.service.escalation import pending_step
+from bot.service.responders import mention
+from bot.store.tables import Incident, Page, TimelineEntry
+
+
+def _get(session: Session, incident_id: int) -> Incident:
+    incident = session.get(Incident, incident_id)
+    assert incident is not None
+    return incident
+
+
+def status(ctx: Context, incident_id: int) -> str:
+    with Session(ctx.engine) as session:
+        incident = _get(session, incident_id)
+        now = ctx.clock()
+        lines = [
+            f"*#{incident.id} {escape(incident.title)}*",
+            f"State: *{incident.status}* · {incident.severity} · "
+            f"open for {format_duration(now - incident.created_at)}",
+        ]
+        if incident.acknowledged_at:
+            lines.append(
+                f"Acknowledged by {mention(incident.acknowledged_by)} after "
+                f"{format_duration(incident.acknowledged_at - incident.created_at)}"
+            )
+        if incident.lead:
+            lines.append(f"Lead: {mention(incident.lead)}")
+        paged = session.exec(select(Page).where(col(Page.incident_id) == incident_id).order_by(col(Page.id)))
+        names = [f"<@{p.slack_user}>" if p.slack_user else escape(p.person) for p in paged]
+        lines.append("Paged: " + (", ".join(dict.fromkeys(names)) if names else "nobody yet"))
+        timer = pending_step(session, incident) if Status(incident.status) in OPEN_STATUSES else None
+        if timer is not None:
+            what = "final @here notice" if timer.kind == "final_notice" else "next escalation step"
+            lines.append(f"Pending: {what} in {format_duration(max(timer.due_at - now, now - now))}")
+        elif incident.status == Status.TRIGGERED:
+            lines.append("Pending: nothing (every step has paged)")
+        return "\n".join(lines)
+
+
+def open_incidents(ctx: Context) -> str:
+    with Session(ctx.engine) as session:
+        rows = session.exec(
+            select(Incident)
+            .where(col(Incident.status).in_([s.value for s in OPEN_STATUSES]))
+            .order_by(col(Incident.id).desc())
+            .limit(50)
+        ).all()
+        if not rows:
+            return "No open incidents. :sunny:"
+        now = ctx.clock()
+        lines = [f"*{len(rows)} open incident(s):*"]
+        for inc in rows:
+            where = f"<#{inc.channel_id}>" if inc.channel_id else f"#{inc.channel_name}"
+            lines.append(
+                f"• {inc.severity} {where} {escape(inc.title)} · {inc.status} · "
+                f"{format_duration(now - inc.created_at)}"
+            )
+        return "\n".join(lines)
+
+
+# The bot's own echoes of what is already in the channel would drown the entries people want.
+_NOT_FOR_PEOPLE = ("posted", "announced")
+
+
+def timeline(ctx: Context, incident_id: int, limit: int = 20) -> str:
+    with Session(ctx.engine) as session:
+        rows = session.exec(
+            select(TimelineEntry)
+            .where(col(TimelineEntry.incident_id) == incident_id)
+            .order_by(col(TimelineEntry.at).desc(), col(TimelineEntry.id).desc())
+            .limit(limit)
+        ).all()
+        lines = [f"*Last {len(rows)} timeline entries (UTC):*"]
+        for entry in reversed(rows):
+            lines.append(f"`{entry.at:%H:%M:%S}` {mention(entry.actor)} · {escape(entry.text[:300])}")
+        return "\n".join(lines)

@@ -1,0 +1,52 @@
+"""Reports over many incidents: load what `bot.core.reports.report` needs from the store."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+
+from sqlmodel import Session, col, select
+
+from bot.core.reports import ReportIncident, ReportPage
+from bot.service.context import Context
+from bot.store.tables import Alert, Incident, Page
+
+
+def incidents_since(ctx: Context, since: datetime) -> list[ReportIncident]:
+    """Incidents declared at or after `since` (aware), oldest first, with alert names and pages."""
+    with Session(ctx.engine) as session:
+        incidents = list(
+            session.exec(
+                select(Incident)
+                .where(col(Incident.created_at) >= since)
+                .order_by(col(Incident.created_at), col(Incident.id))
+            )
+        )
+        chosen = select(Incident.id).where(col(Incident.created_at) >= since)
+        names: defaultdict[int, list[str]] = defaultdict(list)
+        for incident_id, name in session.exec(
+            select(Alert.incident_id, Alert.name)
+            .where(col(Alert.incident_id).in_(chosen))
+            .order_by(col(Alert.id))
+        ):
+            names[incident_id].append(name)
+        pages: defaultdict[int, list[ReportPage]] = defaultdict(list)
+        for page in session.exec(
+            select(Page).where(col(Page.incident_id).in_(chosen)).order_by(col(Page.paged_at), col(Page.id))
+        ):
+            pages[page.incident_id].append(ReportPage(page.person, page.step_key))
+    out = []
+    for inc in incidents:
+        assert inc.id is not None
+        out.append(
+            ReportIncident(
+                id=inc.id,
+                severity=inc.severity,
+                created_at=inc.created_at,
+                acknowledged_at=inc.acknowledged_at,
+                resolved_at=inc.resolved_at,
+                alert_names=tuple(names[inc.id]),
+                pages=tuple(pages[inc.id]),
+            )
+        )
+    return out

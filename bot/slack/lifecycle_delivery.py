@@ -1,0 +1,121 @@
+"""Outbox operations around an incident's life: silences at Alertmanager, archiving the channel."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlmodel import Session
+
+from bot.core.durations import format_duration
+from bot.integrations.alertmanager import AlertmanagerAPI
+from bot.integrations.errors import DeliveryError
+from bot.service.timeline import record
+from bot.slack.delivery import Completion, Handler, SlackDelivery, require_channel
+from bot.store.tables import Incident, Outbox
+
+
+class LifecycleDelivery:
+    def __init__(self, base: SlackDelivery, alertmanager: AlertmanagerAPI | None) -> None:
+        self.base = base
+        self.alertmanager = alertmanager
+
+    def handlers(self) -> dict[str, Handler]:
+        return {"archive": self.archive, "silence": self.silence, "expire_silences": self.expire_silences}
+
+    async def archive(self, row: Outbox) -> Completion | None:
+        incident = (await self.base.snapshot(row)).incident
+        if incident.status != "closed" or not incident.channel_id:
+            return None  # reopened meanwhile, or never had a channel
+        try:
+            await self.base.slack.call("conversations.archive", channel=incident.channel_id)
+        except DeliveryError as exc:
+            if exc.error != "already_archived":
+                raise
+
+        def complete(session: Session) -> None:
+            assert incident.id is not None
+            record(session, incident.id, self.base.clock(), "bot", "archived", "Channel archived")
+
+        return complete
+
+    def _require_api(self) -> AlertmanagerAPI:
+        if self.alertmanager is None:
+            raise DeliveryError("alertmanager", "ALERTMANAGER_URL is not set", recoverable=False)
+        return self.alertmanager
+
+    async def silence(self, row: Outbox) -> Completion | None:
+        """Create the silence (matchers = the group's labels) and say where it is."""
+        api = self._require_api()
+        snap = await self.base.snapshot(row)
+        incident = snap.incident
+        labels = incident.group_labels or (snap.alerts[0].labels if snap.alerts else {})
+        if not labels:
+            raise DeliveryError(
+                "alertmanager", "the incident has no alert labels to silence", recoverable=False
+            )
+        duration = timedelta(seconds=int(row.payload["seconds"]))
+        by = str(row.payload.get("by", "incidentbot"))
+        silence_id = await api.create_silence(
+            dict(labels),
+            self.base.clock(),
+            duration,
+            f"incidentbot ({by})",
+            f"Silenced from incident #{incident.id}",
+        )
+        now = self.base.clock()
+        text = (
+            f":no_bell: Silenced for {format_duration(duration)} by <@{by}>: "
+            f"<{api.silence_link(silence_id)}|silence {silence_id[:8]}>"
+        )
+
+        def complete(session: Session) -> None:
+            stored = session.get(Incident, incident.id)
+            assert stored is not None and stored.id is not None
+            stored.silences = [*stored.silences, silence_id]
+            session.add(stored)
+            record(
+                session,
+                stored.id,
+                now,
+                f"slack:{by}",
+                "silence",
+                f"Silenced for {format_duration(duration)}",
+                {"silence_id": silence_id, "seconds": duration.total_seconds()},
+            )
+            session.add(
+                Outbox(
+                    lane=f"incident:{stored.id}",
+                    incident_id=stored.id,
+                    op="say",
+                    payload={"text": text, "trusted": True},
+                    not_before=now,
+                    created_at=now,
+                )
+            )
+
+        require_channel(incident)
+        return complete
+
+    async def expire_silences(self, row: Outbox) -> Completion | None:
+        api = self._require_api()
+        ids = [str(i) for i in row.payload.get("ids", [])]
+        for silence_id in ids:
+            await api.expire_silence(silence_id)
+
+        def complete(session: Session) -> None:
+            stored = session.get(Incident, row.incident_id)
+            if stored is None or stored.id is None:
+                return
+            stored.silences = [s for s in stored.silences if s not in ids]
+            session.add(stored)
+            record(
+                session,
+                stored.id,
+                self.base.clock(),
+                "bot",
+                "silence_expired",
+                f"Expired {len(ids)} silence(s)",
+                {"silence_ids": ids},
+            )
+
+        return complete

@@ -1,0 +1,242 @@
+"""Working an incident from Slack: every /incident subcommand through the signed endpoint."""
+
+import json
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.harness import Clock, post_alertmanager, slack_headers, slash_command_body, wait_until
+from tests.test_flow_paging import dms_to
+
+FIXTURES = Path(__file__).parent / "fixtures"
+T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def slash(bot, text: str, channel: str = "C0GENERAL", user: str = "U01ALEX", command: str = "/incident"):
+    body = slash_command_body(command, text, user=user, channel=channel)
+    started = time.monotonic()
+    r = httpx.post(f"{bot.url}/slack/events", content=body, headers=slack_headers(body), timeout=10)
+    assert time.monotonic() - started < 3, "Slack wants an answer within 3 seconds"
+    assert r.status_code == 200, r.text
+    return r.json().get("text", "") if r.content else ""
+
+
+@pytest.fixture
+def bot(start_bot, fake_slack):
+    fake_slack.fake.set_users({"sarah@example.com": "U02SARAH"})
+    return start_bot(clock=Clock(T0), rotations_dir=FIXTURES / "rotations", archive_after="1h")
+
+
+def incident_channel(fake):
+    return wait_until(
+        lambda: next((c for c in fake.channels.values() if c.name.startswith("inc-") and c.pins), None),
+        15,
+        what="incident channel",
+    )
+
+
+def texts(fake, chan):
+    return [m.get("text", "") for m in fake.messages(chan.id)]
+
+
+def test_help_unknown_and_wrong_place(bot):
+    assert "/incident declare <title>" in slash(bot, "help")
+    unknown = slash(bot, "frobnicate")
+    assert "Unknown subcommand `frobnicate`" in unknown and "/incident status" in unknown
+    assert "works in an incident channel" in slash(bot, "ack", channel="C0GENERAL")
+    assert "works in an incident channel" in slash(bot, "note hello", channel="C0GENERAL")
+
+
+def test_declare_and_work_an_incident_end_to_end(bot, fake_slack):
+    fake = fake_slack.fake
+    answer = slash(bot, "declare Checkout is failing for EU users sev1")
+    assert "declared (SEV1)" in answer
+    chan = incident_channel(fake)
+    assert chan.name.endswith("checkout-is-failing-for-eu-users")
+    wait_until(lambda: "U01ALEX" in fake.channel(chan.id).members, 10)  # the declarer is invited (and paged)
+    c = chan.id
+
+    status = slash(bot, "status", channel=c)
+    assert "State: *triggered*" in status and "Paged:" in status and "next escalation step in 14m 5" in status
+    assert "Severity is now SEV2" in slash(bot, "sev 2", channel=c)
+    assert "Severity must be 1, 2 or 3" in slash(bot, "sev 7", channel=c)
+    assert "<@U02SARAH> leads" in slash(bot, "lead <@U02SARAH|sarah>", channel=c)
+    assert "Mention a person" in slash(bot, "lead sarah", channel=c)
+    slash(bot, "note <!channel> rolled back the deploy", channel=c)
+    slash(bot, "action Add an alert on checkout latency", channel=c)
+    wait_until(
+        lambda: any("Note from <@U01ALEX>: &lt;!channel&gt; rolled back" in t for t in texts(fake, chan)), 10
+    )
+    wait_until(lambda: any("Action item from" in t for t in texts(fake, chan)), 10)
+    assert "Paging <@U03MIKE>" in slash(bot, "page <@U03MIKE>", channel=c)
+    wait_until(lambda: dms_to(fake, "U03MIKE"), 10, what="manual page DM")
+    assert "Paging alex (platform)" in slash(bot, "page platform", channel=c)
+    assert "There is no rotation" in slash(bot, "page nosuch", channel=c) or "Page whom?" in slash(
+        bot, "page nosuch", channel=c
+    )
+    assert "Escalated" in slash(bot, "escalate", channel=c)
+    wait_until(lambda: dms_to(fake, "U02SARAH"), 10, what="escalated to the secondary")
+    assert "You acknowledged" in slash(bot, "ack", channel=c)
+    assert "Already acknowledged by <@U01ALEX>" in slash(bot, "ack", channel=c)
+    assert "resolve it first" in slash(bot, "close", channel=c)
+    timeline = slash(bot, "timeline", channel=c)
+    assert "rolled back the deploy" in timeline and "Severity SEV1 -&gt; SEV2" in timeline
+    assert "You resolved" in slash(bot, "resolve fixed by rollback", channel=c)
+    wait_until(lambda: any("Resolved by <@U01ALEX>: fixed by rollback" in t for t in texts(fake, chan)), 10)
+    assert "already resolved" in slash(bot, "resolve", channel=c)
+    assert "No open incidents" in slash(bot, "list")
+    assert "reopened" in slash(bot, "reopen", channel=c)
+    listed = slash(bot, "list")
+    assert "1 open incident" in listed and "Checkout is failing" in listed
+
+
+def test_illegal_transitions_answer_clearly(bot, fake_slack):
+    slash(bot, "declare Disk full sev3")
+    chan = incident_channel(fake_slack.fake)
+    assert "resolve it first" in slash(bot, "close", channel=chan.id)
+    assert "cannot reopen an incident that is triggered" in slash(bot, "reopen", channel=chan.id)
+    assert "resolve it first" in slash(bot, "postmortem", channel=chan.id)
+    slash(bot, "resolve", channel=chan.id)
+    assert "closed" in slash(bot, "close", channel=chan.id)
+    assert "cannot close an incident that is closed" in slash(bot, "close", channel=chan.id)
+    assert "reopened" in slash(bot, "reopen", channel=chan.id)
+
+
+def test_close_archives_the_channel_later(bot, fake_slack):
+    fake = fake_slack.fake
+    slash(bot, "declare Queue backlog sev3")
+    chan = incident_channel(fake)
+    slash(bot, "resolve", channel=chan.id)
+    assert "archived in 1h" in slash(bot, "close", channel=chan.id)
+    bot.clock.advance(minutes=59)
+    bot.tick()
+    assert not fake.channel(chan.id).archived
+    bot.clock.advance(minutes=2)
+    wait_until(lambda: fake.channel(chan.id).archived, 10, what="archived after ARCHIVE_AFTER")
+
+
+def test_pins_and_pushpin_reactions_join_the_timeline_once(bot, fake_slack):
+    fake = fake_slack.fake
+    slash(bot, "declare Latency spike sev2")
+    chan = incident_channel(fake)
+    msg = fake.add_message(chan.id, "p99 back to 200ms after scaling out", user="U02SARAH")
+    ts = msg["ts"] if isinstance(msg, dict) else msg
+    for event in (
+        {
+            "type": "pin_added",
+            "user": "U01ALEX",
+            "channel_id": chan.id,
+            "item": {
+                "type": "message",
+                "channel": chan.id,
+                "message": {"ts": ts, "user": "U02SARAH", "text": "p99 back to 200ms after scaling out"},
+            },
+            "event_ts": str(time.time()),
+        },
+        {
+            "type": "reaction_added",
+            "user": "U01ALEX",
+            "reaction": "pushpin",
+            "item_user": "U02SARAH",
+            "item": {"type": "message", "channel": chan.id, "ts": ts},
+            "event_ts": str(time.time()),
+        },
+    ):
+        body = json.dumps(
+            {
+                "token": "x",
+                "team_id": "T0TEAM",
+                "api_app_id": "A0APP",
+                "type": "event_callback",
+                "event_id": f"Ev{time.time_ns()}",
+                "event_time": int(time.time()),
+                "event": event,
+            }
+        ).encode()
+        r = httpx.post(
+            f"{bot.url}/slack/events",
+            content=body,
+            headers=slack_headers(body, content_type="application/json"),
+            timeout=10,
+        )
+        assert r.status_code == 200
+    wait_until(lambda: "p99 back to 200ms" in slash(bot, "timeline", channel=chan.id), 10)
+    assert slash(bot, "timeline", channel=chan.id).count("p99 back to 200ms") == 1
+
+
+def test_declare_modal_opens_and_submits(bot, fake_slack):
+    fake = fake_slack.fake
+    slash(bot, "declare")
+    call = fake.wait_for_call("views.open", timeout=10)[0]
+    view = call.args["view"]
+    assert view["callback_id"] == "declare_incident"
+    payload = {
+        "type": "view_submission",
+        "team": {"id": "T0TEAM"},
+        "user": {"id": "U01ALEX", "team_id": "T0TEAM"},
+        "api_app_id": "A0APP",
+        "token": "x",
+        "trigger_id": "1.2.3",
+        "view": {
+            "id": "V1",
+            "type": "modal",
+            "callback_id": "declare_incident",
+            "team_id": "T0TEAM",
+            "state": {
+                "values": {
+                    "title": {"title": {"type": "plain_text_input", "value": "Payments API 500s"}},
+                    "severity": {
+                        "severity": {
+                            "type": "static_select",
+                            "selected_option": {
+                                "value": "SEV1",
+                                "text": {"type": "plain_text", "text": "SEV1"},
+                            },
+                        }
+                    },
+                    "description": {"description": {"type": "plain_text_input", "value": "since 11:58"}},
+                    "rotation": {
+                        "rotation": {
+                            "type": "static_select",
+                            "selected_option": {
+                                "value": "platform",
+                                "text": {"type": "plain_text", "text": "platform"},
+                            },
+                        }
+                    },
+                }
+            },
+        },
+    }
+    from urllib.parse import urlencode
+
+    body = urlencode({"payload": json.dumps(payload)}).encode()
+    r = httpx.post(f"{bot.url}/slack/events", content=body, headers=slack_headers(body), timeout=10)
+    assert r.status_code == 200
+    chan = incident_channel(fake)
+    assert chan.name.endswith("payments-api-500s")
+    wait_until(lambda: fake.channel(chan.id).topic.startswith("SEV1 | triggered | Payments API 500s"), 10)
+
+
+def test_oncall_command(bot):
+    text = slash(bot, "", command="/oncall")
+    assert "platform" in text and "primary: <@U01ALEX>" in text
+    assert "There is no rotation named 'nope'" in slash(bot, "nope", command="/oncall")
+
+
+def test_alertmanager_incident_card_has_silence_buttons(bot, fake_slack):
+    payload = json.loads((FIXTURES / "alertmanager-0.25/firing-single-alert.json").read_text())
+    post_alertmanager(bot.url, payload)
+    chan = incident_channel(fake_slack.fake)
+    card = next(m for m in fake_slack.fake.messages(chan.id) if m["ts"] == chan.pins[0])
+    ids = {e["action_id"] for b in card["blocks"] if b["type"] == "actions" for e in b["elements"]}
+    assert {
+        "incident_ack",
+        "incident_escalate",
+        "incident_resolve",
+        "incident_silence_1h",
+        "incident_silence_4h",
+    } <= ids
