@@ -18,19 +18,26 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.catalog.check import check
 from bot.catalog.rotations import Catalog
+from bot.core.durations import parse_duration
 from bot.core.errors import ConfigError
+from bot.core.pagerduty import parse_secrets
 from bot.core.runbook_links import RunbookCatalog
+from bot.integrations.alertmanager import AlertmanagerAPI
+from bot.integrations.pagerduty import OnCallCache, PagerDutyClient
+from bot.integrations.pagerduty_delivery import PagerDutyDelivery
 from bot.observability import OUTBOX_DEPTH
 from bot.scheduler import Scheduler
 from bot.service.context import Context, utcnow
 from bot.settings import Settings
 from bot.slack.api import SlackWebAPI
 from bot.slack.delivery import SlackDelivery
+from bot.slack.lifecycle_delivery import LifecycleDelivery
 from bot.slack.listeners import register
+from bot.slack.postmortem_delivery import PostmortemDelivery
 from bot.slack.runbook_delivery import RunbookDelivery
 from bot.store import outbox
 from bot.store.db import make_engine, ping, upgrade
-from bot.webhooks import alertmanager
+from bot.webhooks import alertmanager, pagerduty
 from bot.webhooks.common import BodyLimit
 from bot.worker import Worker
 
@@ -65,9 +72,32 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utcnow) -> Fa
         announce_channel=settings.incident_announce_channel,
         rotations=catalog,
         runbooks=runbooks,
+        postmortems_dir=settings.postmortems_dir,
+        postmortem_template=settings.postmortem_template.read_text()
+        if settings.postmortem_template
+        else None,
     )
     delivery = SlackDelivery(engine, SlackWebAPI(web_client), settings.incident_announce_channel, clock)
-    handlers = {**delivery.handlers(), **RunbookDelivery(delivery, runbooks).handlers()}
+    am_api = AlertmanagerAPI(settings.alertmanager_url) if settings.alertmanager_url else None
+    pd_client = PagerDutyClient(
+        settings.pagerduty_api_token.get_secret_value() if settings.pagerduty_api_token else "",
+        settings.pagerduty_from_email,
+        settings.pagerduty_api_url,
+        settings.pagerduty_events_url,
+        timeout=settings.slack_timeout_seconds,
+    )
+    pd_secrets = parse_secrets(
+        settings.pagerduty_webhook_secret.get_secret_value() if settings.pagerduty_webhook_secret else None
+    )
+    # On-call answers are cached for a minute of the app's clock (so tests can move past it).
+    pd_oncall = OnCallCache(pd_client, clock=lambda: clock().timestamp())
+    handlers = {
+        **delivery.handlers(),
+        **RunbookDelivery(delivery, runbooks).handlers(),
+        **PostmortemDelivery(delivery, ctx).handlers(),
+        **LifecycleDelivery(delivery, am_api).handlers(),
+        **PagerDutyDelivery(engine, pd_client, pd_oncall, clock).handlers(),
+    }
     worker = Worker(engine, handlers, clock, poll_seconds=settings.outbox_poll_seconds)
     ctx.wake = worker.wake
     scheduler = Scheduler(ctx, settings.scheduler_tick_seconds)
@@ -78,7 +108,8 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utcnow) -> Fa
         client=web_client,
         process_before_response=False,
     )
-    register(bolt, ctx)
+    archive_after = parse_duration(settings.archive_after)
+    register(bolt, ctx, archive_after if archive_after.total_seconds() > 0 else None)
     slack_handler = AsyncSlackRequestHandler(bolt)
 
     @asynccontextmanager
@@ -88,6 +119,8 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utcnow) -> Fa
             log.warning(
                 "ALERTMANAGER_TOKEN is not set: /webhooks/alertmanager accepts unauthenticated requests"
             )
+        if not pd_secrets:
+            log.warning("PAGERDUTY_WEBHOOK_SECRET is not set: /webhooks/pagerduty rejects every delivery")
         task = asyncio.create_task(worker.run(), name="outbox-worker")
         scheduler.start()
         log.info("incidentbot ready", extra={"database": engine.dialect.name})
@@ -97,6 +130,7 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utcnow) -> Fa
             scheduler.shutdown()
             await worker.stop()
             task.cancel()
+            pd_client.close()
             engine.dispose()
 
     app = FastAPI(title="incidentbot", version="0.1.0", lifespan=lifespan)
@@ -105,6 +139,7 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utcnow) -> Fa
     app.state.scheduler = scheduler
     am_token = settings.alertmanager_token.get_secret_value() if settings.alertmanager_token else None
     app.include_router(alertmanager.router(ctx, am_token))
+    app.include_router(pagerduty.router(ctx, pd_secrets))
 
     @app.post("/slack/events", include_in_schema=False)
     async def slack_events(request: Request) -> Response:

@@ -52,6 +52,18 @@ def fake_slack():
         yield server
 
 
+PD_WEBHOOK_SECRETS = ("pd-webhook-secret-new", "pd-webhook-secret-old")  # two: a rotation in progress
+PD_FROM_EMAIL = "incidentbot@example.com"
+
+
+@pytest.fixture
+def fake_pagerduty():
+    from tests.fakepagerduty import FakePagerDutyServer
+
+    with FakePagerDutyServer() as server:
+        yield server
+
+
 class RunningBot:
     """The real ASGI app served over HTTP from a thread, with a settable clock."""
 
@@ -72,10 +84,11 @@ class RunningBot:
 
 
 @pytest.fixture
-def start_bot(fake_slack, database_url, tmp_path):
+def start_bot(fake_slack, fake_pagerduty, database_url, tmp_path):
     """Factory: start_bot(**settings) -> RunningBot; stopped at teardown."""
     from bot.app import create_app
     from bot.settings import Settings
+    from tests.fakepagerduty import DEFAULT_TOKEN
     from tests.harness import AM_TOKEN, BOT_TOKEN, ROOT, SIGNING_SECRET, Clock, ThreadServer
 
     running = []
@@ -91,6 +104,11 @@ def start_bot(fake_slack, database_url, tmp_path):
             "rotations_dir": ROOT / "rotations",
             "outbox_poll_seconds": 0.1,
             "scheduler_tick_seconds": 0.2,
+            "pagerduty_api_token": DEFAULT_TOKEN,
+            "pagerduty_from_email": PD_FROM_EMAIL,
+            "pagerduty_api_url": fake_pagerduty.url,
+            "pagerduty_events_url": fake_pagerduty.events_url,
+            "pagerduty_webhook_secret": ",".join(PD_WEBHOOK_SECRETS),
         }
         values.update(overrides)
         clock = clock or Clock()

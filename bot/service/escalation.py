@@ -13,10 +13,11 @@ from datetime import datetime, timedelta
 from sqlmodel import Session, col, select
 
 from bot.core.durations import format_duration
-from bot.core.escalation import PlannedStep, final_notice_due, resolve_targets, schedule
+from bot.core.escalation import PlannedStep, final_notice_due, pagerduty_keys, resolve_targets, schedule
 from bot.core.rotations import on_call_all
 from bot.core.routing import Route
 from bot.core.text import escape
+from bot.service import pagerduty
 from bot.service.context import Context
 from bot.service.incidents import cancel_paging, lane, say
 from bot.service.timeline import record
@@ -183,7 +184,16 @@ def _page_step(
             incident_id=incident.id,
             priority=outbox.PAGE,
         )
-    names = ", ".join(p.name for p in people) or "nobody (no targets)"
+    # PagerDuty: routing keys get an Events API trigger; a step of a PagerDuty-sourced rotation that
+    # triggers none pages whoever PagerDuty has on call at level <step number> (looked up at delivery).
+    routing_keys = pagerduty_keys(step)
+    also = [f"PagerDuty (routing key …{k[-4:]})" for k in routing_keys]
+    if routing_keys:
+        pagerduty.trigger(session, incident, routing_keys, key, now)
+    if rotation.source == "pagerduty" and rotation.pagerduty is not None and not routing_keys:
+        pagerduty.page_level(session, incident, rotation, step.index + 1, key, now)
+        also.append(f"PagerDuty's on-call at level {step.index + 1}")
+    names = ", ".join([p.name for p in people] + also) or "nobody (no targets)"
     why = (
         "escalated by hand"
         if manual

@@ -13,7 +13,7 @@ from bot.core.durations import format_duration
 from bot.core.errors import UnknownIncident
 from bot.core.incident import Event, Status
 from bot.core.text import escape
-from bot.service import escalation
+from bot.service import escalation, pagerduty
 from bot.service.context import Context
 from bot.service.incidents import cancel_paging, lane, resolve_incident, say, sync, transition
 from bot.store import outbox
@@ -30,7 +30,7 @@ class Answer:
 def mention(actor: str | None) -> str:
     if actor and actor.startswith("slack:"):
         return f"<@{actor.removeprefix('slack:')}>"
-    return actor or "someone"
+    return escape(actor) if actor else "someone"
 
 
 def load(session: Session, incident_id: int) -> Incident:
@@ -64,6 +64,7 @@ def acknowledge(ctx: Context, incident_id: int, actor: str) -> Answer:
         outbox.enqueue(
             session, lane(incident), "update_pages", now, incident_id=incident.id, priority=outbox.NORMAL
         )
+        pagerduty.mirror(session, incident, "acknowledged", now)
     ctx.wake()
     return Answer(
         f"You acknowledged incident #{incident_id} after {after}; escalation stopped.", changed=True
@@ -76,7 +77,9 @@ def resolve(ctx: Context, incident_id: int, actor: str, summary: str = "") -> An
         if incident.status in (Status.RESOLVED, Status.CLOSED):
             return Answer(f"Incident #{incident_id} is already {incident.status}.")
         why = f"by {mention(actor)}" + (f": {escape(summary)}" if summary else "")
-        resolve_incident(ctx, session, incident, ctx.clock(), actor, why, trusted=True)
+        now = ctx.clock()
+        resolve_incident(ctx, session, incident, now, actor, why, trusted=True)
+        pagerduty.mirror(session, incident, "resolved", now)
     ctx.wake()
     return Answer(f"You resolved incident #{incident_id}.", changed=True)
 

@@ -427,7 +427,7 @@ class SlackDelivery:
                 now,
                 "bot",
                 "paged",
-                f"Paged {page.person} (<@{user}>) by DM",
+                f"Paged {page.person} by DM",
                 {"person": page.person, "user": user, "step": page.step_key},
             )
             for op, payload in (

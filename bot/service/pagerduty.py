@@ -1,0 +1,453 @@
+"""Use cases of PagerDuty, both ways.
+
+From PagerDuty (Webhooks V3): one delivery = one transaction. The delivery's `event.id` and
+`X-Webhook-Id` are inserted as `WebhookReceipt` rows together with the effect, so a redelivery finds
+them and changes nothing, and two replicas racing on the same delivery collide on the unique key
+(the loser retries, sees the receipt, answers "duplicate").
+
+* `incident.triggered` opens an incident (channel, card, runbook) mirroring the PagerDuty incident
+  (`external_id`), but never pages: PagerDuty's own escalation runs for it.
+* acknowledged / unacknowledged / resolved / reopened become state transitions with the actor
+  `pagerduty:<agent>`; one that is not legal from the current state (acknowledged while already
+  acknowledged, e.g. our own Slack acknowledgement coming back) is a no-op: no timeline row, no message.
+* escalated / reassigned / priority_updated / annotated are timeline rows and channel messages.
+* An event about a PagerDuty incident we don't know (the triggered delivery was lost or is still on its
+  way) opens the incident from the event's data if PagerDuty says it is still open, then applies the
+  event; an unknown resolved incident, or a note on an unknown incident, is ignored (200).
+* An incident PagerDuty created from one of our own Events API pages (its `incident_key` is our
+  `incidentbot-<id>` dedup key) is not a new incident: its acknowledgement acknowledges ours, every
+  other event about it is ignored.
+Changes that came from PagerDuty are never sent back to PagerDuty. PagerDuty does not promise order:
+an event that arrives late and is illegal from the current state is dropped as above.
+
+To PagerDuty: acknowledging or resolving in Slack (`mirror`) enqueues `pd_update` (REST `PUT
+/incidents/{id}`) for a PagerDuty-backed incident and `pd_event` acknowledge/resolve for every Events
+API routing key the incident triggered, on the incident's own PagerDuty lane (`pagerduty:<id>`), so
+trouble on one side never delays the other. Escalation steps call `trigger` and `page_level`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from bot.core.incident import Event, Severity, Status, can
+from bot.core.pagerduty import EVENT_SEVERITY, PagerDutyEvent
+from bot.core.rotations import Rotation
+from bot.core.text import escape, link
+from bot.service.context import Context
+from bot.service.incidents import cancel_paging, lane, open_incident, resolve_incident, say, sync, transition
+from bot.service.timeline import record
+from bot.store import outbox
+from bot.store.db import transaction
+from bot.store.tables import Alert, Incident, Page, TimelineEntry, WebhookReceipt
+
+log = logging.getLogger(__name__)
+
+SOURCE = "pagerduty"
+DEDUP_PREFIX = "incidentbot-"
+TRIGGERED_KIND = "pagerduty_trigger"  # timeline rows naming each routing key an incident triggered
+LEVEL_PREFIX = "pagerduty:level"  # Page.person until the page is resolved against PagerDuty's on-call
+
+
+class Decision(StrEnum):
+    OPENED = "opened"
+    CHANGED = "changed"
+    NOOP = "noop"  # known incident, nothing to change (e.g. our own acknowledgement coming back)
+    DUPLICATE = "duplicate"
+    UNKNOWN = "ignored_unknown_incident"
+    OWN_PAGE = "ignored_own_page"
+
+
+@dataclass(frozen=True)
+class WebhookResult:
+    decision: Decision
+    incident_id: int | None = None
+
+
+def dedup_key(incident: Incident) -> str:
+    """The Events API dedup key of our pages: one PagerDuty alert per incident and routing key."""
+    return f"{DEDUP_PREFIX}{incident.id}"
+
+
+def pd_lane(incident: Incident) -> str:
+    return f"pagerduty:{incident.id}"
+
+
+def actor_of(event: PagerDutyEvent) -> str:
+    return f"{SOURCE}:{event.agent or 'PagerDuty'}"
+
+
+# -- from PagerDuty -----------------------------------------------------------------------------------
+
+
+def receive(
+    ctx: Context, event: PagerDutyEvent, *, webhook_id: str | None = None, incident_key: str | None = None
+) -> WebhookResult:
+    """Apply one webhook event (idempotent per `event.id` and `X-Webhook-Id`)."""
+    for attempt in range(3):
+        try:
+            with transaction(ctx.engine) as session:
+                result = _receive(ctx, session, event, webhook_id, incident_key)
+            break
+        except IntegrityError:
+            # A replica stored the same delivery, or opened the same PagerDuty incident, first.
+            if attempt == 2:
+                raise
+            log.info("concurrent PagerDuty delivery %s, retrying", event.id)
+    if result.decision in (Decision.OPENED, Decision.CHANGED):
+        ctx.wake()
+    log.info(
+        "pagerduty event",
+        extra={
+            "event_id": event.id,
+            "event_type": event.event_type,
+            "pd_incident": event.incident_id,
+            "decision": result.decision.value,
+            "incident": result.incident_id,
+        },
+    )
+    return result
+
+
+def _receive(
+    ctx: Context, session: Session, event: PagerDutyEvent, webhook_id: str | None, incident_key: str | None
+) -> WebhookResult:
+    now = ctx.clock()
+    keys = [f"event:{event.id}"] + ([f"webhook:{webhook_id}"] if webhook_id else [])
+    seen = session.exec(
+        select(WebhookReceipt.id).where(
+            col(WebhookReceipt.source) == SOURCE, col(WebhookReceipt.key).in_(keys)
+        )
+    ).first()
+    if seen is not None:
+        return WebhookResult(Decision.DUPLICATE)
+    for key in keys:
+        session.add(WebhookReceipt(source=SOURCE, key=key, received_at=now))
+    session.flush()  # a racing replica with the same delivery fails here, before any effect
+
+    own = _own_page(session, incident_key)
+    if own is not None:
+        return _own_page_event(ctx, session, own, event, now)
+
+    incident = session.exec(
+        select(Incident).where(col(Incident.external_id) == event.incident_id).with_for_update()
+    ).first()
+    if incident is None:
+        if event.event_type != "incident.triggered" and event.status in (None, "resolved"):
+            return WebhookResult(Decision.UNKNOWN)
+        incident = _open(ctx, session, event, now)
+        if event.status == "acknowledged":
+            _acknowledge(ctx, session, incident, event, now)
+        return WebhookResult(Decision.OPENED, incident.id)
+
+    changed = _apply(ctx, session, incident, event, now)
+    return WebhookResult(Decision.CHANGED if changed else Decision.NOOP, incident.id)
+
+
+def _open(ctx: Context, session: Session, event: PagerDutyEvent, now: datetime) -> Incident:
+    from bot.service import runbooks  # runbooks -> responders -> this module: import when used
+
+    actor = actor_of(event)
+    incident = open_incident(
+        ctx,
+        session,
+        source=SOURCE,
+        title=event.title or f"PagerDuty incident {event.incident_id}",
+        severity=event.severity,
+        slug_source=event.title or event.incident_id,
+        now=now,
+        actor=actor,
+        open_key=f"{SOURCE}|{event.incident_id}",
+        external_url=event.html_url or "",
+    )
+    incident.external_id = event.incident_id
+    session.add(incident)
+    assert incident.id is not None
+    # One alert row stands for the PagerDuty incident: the card shows it, and its name (the PagerDuty
+    # service) links a runbook the way an alertname does (`runbooks/<service-slug>.md` or front matter).
+    session.add(
+        Alert(
+            incident_id=incident.id,
+            fingerprint=f"{SOURCE}:{event.incident_id}",
+            name=event.service_name or "PagerDuty",
+            status="firing",
+            labels={
+                "alertname": event.service_name or "PagerDuty",
+                **({"pagerduty_incident": f"#{event.incident_number}"} if event.incident_number else {}),
+                **({"urgency": event.urgency} if event.urgency else {}),
+            },
+            annotations={"summary": event.title},
+            starts_at=event.occurred_at,
+            generator_url=event.html_url or "",
+        )
+    )
+    number = f" #{event.incident_number}" if event.incident_number else ""
+    record(
+        session,
+        incident.id,
+        now,
+        actor,
+        "pagerduty",
+        f"Mirrors PagerDuty incident{number} ({event.incident_id}); PagerDuty escalates it",
+        {"pd_incident": event.incident_id, "html_url": event.html_url, "event": event.event_type},
+    )
+    where = link(event.html_url, f"PagerDuty incident{number}") if event.html_url else f"PagerDuty{number}"
+    details = [f":pager: Opened from {where}. PagerDuty's escalation pages for it; the bot does not."]
+    if event.assignees:
+        details.append(f"Assigned to {_names(event.assignees)}.")
+    say(session, incident, now, " ".join(details), trusted=True)
+    runbooks.attach(ctx, session, incident, now)
+    return incident
+
+
+def _names(names: tuple[str, ...]) -> str:
+    return ", ".join(escape(n) for n in names) or "nobody"
+
+
+def _apply(ctx: Context, session: Session, incident: Incident, event: PagerDutyEvent, now: datetime) -> bool:
+    """The known incident after `event`; False when it changes nothing."""
+    actor = actor_of(event)
+    match event.event_type:
+        case "incident.triggered":
+            return False  # we have it already (e.g. opened from an earlier acknowledged event)
+        case "incident.acknowledged":
+            return _acknowledge(ctx, session, incident, event, now)
+        case "incident.unacknowledged":
+            if not can(Status(incident.status), Event.UNACKNOWLEDGE):
+                return False
+            transition(ctx, session, incident, Event.UNACKNOWLEDGE, actor, now)
+            say(
+                session,
+                incident,
+                now,
+                f":rotating_light: Unacknowledged in PagerDuty ({event.agent or 'timeout'}).",
+            )
+            sync(ctx, session, incident, now)
+            _update_pages(session, incident, now)
+            return True
+        case "incident.resolved":
+            if not can(Status(incident.status), Event.RESOLVE):
+                return False
+            _set_alert(session, incident, "resolved", now)
+            resolve_incident(
+                ctx, session, incident, now, actor, f"in PagerDuty by {event.agent or 'PagerDuty'}"
+            )
+            return True
+        case "incident.reopened":
+            if not can(Status(incident.status), Event.REOPEN):
+                return False
+            transition(ctx, session, incident, Event.REOPEN, actor, now)
+            incident.open_key = f"{SOURCE}|{incident.external_id}"
+            session.add(incident)
+            _set_alert(session, incident, "firing", None)
+            say(
+                session,
+                incident,
+                now,
+                f":rotating_light: Reopened in PagerDuty by {event.agent or 'PagerDuty'}.",
+            )
+            sync(ctx, session, incident, now)
+            _update_pages(session, incident, now)
+            return True
+        case "incident.escalated":
+            text = f"Escalated in PagerDuty to {', '.join(event.assignees) or 'the next level'}"
+            if event.escalation_policy:
+                text += f" ({event.escalation_policy})"
+            return _note(session, incident, now, actor, "pagerduty_escalated", text, ":arrow_double_up:")
+        case "incident.reassigned":
+            text = f"Reassigned in PagerDuty to {', '.join(event.assignees) or 'nobody'}"
+            return _note(session, incident, now, actor, "pagerduty_reassigned", text, ":busts_in_silhouette:")
+        case "incident.priority_updated":
+            severity = event.severity.value
+            text = f"Priority set to {event.priority or 'none'} in PagerDuty"
+            if severity != incident.severity:
+                text += f": severity {incident.severity} -> {severity}"
+                incident.severity = severity
+                session.add(incident)
+            _note(session, incident, now, actor, "pagerduty_priority", text, ":label:")
+            sync(ctx, session, incident, now)
+            return True
+        case "incident.annotated":
+            text = f"Note from {event.agent or 'PagerDuty'}: {event.note or ''}"
+            return _note(session, incident, now, actor, "note", text, ":memo:")
+    return False
+
+
+def _acknowledge(
+    ctx: Context, session: Session, incident: Incident, event: PagerDutyEvent, now: datetime
+) -> bool:
+    if not can(Status(incident.status), Event.ACKNOWLEDGE):
+        return False  # already acknowledged (in Slack, echoed back by PagerDuty) or resolved
+    transition(ctx, session, incident, Event.ACKNOWLEDGE, actor_of(event), now)
+    cancel_paging(session, incident, now)
+    say(session, incident, now, f":eyes: Acknowledged in PagerDuty by {event.agent or 'PagerDuty'}.")
+    sync(ctx, session, incident, now)
+    _update_pages(session, incident, now)
+    return True
+
+
+def _note(
+    session: Session, incident: Incident, now: datetime, actor: str, kind: str, text: str, icon: str
+) -> bool:
+    assert incident.id is not None
+    record(session, incident.id, now, actor, kind, text)
+    # PagerDuty text is not ours: escaped at delivery (the emoji code survives escaping).
+    say(session, incident, now, f"{icon} {text}")
+    return True
+
+
+def _update_pages(session: Session, incident: Incident, now: datetime) -> None:
+    outbox.enqueue(
+        session, lane(incident), "update_pages", now, incident_id=incident.id, priority=outbox.COSMETIC
+    )
+
+
+def _set_alert(session: Session, incident: Incident, status: str, ends_at: datetime | None) -> None:
+    row = session.exec(
+        select(Alert).where(
+            col(Alert.incident_id) == incident.id,
+            col(Alert.fingerprint) == f"{SOURCE}:{incident.external_id}",
+        )
+    ).first()
+    if row is not None:
+        row.status, row.ends_at = status, ends_at
+        session.add(row)
+
+
+def _own_page(session: Session, incident_key: str | None) -> Incident | None:
+    """Our incident when PagerDuty's incident was created by one of our Events API pages."""
+    if not incident_key or not incident_key.startswith(DEDUP_PREFIX):
+        return None
+    number = incident_key.removeprefix(DEDUP_PREFIX)
+    if not number.isdigit():
+        return None
+    return session.exec(select(Incident).where(col(Incident.id) == int(number)).with_for_update()).first()
+
+
+def _own_page_event(
+    ctx: Context, session: Session, incident: Incident, event: PagerDutyEvent, now: datetime
+) -> WebhookResult:
+    if event.event_type == "incident.acknowledged" and _acknowledge(ctx, session, incident, event, now):
+        return WebhookResult(Decision.CHANGED, incident.id)
+    return WebhookResult(Decision.OWN_PAGE, incident.id)
+
+
+# -- to PagerDuty -------------------------------------------------------------------------------------
+
+
+def mirror(session: Session, incident: Incident, status: str, now: datetime) -> None:
+    """After an acknowledgement or resolution from Slack: tell PagerDuty (never for PD-made changes)."""
+    assert status in ("acknowledged", "resolved")
+    if incident.external_id:
+        outbox.enqueue(
+            session,
+            pd_lane(incident),
+            "pd_update",
+            now,
+            {"pd_incident": incident.external_id, "status": status},
+            incident_id=incident.id,
+            priority=outbox.PAGE,
+        )
+    action = "acknowledge" if status == "acknowledged" else "resolve"
+    for key in triggered_keys(session, incident):
+        outbox.enqueue(
+            session,
+            pd_lane(incident),
+            "pd_event",
+            now,
+            {"action": action, "routing_key": key, "dedup_key": dedup_key(incident)},
+            incident_id=incident.id,
+            priority=outbox.PAGE,
+        )
+
+
+def triggered_keys(session: Session, incident: Incident) -> list[str]:
+    """Routing keys this incident triggered an Events API alert on, in first-trigger order."""
+    rows = session.exec(
+        select(TimelineEntry.data)
+        .where(col(TimelineEntry.incident_id) == incident.id, col(TimelineEntry.kind) == TRIGGERED_KIND)
+        .order_by(col(TimelineEntry.id))
+    )
+    return list(dict.fromkeys(str(data["routing_key"]) for data in rows if data.get("routing_key")))
+
+
+def trigger(
+    session: Session, incident: Incident, routing_keys: list[str], step_key: str, now: datetime
+) -> None:
+    """An escalation step's Events API v2 `trigger`s (dedup key `incidentbot-<id>`), via the outbox."""
+    assert incident.id is not None
+    for key in routing_keys:
+        outbox.enqueue(
+            session,
+            pd_lane(incident),
+            "pd_event",
+            now,
+            {
+                "action": "trigger",
+                "routing_key": key,
+                "dedup_key": dedup_key(incident),
+                "summary": f"[incident #{incident.id}] {incident.title}"[:1024],
+                "severity": _event_severity(incident.severity),
+                "source": "incidentbot",
+                "url": incident.external_url,
+            },
+            incident_id=incident.id,
+            priority=outbox.PAGE,
+        )
+        record(
+            session,
+            incident.id,
+            now,
+            "bot",
+            TRIGGERED_KIND,
+            f"PagerDuty event triggered (routing key …{key[-4:]}, {step_key})",
+            {"routing_key": key, "dedup_key": dedup_key(incident), "step": step_key},
+        )
+
+
+def _event_severity(severity: str) -> str:
+    try:
+        return EVENT_SEVERITY[Severity(severity)]
+    except (ValueError, KeyError):
+        return "error"
+
+
+def page_level(
+    session: Session, incident: Incident, rotation: Rotation, level: int, step_key: str, now: datetime
+) -> Page:
+    """A page for whoever PagerDuty has on call at `level` of a PagerDuty-sourced rotation.
+
+    Who that is needs a PagerDuty call, which has no place in this transaction: the Page row names the
+    level, and `pd_page` (delivery) looks the person up and hands over to the usual `page` DM.
+    """
+    assert incident.id is not None and rotation.pagerduty is not None
+    page = Page(
+        incident_id=incident.id,
+        person=f"{LEVEL_PREFIX}{level}",
+        layer=f"PagerDuty level {level}",
+        step_key=step_key,
+        paged_at=now,
+    )
+    session.add(page)
+    session.flush()
+    outbox.enqueue(
+        session,
+        f"pagerduty-oncall:{incident.id}",  # lookups that wait for PagerDuty never hold up `pd_update`
+        "pd_page",
+        now,
+        {
+            "page_id": page.id,
+            "level": level,
+            "schedule_id": rotation.pagerduty.schedule_id,
+            "escalation_policy_id": rotation.pagerduty.escalation_policy_id,
+        },
+        incident_id=incident.id,
+        priority=outbox.PAGE,
+    )
+    return page
