@@ -1,20 +1,38 @@
-"""incidentbot serve | db upgrade"""
+"""incidentbot serve | check | oncall | postmortem | report | db upgrade"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from bot.core.errors import ConfigError
+from bot.core.errors import ConfigError, IncidentBotError
 from bot.settings import Settings
+
+if TYPE_CHECKING:
+    from bot.service.context import Context
 
 
 def _secrets(settings: Settings) -> list[str]:
-    values = [settings.slack_bot_token, settings.slack_signing_secret, settings.alertmanager_token]
-    return [v.get_secret_value() for v in values if v is not None]
+    values = [
+        settings.slack_bot_token,
+        settings.slack_signing_secret,
+        settings.alertmanager_token,
+        settings.pagerduty_api_token,
+        settings.pagerduty_webhook_secret,
+        settings.slack_app_token,
+    ]
+    out = []
+    for value in values:
+        if value is not None:
+            out += [s.strip() for s in value.get_secret_value().split(",") if s.strip()]
+    return out
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="incidentbot", description="Incident-response ChatOps bot for Slack"
     )
@@ -23,44 +41,73 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", default=None)
     serve.add_argument("--port", type=int, default=None)
     sub.add_parser("check", help="validate rotations/ and runbooks/; non-zero exit on any problem")
+    oncall = sub.add_parser("oncall", help="who is on call, per layer, and until when")
+    oncall.add_argument("rotation", nargs="?")
+    oncall.add_argument("--at", help="a time (ISO 8601; UTC unless it has an offset); default now")
+    pm = sub.add_parser("postmortem", help="render an incident's post-mortem draft again")
+    pm.add_argument("incident_id", type=int)
+    pm.add_argument("--out", type=Path, help="directory (default POSTMORTEMS_DIR)")
+    pm.add_argument(
+        "--template", type=Path, help="template file (default POSTMORTEM_TEMPLATE or the built-in)"
+    )
+    report = sub.add_parser(
+        "report", help="incidents by severity, MTTA/MTTR, pages per person, noisiest alerts"
+    )
+    report.add_argument("--since", default="30d", help="how far back (a duration: 7d, 30d, 12w)")
+    report.add_argument("--format", choices=["table", "json"], default="table")
     db = sub.add_parser("db", help="database maintenance")
     db.add_argument("action", choices=["upgrade"])
-    args = parser.parse_args(argv)
+    return parser
 
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     settings = Settings()
-    if args.command == "check":
-        return _check(settings)
+    try:
+        if args.command == "check":
+            return _check(settings)
+        if args.command == "oncall":
+            return _oncall(settings, args.rotation, args.at)
+        if args.command == "serve":
+            return _serve(settings, args.host, args.port)
+        if args.command == "postmortem":
+            return _postmortem(settings, args.incident_id, args.out, args.template)
+        if args.command == "report":
+            return _report(settings, args.since, args.format)
+        if args.command == "db":
+            from bot.store.db import make_engine, upgrade
+
+            upgrade(make_engine(settings.database_url))
+            print("database is at the latest schema")
+            return 0
+    except ConfigError as exc:
+        print("incidentbot: configuration errors:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 2
+    except IncidentBotError as exc:
+        print(f"incidentbot: {exc}", file=sys.stderr)
+        return 1
+    return 2
+
+
+def _serve(settings: Settings, host: str | None, port: int | None) -> int:
+    import uvicorn
+
+    from bot.app import create_app
     from bot.observability import setup_logging
 
     setup_logging(settings.log_level, settings.log_format, _secrets(settings))
-    if args.command == "serve":
-        import uvicorn
-
-        from bot.app import create_app
-
-        try:
-            app = create_app(settings)
-        except ConfigError as exc:
-            print("incidentbot: configuration errors, not starting:", file=sys.stderr)
-            for problem in exc.problems:
-                print(f"  {problem}", file=sys.stderr)
-            return 2
-        uvicorn.run(
-            app,
-            host=args.host or settings.host,
-            port=args.port or settings.port,
-            log_config=None,
-            timeout_graceful_shutdown=8,
-            access_log=False,
-        )
-        return 0
-    if args.command == "db":
-        from bot.store.db import make_engine, upgrade
-
-        upgrade(make_engine(settings.database_url))
-        print("database is at the latest schema")
-        return 0
-    return 2
+    app = create_app(settings)
+    uvicorn.run(
+        app,
+        host=host or settings.host,
+        port=port or settings.port,
+        log_config=None,
+        timeout_graceful_shutdown=8,
+        access_log=False,
+    )
+    return 0
 
 
 def _check(settings: Settings) -> int:
@@ -78,6 +125,57 @@ def _check(settings: Settings) -> int:
         f"ok: {len(rotations.rotations)} rotations, {len(rotations.people)} people, "
         f"{len(rotations.routes)} routes, {len(result.runbooks)} runbooks"
     )
+    return 0
+
+
+def _oncall(settings: Settings, rotation: str | None, at: str | None) -> int:
+    from bot.app import load_config
+    from bot.service.oncall import describe
+
+    catalog, _ = load_config(settings)
+    when = datetime.fromisoformat(at) if at else datetime.now(UTC)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    print(describe(catalog, rotation, when.astimezone(UTC), slack=False))
+    return 0
+
+
+def _context(settings: Settings) -> Context:
+    """What the offline commands need; imported lazily so that `check` stays light."""
+    from bot.app import load_config
+    from bot.service.context import Context
+    from bot.store.db import make_engine, upgrade
+
+    catalog, runbooks = load_config(settings)
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    return Context(
+        engine=engine, rotations=catalog, runbooks=runbooks, postmortems_dir=settings.postmortems_dir
+    )
+
+
+def _postmortem(settings: Settings, incident_id: int, out: Path | None, template: Path | None) -> int:
+    from bot.service import postmortem
+
+    ctx = _context(settings)
+    template = template or settings.postmortem_template
+    path = postmortem.write(
+        ctx, incident_id, out or settings.postmortems_dir, template.read_text() if template else None
+    )
+    print(path)
+    return 0
+
+
+def _report(settings: Settings, since_text: str, fmt: str) -> int:
+    from bot.core.durations import parse_duration
+    from bot.core.reports import format_table, report, to_json
+    from bot.service.reports import incidents_since
+
+    ctx = _context(settings)
+    now = datetime.now(UTC)
+    since = now - parse_duration(since_text)
+    result = report(incidents_since(ctx, since), since, now)
+    print(json.dumps(to_json(result), indent=2) if fmt == "json" else format_table(result))
     return 0
 
 
