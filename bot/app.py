@@ -73,6 +73,8 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utcnow) -> Fa
         rotations=catalog,
         runbooks=runbooks,
         postmortems_dir=settings.postmortems_dir,
+        heartbeat_alertname=settings.heartbeat_alertname,
+        heartbeat_timeout=parse_duration(settings.heartbeat_timeout),
         postmortem_template=settings.postmortem_template.read_text()
         if settings.postmortem_template
         else None,

@@ -93,6 +93,7 @@ class Reason(StrEnum):
     REPEAT = "repeat or retry, nothing changed"
     IGNORE_RESOLVED = "resolved group with no open incident"
     STALE = "retry of a notification for an already resolved incident"
+    HEARTBEAT = "heartbeat"
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,7 @@ class GroupDecision:
 
     @property
     def writes(self) -> bool:
-        return self.reason not in (Reason.REPEAT, Reason.IGNORE_RESOLVED, Reason.STALE)
+        return self.reason not in (Reason.REPEAT, Reason.IGNORE_RESOLVED, Reason.STALE, Reason.HEARTBEAT)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 
 from bot.core.alerts import Alert, GroupDecision, KnownAlert, Notification, Reason, decide
 from bot.core.incident import Status
-from bot.service import escalation, runbooks
+from bot.service import escalation, heartbeat, runbooks
 from bot.service.context import Context
 from bot.service.incidents import open_incident, resolve_incident, sync
 from bot.service.timeline import record
@@ -64,6 +64,10 @@ def _as_known(rows: dict[str, tables.Alert]) -> dict[str, KnownAlert]:
 
 def _ingest(ctx: Context, session: Session, note: Notification) -> IngestResult:
     now = ctx.clock()
+    if note.alertname == ctx.heartbeat_alertname:
+        if note.firing:
+            heartbeat.beat(ctx, session, now)
+        return IngestResult(Reason.HEARTBEAT, None)
     query = select(tables.Incident).where(col(tables.Incident.open_key) == note.key)
     incident = session.exec(query.with_for_update()).first()
     previous: tables.Incident | None = None

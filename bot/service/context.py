@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -26,6 +26,8 @@ class Context:
     rotations: Catalog | None = None
     runbooks: RunbookCatalog = field(default_factory=lambda: RunbookCatalog({}, {}))
     postmortems_dir: Path = Path("./postmortems")
+    heartbeat_alertname: str = "Watchdog"
+    heartbeat_timeout: timedelta = timedelta(minutes=10)
     postmortem_template: str | None = None  # the custom template's text; None: the default
     # Called after a commit that enqueued outbox rows, so delivery starts without polling delay.
     wake: Callable[[], None] = field(default=lambda: None)

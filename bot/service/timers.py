@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from bot.service import escalation, lifecycle
+from bot.service import escalation, heartbeat, lifecycle
 from bot.service.context import Context
 from bot.store import timers
 from bot.store.db import transaction
@@ -43,6 +43,8 @@ def fire_due(ctx: Context) -> int:
 def _dispatch(ctx: Context, session: Session, timer: Timer, now: datetime) -> None:
     if timer.kind in ("escalation", "final_notice"):
         escalation.on_timer(ctx, session, timer, now)
+    elif timer.kind == "heartbeat":
+        heartbeat.silent(ctx, session, timer, now)
     elif timer.kind == "archive":
         lifecycle.archive_due(ctx, session, timer, now)
     else:
