@@ -130,7 +130,7 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utcnow) -> Fa
             yield
         finally:
             scheduler.shutdown()
-            await worker.stop()
+            await worker.stop(grace_seconds=5)
             task.cancel()
             pd_client.close()
             engine.dispose()

@@ -104,7 +104,7 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
         host=host or settings.host,
         port=port or settings.port,
         log_config=None,
-        timeout_graceful_shutdown=8,
+        timeout_graceful_shutdown=3,  # then the lifespan gives in-flight deliveries 5 s
         access_log=False,
     )
     return 0
