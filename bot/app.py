@@ -27,7 +27,7 @@ from bot.integrations.pagerduty import OnCallCache, PagerDutyClient
 from bot.integrations.pagerduty_delivery import PagerDutyDelivery
 from bot.observability import OUTBOX_DEPTH
 from bot.scheduler import Scheduler
-from bot.service.context import Context, utcnow
+from bot.service.context import Context, StormPolicy, utcnow
 from bot.settings import Settings
 from bot.slack.api import SlackWebAPI
 from bot.slack.delivery import SlackDelivery
@@ -73,6 +73,7 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utcnow) -> Fa
         rotations=catalog,
         runbooks=runbooks,
         postmortems_dir=settings.postmortems_dir,
+        storm=StormPolicy(settings.storm_threshold, parse_duration(settings.storm_window)),
         heartbeat_alertname=settings.heartbeat_alertname,
         heartbeat_timeout=parse_duration(settings.heartbeat_timeout),
         postmortem_template=settings.postmortem_template.read_text()

@@ -94,6 +94,7 @@ class Reason(StrEnum):
     IGNORE_RESOLVED = "resolved group with no open incident"
     STALE = "retry of a notification for an already resolved incident"
     HEARTBEAT = "heartbeat"
+    FOLD = "folded into a storm incident"
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from bot.core.alerts import Alert, GroupDecision, KnownAlert, Notification, Reason, decide
 from bot.core.incident import Status
-from bot.service import escalation, heartbeat, runbooks
+from bot.service import escalation, heartbeat, runbooks, storm
 from bot.service.context import Context
 from bot.service.incidents import open_incident, resolve_incident, sync
 from bot.service.timeline import record
@@ -88,28 +89,15 @@ def _ingest(ctx: Context, session: Session, note: Notification) -> IngestResult:
         return IngestResult(decision.reason, incident.id if incident else None)
 
     if decision.opens:
-        incident = open_incident(
-            ctx,
-            session,
-            source="alertmanager",
-            title=note.title,
-            severity=note.severity,
-            slug_source=note.alertname or note.title,
-            now=now,
-            actor=ACTOR,
-            open_key=note.key,
-            group_key=note.key,
-            group_labels=dict(note.group_labels),
-            common_annotations=dict(note.common_annotations),
-            external_url=note.external_url,
-            previous=previous,
-        )
-        route = escalation.start(ctx, session, incident, {**note.common_labels, **note.group_labels}, now)
-        _apply_alerts(session, incident.id, decision, rows, now)
-        runbooks.attach(ctx, session, incident, now, route.runbook if route else None)
-        return IngestResult(decision.reason, incident.id)
+        return _open(ctx, session, note, decision, previous, now)
     assert incident is not None and incident.id is not None
     _apply_alerts(session, incident.id, decision, rows, now)
+    if incident.parent_id is not None:  # a group folded into a storm: the storm shows it
+        if decision.resolves and incident.status != Status.RESOLVED:
+            storm.resolve_child(ctx, session, incident, now)
+        elif (parent := session.get(tables.Incident, incident.parent_id)) is not None:
+            sync(ctx, session, parent, now)
+        return IngestResult(decision.reason, incident.id)
     if decision.added:
         runbooks.attach(ctx, session, incident, now)
     if decision.resolves and incident.status != Status.RESOLVED:
@@ -118,6 +106,46 @@ def _ingest(ctx: Context, session: Session, note: Notification) -> IngestResult:
         )
     else:
         sync(ctx, session, incident, now)
+    return IngestResult(decision.reason, incident.id)
+
+
+def _open(
+    ctx: Context,
+    session: Session,
+    note: Notification,
+    decision: GroupDecision,
+    previous: tables.Incident | None,
+    now: datetime,
+) -> IngestResult:
+    labels = {**note.common_labels, **note.group_labels}
+    key = storm.route_key(ctx, labels)
+    parent = storm.storm_for(ctx, session, key, now)
+    if parent is not None:
+        child = storm.fold(ctx, session, parent, note, now)
+        assert child.id is not None
+        _apply_alerts(session, child.id, decision, {}, now)
+        return IngestResult(Reason.FOLD, child.id)
+    incident = open_incident(
+        ctx,
+        session,
+        source="alertmanager",
+        title=note.title,
+        severity=note.severity,
+        slug_source=note.alertname or note.title,
+        now=now,
+        actor=ACTOR,
+        open_key=note.key,
+        group_key=note.key,
+        group_labels=dict(note.group_labels),
+        common_annotations=dict(note.common_annotations),
+        external_url=note.external_url,
+        previous=previous,
+    )
+    incident.route_key = key
+    assert incident.id is not None
+    route = escalation.start(ctx, session, incident, labels, now)
+    _apply_alerts(session, incident.id, decision, {}, now)
+    runbooks.attach(ctx, session, incident, now, route.runbook if route else None)
     return IngestResult(decision.reason, incident.id)
 
 

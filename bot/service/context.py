@@ -13,6 +13,14 @@ from bot.catalog.rotations import Catalog
 from bot.core.runbook_links import RunbookCatalog
 
 
+@dataclass(frozen=True)
+class StormPolicy:
+    """Past `threshold` new incidents from one route within `window`, fold further ones."""
+
+    threshold: int = 10
+    window: timedelta = timedelta(minutes=5)
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -26,6 +34,7 @@ class Context:
     rotations: Catalog | None = None
     runbooks: RunbookCatalog = field(default_factory=lambda: RunbookCatalog({}, {}))
     postmortems_dir: Path = Path("./postmortems")
+    storm: StormPolicy = field(default_factory=lambda: StormPolicy())
     heartbeat_alertname: str = "Watchdog"
     heartbeat_timeout: timedelta = timedelta(minutes=10)
     postmortem_template: str | None = None  # the custom template's text; None: the default

@@ -42,7 +42,11 @@ def load(session: Session, incident_id: int) -> Incident:
 
 def by_channel(ctx: Context, channel_id: str) -> int | None:
     with Session(ctx.engine) as session:
-        return session.exec(select(Incident.id).where(col(Incident.channel_id) == channel_id)).first()
+        return session.exec(
+            select(Incident.id).where(
+                col(Incident.channel_id) == channel_id, col(Incident.parent_id).is_(None)
+            )
+        ).first()
 
 
 def acknowledge(ctx: Context, incident_id: int, actor: str) -> Answer:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from anyio import to_thread
@@ -42,6 +42,7 @@ def _nothing(_: Session) -> None:
 class Snapshot:
     incident: Incident
     alerts: list[Alert]
+    groups: list[Incident] = field(default_factory=list)  # a storm's folded alert groups
 
     def view(self) -> views.IncidentView:
         inc = self.incident
@@ -64,6 +65,7 @@ class Snapshot:
                 views.AlertView(a.name, a.status, a.labels, a.annotations, a.starts_at, a.generator_url)
                 for a in self.alerts
             ],
+            groups=[views.GroupView(g.title, g.severity, g.status) for g in self.groups],
         )
 
 
@@ -102,7 +104,12 @@ class SlackDelivery:
                     select(Alert).where(col(Alert.incident_id) == incident_id).order_by(col(Alert.id))
                 )
             )
-            return Snapshot(incident, alerts)
+            groups = (
+                list(session.exec(select(Incident).where(col(Incident.parent_id) == incident_id)))
+                if incident.source == "storm"
+                else []
+            )
+            return Snapshot(incident, alerts, groups)
 
     async def snapshot(self, row: Outbox) -> Snapshot:
         return await to_thread.run_sync(self._snapshot, row.incident_id)

@@ -46,6 +46,15 @@ class AlertView:
 
 
 @dataclass(frozen=True)
+class GroupView:
+    """An alert group folded into a storm incident."""
+
+    title: str
+    severity: str
+    status: str
+
+
+@dataclass(frozen=True)
 class IncidentView:
     id: int
     title: str
@@ -61,6 +70,7 @@ class IncidentView:
     resolved_by: str | None = None
     resolved_at: datetime | None = None
     alerts: Sequence[AlertView] = ()
+    groups: Sequence[GroupView] = ()
     buttons: bool = True
 
 
@@ -139,12 +149,34 @@ def card(view: IncidentView) -> list[Block]:
         hidden = len(view.alerts) - MAX_ALERTS_ON_CARD
         if hidden > 0:
             blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"…and {hidden} more alerts")]))
+    if view.groups:
+        blocks += _group_blocks(view.groups)
     am = alertmanager_link(view.external_url, view.group_labels)
     if am:
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=link(am, "Open in Alertmanager"))]))
     if view.buttons and view.status in ("triggered", "acknowledged"):
         blocks.append(actions(view))
     return blocks
+
+
+MAX_GROUP_LINES = 40
+
+
+def _group_blocks(groups: Sequence[GroupView]) -> list[Block]:
+    """The live list of a storm's groups, open ones first, within one section's 3000 characters."""
+    open_count = sum(1 for g in groups if g.status in ("triggered", "acknowledged"))
+    ordered = sorted(groups, key=lambda g: (g.status not in ("triggered", "acknowledged"), g.severity))
+    lines = []
+    for group in ordered[:MAX_GROUP_LINES]:
+        icon = ":fire:" if group.status in ("triggered", "acknowledged") else ":white_check_mark:"
+        lines.append(f"{icon} {group.severity} {escape(truncate(group.title, 120))}")
+    if len(groups) > MAX_GROUP_LINES:
+        lines.append(f"…and {len(groups) - MAX_GROUP_LINES} more")
+    head = f"*Alert groups in this storm: {len(groups)}, {open_count} still firing*"
+    return [
+        DividerBlock(),
+        SectionBlock(text=MarkdownTextObject(text=truncate(head + "\n" + "\n".join(lines), 3000))),
+    ]
 
 
 def actions(view: IncidentView) -> ActionsBlock:

@@ -52,6 +52,10 @@ class Incident(SQLModel, table=True):
     # The PagerDuty incident this one mirrors (source "pagerduty"), for acks and resolutions.
     external_id: str | None = Field(default=None, unique=True)
     silences: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # Alert storms: the route an incident opened from (to count openings per route), and for a
+    # group folded into a storm incident, that incident (a folded group has no channel of its own).
+    route_key: str | None = Field(default=None, index=True)
+    parent_id: int | None = Field(default=None, index=True)
 
 
 class Alert(SQLModel, table=True):

@@ -127,7 +127,7 @@ def router(ctx: Context, token: str | None) -> APIRouter:
         except HTTPException as exc:
             WEBHOOKS.labels("alertmanager", str(exc.status_code)).inc()
             raise
-        if result.reason.name in ("OPEN", "REFIRE"):
+        if result.reason.name in ("OPEN", "REFIRE", "FOLD"):
             INCIDENTS_OPENED.labels("alertmanager").inc()
         WEBHOOKS.labels("alertmanager", result.reason.name.lower()).inc()
         WEBHOOK_SECONDS.labels("alertmanager").observe(time.perf_counter() - started)

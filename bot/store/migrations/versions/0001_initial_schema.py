@@ -47,6 +47,8 @@ def upgrade() -> None:
     sa.Column('lead', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
     sa.Column('external_id', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
     sa.Column('silences', sa.JSON(), nullable=False),
+    sa.Column('route_key', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('parent_id', sa.Integer(), nullable=True),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('channel_name'),
     sa.UniqueConstraint('external_id'),
@@ -54,6 +56,8 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('incident', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_incident_group_key'), ['group_key'], unique=False)
+        batch_op.create_index(batch_op.f('ix_incident_parent_id'), ['parent_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_incident_route_key'), ['route_key'], unique=False)
 
     op.create_table('outbox',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -195,6 +199,8 @@ def downgrade() -> None:
 
     op.drop_table('outbox')
     with op.batch_alter_table('incident', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_incident_route_key'))
+        batch_op.drop_index(batch_op.f('ix_incident_parent_id'))
         batch_op.drop_index(batch_op.f('ix_incident_group_key'))
 
     op.drop_table('incident')
