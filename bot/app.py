@@ -33,6 +33,7 @@ from bot.slack.api import SlackWebAPI
 from bot.slack.delivery import SlackDelivery
 from bot.slack.lifecycle_delivery import LifecycleDelivery
 from bot.slack.listeners import register
+from bot.slack.pacing import Pacer
 from bot.slack.postmortem_delivery import PostmortemDelivery
 from bot.slack.runbook_delivery import RunbookDelivery
 from bot.store import outbox
@@ -80,7 +81,12 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utcnow) -> Fa
         if settings.postmortem_template
         else None,
     )
-    delivery = SlackDelivery(engine, SlackWebAPI(web_client), settings.incident_announce_channel, clock)
+    delivery = SlackDelivery(
+        engine,
+        SlackWebAPI(web_client, Pacer(settings.slack_rate_scale)),
+        settings.incident_announce_channel,
+        clock,
+    )
     am_api = AlertmanagerAPI(settings.alertmanager_url) if settings.alertmanager_url else None
     pd_client = PagerDutyClient(
         settings.pagerduty_api_token.get_secret_value() if settings.pagerduty_api_token else "",

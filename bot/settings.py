@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     heartbeat_timeout: str = "10m"
     storm_threshold: int = Field(default=10, ge=1)
     storm_window: str = "5m"
+    # Multiplies the Slack rate-limit tiers the outbox paces to (workspaces with raised limits).
+    slack_rate_scale: float = Field(default=1.0, gt=0)
 
     # Tuning knobs (documented in .env.example); the defaults suit one workspace.
     channel_prefix: str = "inc"

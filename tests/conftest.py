@@ -104,6 +104,8 @@ def start_bot(fake_slack, fake_pagerduty, database_url, tmp_path):
             "rotations_dir": ROOT / "rotations",
             "outbox_poll_seconds": 0.1,
             "scheduler_tick_seconds": 0.2,
+            "storm_threshold": 100000,  # storm and pacing tests set realistic values themselves
+            "slack_rate_scale": 1000,
             "pagerduty_api_token": DEFAULT_TOKEN,
             "pagerduty_from_email": PD_FROM_EMAIL,
             "pagerduty_api_url": fake_pagerduty.url,

@@ -99,6 +99,10 @@ def bot_env(slack_url: str, database_url: str, **extra: str) -> dict[str, str]:
         "RUNBOOKS_DIR": str(ROOT / "runbooks"),
         "ROTATIONS_DIR": str(ROOT / "rotations"),
         "OUTBOX_POLL_SECONDS": "0.2",
+        # Bulk tests want one channel per incident at the fake's speed; storm and pacing tests
+        # set these back to realistic values themselves.
+        "STORM_THRESHOLD": "100000",
+        "SLACK_RATE_SCALE": "1000",
         "LOG_FORMAT": "json",
     }
     env.update(extra)

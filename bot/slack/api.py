@@ -14,6 +14,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.integrations.errors import DeliveryError
 from bot.observability import SLACK_CALLS
+from bot.slack.pacing import Pacer
 
 # `ok: false` errors that mean "Slack is struggling", not "your request is wrong".
 _RECOVERABLE_ERRORS = frozenset(
@@ -47,17 +48,22 @@ class SlackAPI(Protocol):
 class SlackWebAPI:
     """`SlackAPI` over slack_sdk's AsyncWebClient (retries are the outbox's job, not the SDK's)."""
 
-    def __init__(self, client: AsyncWebClient) -> None:
+    def __init__(self, client: AsyncWebClient, pacer: Pacer | None = None) -> None:
         self.client = client
+        self.pacer = pacer or Pacer()
 
     async def call(self, method: str, **params: Any) -> dict[str, Any]:
         func = getattr(self.client, method.replace(".", "_"))
+        channel = params.get("channel") if isinstance(params.get("channel"), str) else None
+        await self.pacer.wait(method, channel)
         try:
             response = await func(**params)
         except SlackApiError as exc:
             status = exc.response.status_code
             error = str(exc.response.get("error", "")) if isinstance(exc.response.data, dict) else ""
             retry_after = _retry_after(exc.response.headers) if status == 429 else None
+            if retry_after is not None:
+                self.pacer.rate_limited(method, channel, retry_after)
             recoverable = status == 429 or status >= 500 or error in _RECOVERABLE_ERRORS
             SLACK_CALLS.labels(method, error or str(status)).inc()
             raise SlackCallError(

@@ -1,0 +1,85 @@
+"""Pace Slack Web API calls to Slack's published rate-limit tiers, so a storm is sent at the speed
+Slack accepts instead of being answered with 429s.
+
+Token buckets per method (per channel for chat.postMessage, about one a second with short
+bursts). A 429 blocks its bucket for Retry-After so other lanes wait too. The pacing is per
+process; with several replicas Slack's 429s (honoured by the outbox) remain the backstop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+# Calls per minute by Slack's tiers (Tier 2 = 20+/min, Tier 3 = 50+/min, Tier 4 = 100+/min).
+PER_MINUTE = {
+    "conversations.create": 20,
+    "conversations.setTopic": 20,
+    "conversations.archive": 20,
+    "conversations.list": 20,
+    "pins.add": 20,
+    "files_upload_v2": 20,
+    "files.info": 50,
+    "conversations.invite": 50,
+    "conversations.open": 50,
+    "conversations.history": 50,
+    "conversations.replies": 50,
+    "chat.update": 50,
+    "users.lookupByEmail": 50,
+    "chat.postEphemeral": 100,
+    "views.open": 100,
+}
+POST_PER_SECOND = 1.0  # chat.postMessage, per channel
+POST_BURST = 5
+
+
+@dataclass
+class _Bucket:
+    rate: float  # tokens per second
+    capacity: float
+    tokens: float
+    stamp: float
+    blocked_until: float = 0.0
+
+    def reserve(self, now: float) -> float:
+        """Take a token; the seconds to wait before using it."""
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        self.tokens -= 1
+        wait = 0.0 if self.tokens >= 0 else -self.tokens / self.rate
+        return max(wait, self.blocked_until - now)
+
+
+class Pacer:
+    def __init__(self, scale: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.scale = scale
+        self.clock = clock
+        self.buckets: dict[str, _Bucket] = {}
+
+    def _bucket(self, method: str, channel: str | None) -> _Bucket | None:
+        if method == "chat.postMessage":
+            key, rate, burst = f"{method}:{channel}", POST_PER_SECOND * self.scale, POST_BURST * self.scale
+        elif method in PER_MINUTE:
+            key, rate, burst = method, PER_MINUTE[method] * self.scale / 60.0, PER_MINUTE[method] * self.scale
+        else:
+            return None
+        bucket = self.buckets.get(key)
+        if bucket is None:
+            bucket = self.buckets[key] = _Bucket(rate, float(burst), float(burst), self.clock())
+        return bucket
+
+    async def wait(self, method: str, channel: str | None = None) -> float:
+        bucket = self._bucket(method, channel)
+        if bucket is None:
+            return 0.0
+        delay = bucket.reserve(self.clock())
+        if delay > 0:
+            await asyncio.sleep(delay)
+        return delay
+
+    def rate_limited(self, method: str, channel: str | None, retry_after: float) -> None:
+        bucket = self._bucket(method, channel)
+        if bucket is not None:
+            bucket.blocked_until = max(bucket.blocked_until, self.clock() + retry_after)
