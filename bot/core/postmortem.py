@@ -245,9 +245,15 @@ def build_facts(
             if e.kind == "action"
         ),
         timeline=tuple(
-            TimelineFact(moment(e.at), e.actor, who(e.actor) or "", e.kind, e.text) for e in entries
+            TimelineFact(moment(e.at), e.actor, who(e.actor) or "", e.kind, e.text)
+            for e in entries
+            if e.kind not in BOT_ECHOES
         ),
     )
+
+
+# The bot's own Slack posts repeat entries already in the timeline (and carry Slack markup).
+BOT_ECHOES = frozenset({"posted", "announced"})
 
 
 def _aware(at: datetime) -> datetime:
