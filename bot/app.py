@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -55,6 +56,20 @@ def load_config(settings: Settings) -> tuple[Catalog, RunbookCatalog]:
     for problem in checked.problems:
         log.warning("runbook problem: %s", problem)
     return checked.rotations, checked.runbooks
+
+
+async def _connect_socket_mode(bolt: AsyncApp, settings: Settings) -> AsyncSocketModeHandler | None:
+    """With SLACK_APP_TOKEN, also take events over Socket Mode (no public URL needed); HTTP stays up."""
+    if settings.slack_app_token is None:
+        return None
+    handler = AsyncSocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
+    try:
+        await handler.connect_async()
+    except Exception as exc:  # Slack unreachable at start: keep serving webhooks, say why
+        log.error("Socket Mode connection failed: %s", exc)
+        return None
+    log.info("connected to Slack over Socket Mode")
+    return handler
 
 
 def create_app(settings: Settings, clock: Callable[[], datetime] = utcnow) -> FastAPI:
@@ -132,10 +147,13 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utcnow) -> Fa
             log.warning("PAGERDUTY_WEBHOOK_SECRET is not set: /webhooks/pagerduty rejects every delivery")
         task = asyncio.create_task(worker.run(), name="outbox-worker")
         scheduler.start()
+        socket_mode = await _connect_socket_mode(bolt, settings)
         log.info("incidentbot ready", extra={"database": engine.dialect.name})
         try:
             yield
         finally:
+            if socket_mode is not None:
+                await socket_mode.close_async()
             scheduler.shutdown()
             await worker.stop(grace_seconds=5)
             task.cancel()
