@@ -57,8 +57,12 @@ def test_alert_opens_channel_with_pinned_card_then_resolves(start_bot, fake_slac
     wait_until(
         lambda: any("Resolved by Alertmanager" in m.get("text", "") for m in fake.messages(channel.id)), 10
     )
-    updates = [c for c in fake.calls_to("chat.update") if c.args.get("ts") == channel.pins[0]]
-    assert "resolved" in json.dumps(updates[-1].args["blocks"])
+
+    def card_updated_to_resolved() -> bool:
+        updates = [c for c in fake.calls_to("chat.update") if c.args.get("ts") == channel.pins[0] and c.ok]
+        return bool(updates) and "resolved" in json.dumps(updates[-1].args["blocks"])
+
+    wait_until(card_updated_to_resolved, 10, what="card shows the resolution")
 
 
 def test_the_same_webhook_twenty_times_opens_one_incident(start_bot, fake_slack):
