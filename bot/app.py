@@ -35,6 +35,7 @@ from bot.slack.delivery import SlackDelivery
 from bot.slack.lifecycle_delivery import LifecycleDelivery
 from bot.slack.listeners import register
 from bot.slack.pacing import Pacer
+from bot.slack.page_delivery import PageDelivery
 from bot.slack.postmortem_delivery import PostmortemDelivery
 from bot.slack.runbook_delivery import RunbookDelivery
 from bot.store import outbox
@@ -117,6 +118,7 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utcnow) -> Fa
     pd_oncall = OnCallCache(pd_client, clock=lambda: clock().timestamp())
     handlers = {
         **delivery.handlers(),
+        **PageDelivery(delivery).handlers(),
         **RunbookDelivery(delivery, runbooks).handlers(),
         **PostmortemDelivery(delivery, ctx).handlers(),
         **LifecycleDelivery(delivery, am_api).handlers(),

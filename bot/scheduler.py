@@ -7,8 +7,7 @@ second replica changes nothing.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from anyio import to_thread
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -16,14 +15,15 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.service.context import Context
 from bot.service.timers import fire_due
+from bot.store import receipts
 
 log = logging.getLogger(__name__)
 
+RECEIPTS_KEPT = timedelta(days=3)
+
 
 class Scheduler:
-    def __init__(
-        self, ctx: Context, tick_seconds: float, extra_jobs: list[tuple[Callable[[], None], float]] = ()
-    ):
+    def __init__(self, ctx: Context, tick_seconds: float) -> None:
         self.ctx = ctx
         self.scheduler = AsyncIOScheduler(timezone="UTC")
         self.scheduler.add_job(
@@ -35,8 +35,7 @@ class Scheduler:
             id="timers",
             next_run_time=datetime.now(ctx.clock().tzinfo),
         )
-        for func, every in extra_jobs:
-            self.scheduler.add_job(func, "interval", seconds=every, max_instances=1, coalesce=True)
+        self.scheduler.add_job(self.housekeeping, "interval", hours=1, max_instances=1, coalesce=True)
 
     async def tick(self) -> int:
         try:
@@ -50,6 +49,18 @@ class Scheduler:
         if fired:
             self.ctx.wake()
         return fired
+
+    async def housekeeping(self) -> None:
+        """Hourly: forget webhook receipts no sender can still retry (PagerDuty: 48 h)."""
+        try:
+            pruned = await to_thread.run_sync(
+                receipts.prune, self.ctx.engine, self.ctx.clock() - RECEIPTS_KEPT
+            )
+        except Exception:
+            log.exception("housekeeping failed; it runs again in an hour")
+            return
+        if pruned:
+            log.info("pruned %d old webhook receipts", pruned)
 
     def start(self) -> None:
         self.scheduler.start()

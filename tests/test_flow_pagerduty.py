@@ -280,8 +280,8 @@ def test_changes_made_in_pagerduty_show_in_slack_and_are_not_sent_back(bot, fake
     incident, chan = open_from_pagerduty(bot, fake_slack)
 
     assert post_pd(bot, pd_event("incident.acknowledged")).json()["decision"] == "changed"
+    wait_until(lambda: any("Acknowledged in PagerDuty by Alice Ops" in t for t in texts(fake, chan.id)), 10)
     wait_until(lambda: fake.channel(chan.id).topic.startswith("SEV1 | acknowledged"), 10)
-    assert any("Acknowledged in PagerDuty by Alice Ops" in t for t in texts(fake, chan.id))
     # Acknowledged twice (another delivery, other event id): illegal transition, a no-op.
     assert post_pd(bot, pd_event("incident.acknowledged", "01EVACK-AGAIN")).json()["decision"] == "noop"
 
@@ -295,14 +295,14 @@ def test_changes_made_in_pagerduty_show_in_slack_and_are_not_sent_back(bot, fake
     assert post_pd(bot, priority).json()["decision"] == "changed"
     wait_until(lambda: any("Rolled back checkout-api" in t for t in texts(fake, chan.id)), 10, what="note")
     wait_until(lambda: fake.channel(chan.id).topic.startswith("SEV3 | triggered"), 10, what="severity")
-    assert any("Escalated in PagerDuty" in t for t in texts(fake, chan.id))
-    assert any("Reassigned in PagerDuty" in t for t in texts(fake, chan.id))
+    wait_until(lambda: any("Escalated in PagerDuty" in t for t in texts(fake, chan.id)), 10)
+    wait_until(lambda: any("Reassigned in PagerDuty" in t for t in texts(fake, chan.id)), 10)
     (note_entry,) = timeline(bot, incident.id, "note")
     assert note_entry.actor == "pagerduty:Alice Ops" and "Rolled back" in note_entry.text
 
     assert post_pd(bot, pd_event("incident.resolved")).json()["decision"] == "changed"
+    wait_until(lambda: any("Resolved in PagerDuty by Alice Ops" in t for t in texts(fake, chan.id)), 10)
     wait_until(lambda: fake.channel(chan.id).topic.startswith("SEV3 | resolved"), 10)
-    assert any("Resolved in PagerDuty by Alice Ops" in t for t in texts(fake, chan.id))
     assert post_pd(bot, pd_event("incident.reopened")).json()["decision"] == "changed"
     (stored,) = incidents(bot)
     assert stored.status == "triggered" and stored.open_key == f"pagerduty|{PD_ID}"

@@ -17,7 +17,7 @@ from bot.core.escalation import PlannedStep, final_notice_due, pagerduty_keys, r
 from bot.core.rotations import on_call_all
 from bot.core.routing import Route
 from bot.core.text import escape
-from bot.service import pagerduty
+from bot.service import pagerduty_sync
 from bot.service.context import Context
 from bot.service.incidents import cancel_paging, lane, say
 from bot.service.timeline import record
@@ -189,9 +189,9 @@ def _page_step(
     routing_keys = pagerduty_keys(step)
     also = [f"PagerDuty (routing key …{k[-4:]})" for k in routing_keys]
     if routing_keys:
-        pagerduty.trigger(session, incident, routing_keys, key, now)
+        pagerduty_sync.trigger(session, incident, routing_keys, key, now)
     if rotation.source == "pagerduty" and rotation.pagerduty is not None and not routing_keys:
-        pagerduty.page_level(session, incident, rotation, step.index + 1, key, now)
+        pagerduty_sync.page_level(session, incident, rotation, step.index + 1, key, now)
         also.append(f"PagerDuty's on-call at level {step.index + 1}")
     names = ", ".join([p.name for p in people] + also) or "nobody (no targets)"
     why = (

@@ -8,6 +8,7 @@ from sqlmodel import Session, col, or_, select, update
 
 from bot.core.incident import Event, IncidentState, Severity, Status, apply
 from bot.core.text import channel_name
+from bot.service import pagerduty_sync
 from bot.service.context import Context
 from bot.service.timeline import record
 from bot.store import outbox
@@ -136,10 +137,14 @@ def resolve_incident(
     why: str,
     *,
     trusted: bool = False,
+    tell_pagerduty: bool = True,
 ) -> None:
+    """Resolve, whoever resolved it; PagerDuty hears of it unless PagerDuty is who told us."""
     transition(ctx, session, incident, Event.RESOLVE, actor, now)
     cancel_paging(session, incident, now)
     expire_silences(session, incident, now)
+    if tell_pagerduty:
+        pagerduty_sync.mirror(session, incident, "resolved", now)
     say(session, incident, now, f":white_check_mark: Resolved {why}.", trusted=trusted)
     sync(ctx, session, incident, now)
     outbox.enqueue(

@@ -13,7 +13,7 @@ from bot.core.durations import format_duration
 from bot.core.errors import UnknownIncident
 from bot.core.incident import Event, Status
 from bot.core.text import escape
-from bot.service import escalation, pagerduty
+from bot.service import escalation, pagerduty_sync
 from bot.service.context import Context
 from bot.service.incidents import cancel_paging, lane, resolve_incident, say, sync, transition
 from bot.store import outbox
@@ -68,7 +68,7 @@ def acknowledge(ctx: Context, incident_id: int, actor: str) -> Answer:
         outbox.enqueue(
             session, lane(incident), "update_pages", now, incident_id=incident.id, priority=outbox.NORMAL
         )
-        pagerduty.mirror(session, incident, "acknowledged", now)
+        pagerduty_sync.mirror(session, incident, "acknowledged", now)
     ctx.wake()
     return Answer(
         f"You acknowledged incident #{incident_id} after {after}; escalation stopped.", changed=True
@@ -83,7 +83,6 @@ def resolve(ctx: Context, incident_id: int, actor: str, summary: str = "") -> An
         why = f"by {mention(actor)}" + (f": {escape(summary)}" if summary else "")
         now = ctx.clock()
         resolve_incident(ctx, session, incident, now, actor, why, trusted=True)
-        pagerduty.mirror(session, incident, "resolved", now)
     ctx.wake()
     return Answer(f"You resolved incident #{incident_id}.", changed=True)
 
@@ -95,6 +94,8 @@ def escalate(ctx: Context, incident_id: int, actor: str) -> Answer:
             return Answer(
                 f"Incident #{incident_id} is {incident.status}; escalation only runs while unacknowledged."
             )
+        if incident.source == "pagerduty":
+            return Answer("PagerDuty runs the escalation of this incident: escalate it in PagerDuty.")
         text = escalation.escalate_now(ctx, session, incident, actor, ctx.clock())
     ctx.wake()
     return Answer(text, changed=True)

@@ -151,8 +151,11 @@ def card(view: IncidentView) -> list[Block]:
             blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"…and {hidden} more alerts")]))
     if view.groups:
         blocks += _group_blocks(view.groups)
-    am = alertmanager_link(view.external_url, view.group_labels)
-    if am:
+    if view.source == "pagerduty" and view.external_url.startswith(("http://", "https://")):
+        blocks.append(
+            ContextBlock(elements=[MarkdownTextObject(text=link(view.external_url, "Open in PagerDuty"))])
+        )
+    elif am := alertmanager_link(view.external_url, view.group_labels):
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=link(am, "Open in Alertmanager"))]))
     if view.buttons and view.status in ("triggered", "acknowledged"):
         blocks.append(actions(view))

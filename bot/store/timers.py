@@ -31,3 +31,4 @@ def due(session: Session, engine: Engine, now: datetime, limit: int) -> list[Tim
 def next_due(engine: Engine) -> datetime | None:
     with Session(engine) as session:
         return session.exec(select(func.min(Timer.due_at)).where(col(Timer.status) == "pending")).one()
+
