@@ -20,6 +20,7 @@ from bot.store import receipts
 log = logging.getLogger(__name__)
 
 RECEIPTS_KEPT = timedelta(days=3)
+DELIVERED_KEPT = timedelta(days=7)
 
 
 class Scheduler:

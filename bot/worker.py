@@ -86,13 +86,14 @@ class Worker:
         except Exception:
             log.exception("could not release dead leases; they will expire")
         while not self._stopping:
+            # Cleared before looking, so a wake-up that arrives while we look is not lost.
+            self._wakeup.clear()
             try:
                 claimed = await self.run_once()
             except Exception:
                 log.exception("outbox claim failed; retrying")
                 claimed = 0
             if claimed == 0 and not self._stopping:
-                self._wakeup.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), self.poll_seconds)
 
@@ -102,14 +103,22 @@ class Worker:
         if free <= 0:
             await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
             return 1
-        rows = await to_thread.run_sync(outbox.claim, self.engine, self.owner, self.clock(), free, self.lease)
+        now = self.clock()
+        if not await to_thread.run_sync(outbox.has_ready, self.engine, now):
+            return 0
+        rows = await to_thread.run_sync(outbox.claim, self.engine, self.owner, now, free, self.lease)
         for row in rows:
             task = asyncio.create_task(self.deliver(row))
             self._inflight.add(task)
-            task.add_done_callback(self._inflight.discard)
+            task.add_done_callback(self._delivered)
         if rows and len(self._inflight) >= self.concurrency:
             await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
         return len(rows)
+
+    def _delivered(self, task: asyncio.Task[None]) -> None:
+        # A settled row may have made the next row of its lane ready: look again at once.
+        self._inflight.discard(task)
+        self._wakeup.set()
 
     async def stop(self, grace_seconds: float = 8.0) -> None:
         """Stop claiming; let in-flight deliveries finish (their leases cover a hard stop)."""
@@ -141,8 +150,6 @@ class Worker:
         handler = self.handlers.get(row.op)
         if handler is None:
             await to_thread.run_sync(self._settle, row, "failed", None, f"unknown operation {row.op!r}")
-            return
-        if not await to_thread.run_sync(outbox.mark_in_flight, self.engine, row.id, self.owner):
             return
         try:
             completion = await handler(row)

@@ -3,6 +3,7 @@
 import copy
 import json
 import random
+import re
 import time
 from collections import Counter
 from pathlib import Path
@@ -31,13 +32,18 @@ def group(i: int) -> dict:
 
 
 def pages(fake) -> Counter:
-    """(user, incident channel) -> number of page DMs that reached Slack."""
-    dm_user = {c.id: c.user for c in fake.channels.values() if c.is_im}
+    """(user, incident channel) -> number of page DMs that reached Slack. A page names its channel
+    by link, or by name when it went out before the channel existed."""
+    channels = fake.channels
+    dm_user = {c.id: c.user for c in channels.values() if c.is_im}
+    by_name = {f"#{c.name}": c.id for c in channels.values() if not c.is_im}
     out: Counter = Counter()
     for call in fake.calls_to("chat.postMessage"):
         if call.ok and call.args.get("channel") in dm_user:
             blocks = json.dumps(call.args.get("blocks"))
-            channel = blocks.split("<#", 1)[1].split(">", 1)[0] if "<#" in blocks else "?"
+            linked = re.search(r"<#(C\w+)>", blocks)
+            named = re.search(r"(#inc-[a-z0-9-]+)", blocks)
+            channel = linked.group(1) if linked else by_name.get(named.group(1), "?") if named else "?"
             out[(dm_user[call.args["channel"]], channel)] += 1
     return out
 

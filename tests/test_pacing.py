@@ -1,4 +1,5 @@
-"""Slack rate-limit tiers: bursts up to the tier, then the tier's pace; a 429 blocks its bucket."""
+"""Slack rate-limit tiers: a short burst, then the tier's pace; a 429 blocks its bucket; a long wait
+is not held but handed back to the outbox as "retry later"."""
 
 import asyncio
 
@@ -15,48 +16,54 @@ class FakeTime:
         return self.now
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def no_sleep(monkeypatch):
-    slept = []
-
     async def fake_sleep(seconds):
-        slept.append(seconds)
+        return None
 
     monkeypatch.setattr(asyncio, "sleep", fake_sleep)
-    return slept
 
 
 def run(coro):
     return asyncio.new_event_loop().run_until_complete(coro)
 
 
-def test_tier2_allows_a_burst_of_20_then_one_every_3_seconds(no_sleep):
+def test_tier2_allows_a_short_burst_then_one_every_3_seconds():
     clock = FakeTime()
     pacer = Pacer(clock=clock)
-    delays = [run(pacer.wait("conversations.create")) for _ in range(22)]
-    assert delays[:20] == [0.0] * 20
-    assert delays[20] == pytest.approx(3.0) and delays[21] == pytest.approx(6.0)
+    delays = [run(pacer.wait("conversations.create", max_wait=10)) for _ in range(5)]
+    assert delays[:3] == [0.0, 0.0, 0.0]  # 20/min: a burst of a sixth of a minute's worth
+    assert delays[3] == pytest.approx(2.0, abs=0.01) and delays[4] == pytest.approx(5.0, abs=0.01)
 
 
-def test_post_message_is_paced_per_channel(no_sleep):
+def test_a_long_wait_is_handed_back_without_taking_budget():
     clock = FakeTime()
     pacer = Pacer(clock=clock)
-    for _ in range(5):
+    for _ in range(3):
+        run(pacer.wait("conversations.create"))
+    assert run(pacer.wait("conversations.create", max_wait=1)) == pytest.approx(-2.0, abs=0.01)
+    clock.now = 2.0
+    assert run(pacer.wait("conversations.create", max_wait=1)) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_post_message_is_paced_per_channel():
+    pacer = Pacer(clock=FakeTime())
+    for _ in range(3):
         assert run(pacer.wait("chat.postMessage", "C1")) == 0.0
     assert run(pacer.wait("chat.postMessage", "C1")) == pytest.approx(1.0)
     assert run(pacer.wait("chat.postMessage", "C2")) == 0.0  # another channel has its own budget
 
 
-def test_a_429_blocks_the_method_for_retry_after(no_sleep):
+def test_a_429_blocks_the_method_for_retry_after():
     clock = FakeTime()
     pacer = Pacer(clock=clock)
     pacer.rate_limited("chat.update", None, 7.0)
-    assert run(pacer.wait("chat.update")) == pytest.approx(7.0)
+    assert run(pacer.wait("chat.update", max_wait=10)) == pytest.approx(7.0)
     clock.now = 8.0
     assert run(pacer.wait("chat.update")) == 0.0
 
 
-def test_unknown_methods_are_not_paced_and_scale_raises_limits(no_sleep):
+def test_unknown_methods_are_not_paced_and_scale_raises_limits():
     pacer = Pacer(scale=10, clock=FakeTime())
     assert run(pacer.wait("auth.test")) == 0.0
-    assert all(run(pacer.wait("conversations.create")) == 0.0 for _ in range(200))
+    assert all(run(pacer.wait("conversations.create")) == 0.0 for _ in range(30))

@@ -29,11 +29,12 @@ from sqlmodel import Session
 from bot.core.pagerduty import OnCallEntry
 from bot.core.text import escape
 from bot.integrations.pagerduty import OnCallCache, PagerDutyCallError
-from bot.service.incidents import lane
+from bot.service.incidents import lane, page_lane
 from bot.service.timeline import record
 from bot.slack.api import SlackCallError
 from bot.slack.delivery import Completion, Handler
 from bot.store import outbox
+from bot.store.db import reading
 from bot.store.tables import Incident, Outbox, Page
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ class PagerDutyDelivery:
         return {"pd_update": self.update, "pd_event": self.event, "pd_page": self.page}
 
     def _status(self, incident_id: int | None) -> str | None:
-        with Session(self.engine) as session:
+        with reading(self.engine) as session:
             incident = session.get(Incident, incident_id)
             return incident.status if incident else None
 
@@ -189,7 +190,7 @@ class PagerDutyDelivery:
                 session.flush()
                 outbox.enqueue(
                     session,
-                    lane(incident),
+                    page_lane(incident),
                     "page",
                     now,
                     {"page_id": target.id},

@@ -19,7 +19,7 @@ from bot.core.routing import Route
 from bot.core.text import escape
 from bot.service import pagerduty_sync
 from bot.service.context import Context
-from bot.service.incidents import cancel_paging, lane, say
+from bot.service.incidents import cancel_paging, lane, page_lane, say
 from bot.service.timeline import record
 from bot.store import outbox
 from bot.store.tables import Incident, Page, Timer
@@ -177,7 +177,7 @@ def _page_step(
         session.flush()
         outbox.enqueue(
             session,
-            lane(incident),
+            page_lane(incident),
             "page",
             now,
             {"page_id": page.id},

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlmodel import Session, col, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, update
 
 from bot.core.incident import Event, IncidentState, Severity, Status, apply
 from bot.core.text import channel_name
@@ -16,23 +17,35 @@ from bot.store.tables import Incident, Timer
 
 
 def lane(incident: Incident) -> str:
-    return f"incident:{incident.id}"
+    """Calls about one incident's channel are delivered in order, in this lane."""
+    return incident_lane(incident.id)
 
 
-def _reserve_channel_name(ctx: Context, session: Session, slug_source: str, now: datetime) -> str:
-    """The first free `inc-<day>-<slug>[-N]` among our incidents (Slack may still say name_taken)."""
-    base = channel_name(ctx.channel_prefix, now.strftime("%Y%m%d"), slug_source)
-    taken = set(
-        session.exec(
-            select(Incident.channel_name).where(
-                or_(col(Incident.channel_name) == base, col(Incident.channel_name).startswith(base[:70]))
-            )
-        )
-    )
-    suffix = 1
-    while (name := channel_name(ctx.channel_prefix, now.strftime("%Y%m%d"), slug_source, suffix)) in taken:
-        suffix += 1
-    return name
+def incident_lane(incident_id: int | None) -> str:
+    return f"incident:{incident_id}"
+
+
+def page_lane(incident: Incident) -> str:
+    """Pages have their own lane: a DM never waits for the channel, its card or a slow Slack call
+    about them (the DM links the channel by name until it exists)."""
+    return f"page:{incident.id}"
+
+
+def _insert_with_channel_name(ctx: Context, session: Session, incident: Incident, slug_source: str) -> None:
+    """Insert with the first free `inc-<day>-<slug>[-N]`: each name is tried under a savepoint, so
+    two replicas opening the same alert at once take different names instead of failing."""
+    day = incident.created_at.strftime("%Y%m%d")
+    for suffix in range(1, 1000):
+        incident.channel_name = channel_name(ctx.channel_prefix, day, slug_source, suffix)
+        try:
+            with session.begin_nested():
+                session.add(incident)
+                session.flush()
+            return
+        except IntegrityError as exc:
+            if "channel_name" not in str(exc.orig):
+                raise  # another unique key (the group's open key): the caller retries as a join
+    raise IntegrityError("no free channel name", None, Exception("channel_name"))
 
 
 def open_incident(
@@ -63,11 +76,10 @@ def open_incident(
         common_annotations=common_annotations or {},
         external_url=external_url,
         previous_id=previous.id if previous else None,
-        channel_name=_reserve_channel_name(ctx, session, slug_source, now),
+        channel_name="",
         created_at=now,
     )
-    session.add(incident)
-    session.flush()
+    _insert_with_channel_name(ctx, session, incident, slug_source)
     assert incident.id is not None
     text = f"Incident opened: {title} ({severity.value})"
     if previous is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from bot.core.errors import BadInput
 from bot.core.escalation import resolve_targets
 from bot.service.context import Context
-from bot.service.incidents import lane
+from bot.service.incidents import page_lane
 from bot.service.responders import Answer, load, mention
 from bot.service.timeline import record
 from bot.store import outbox
@@ -56,7 +56,7 @@ def page(ctx: Context, incident_id: int, actor: str, user_id: str | None, rotati
             session.flush()
             outbox.enqueue(
                 session,
-                lane(incident),
+                page_lane(incident),
                 "page",
                 now,
                 {"page_id": item.id},

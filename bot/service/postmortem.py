@@ -29,6 +29,7 @@ from bot.core.postmortem_render import PostmortemFacts, render_postmortem
 from bot.service.context import Context
 from bot.service.incidents import lane
 from bot.store import outbox
+from bot.store.db import reading
 from bot.store.tables import Alert, Incident, Outbox, Page, RunbookPost, TimelineEntry
 
 CUSTOM_TEMPLATE_NAME = "POSTMORTEM_TEMPLATE"  # how errors in a custom template name it
@@ -138,7 +139,7 @@ def _load(ctx: Context, session: Session, incident_id: int) -> tuple[Incident, P
 
 def facts_for(ctx: Context, incident_id: int) -> PostmortemFacts:
     """Everything the bot recorded about the incident; UnknownIncident if there is no such one."""
-    with Session(ctx.engine, expire_on_commit=False) as session:
+    with reading(ctx.engine) as session:
         return _load(ctx, session, incident_id)[1]
 
 
@@ -167,7 +168,7 @@ def file_name(incident: Incident) -> str:
 
 def write_draft(ctx: Context, incident_id: int, directory: Path, template_text: str | None) -> Draft:
     """Render, then write `directory/file_name(incident)` atomically (a rerun replaces it whole)."""
-    with Session(ctx.engine, expire_on_commit=False) as session:
+    with reading(ctx.engine) as session:
         incident, facts = _load(ctx, session, incident_id)
     text = _render(facts, template_text)  # before touching the disk: a bad template writes nothing
     directory.mkdir(parents=True, exist_ok=True)

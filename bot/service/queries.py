@@ -10,6 +10,7 @@ from bot.core.text import escape
 from bot.service.context import Context
 from bot.service.escalation import pending_step
 from bot.service.responders import mention
+from bot.store.db import reading
 from bot.store.tables import Incident, Page, TimelineEntry
 
 
@@ -20,7 +21,7 @@ def _get(session: Session, incident_id: int) -> Incident:
 
 
 def status(ctx: Context, incident_id: int) -> str:
-    with Session(ctx.engine) as session:
+    with reading(ctx.engine) as session:
         incident = _get(session, incident_id)
         now = ctx.clock()
         lines = [
@@ -48,7 +49,7 @@ def status(ctx: Context, incident_id: int) -> str:
 
 
 def open_incidents(ctx: Context) -> str:
-    with Session(ctx.engine) as session:
+    with reading(ctx.engine) as session:
         rows = session.exec(
             select(Incident)
             .where(col(Incident.status).in_([s.value for s in OPEN_STATUSES]))
@@ -73,7 +74,7 @@ _NOT_FOR_PEOPLE = ("posted", "announced")
 
 
 def timeline(ctx: Context, incident_id: int, limit: int = 20) -> str:
-    with Session(ctx.engine) as session:
+    with reading(ctx.engine) as session:
         rows = session.exec(
             select(TimelineEntry)
             .where(col(TimelineEntry.incident_id) == incident_id)

@@ -5,16 +5,17 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime
 
-from sqlmodel import Session, col, select
+from sqlmodel import col, select
 
 from bot.core.reports import ReportIncident, ReportPage
 from bot.service.context import Context
+from bot.store.db import reading
 from bot.store.tables import Alert, Incident, Page
 
 
 def incidents_since(ctx: Context, since: datetime) -> list[ReportIncident]:
     """Incidents declared at or after `since` (aware), oldest first, with alert names and pages."""
-    with Session(ctx.engine) as session:
+    with reading(ctx.engine) as session:
         incidents = list(
             session.exec(
                 select(Incident)

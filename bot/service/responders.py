@@ -17,7 +17,7 @@ from bot.service import escalation, pagerduty_sync
 from bot.service.context import Context
 from bot.service.incidents import cancel_paging, lane, resolve_incident, say, sync, transition
 from bot.store import outbox
-from bot.store.db import transaction
+from bot.store.db import reading, transaction
 from bot.store.tables import Incident
 
 
@@ -41,7 +41,7 @@ def load(session: Session, incident_id: int) -> Incident:
 
 
 def by_channel(ctx: Context, channel_id: str) -> int | None:
-    with Session(ctx.engine) as session:
+    with reading(ctx.engine) as session:
         return session.exec(
             select(Incident.id).where(
                 col(Incident.channel_id) == channel_id, col(Incident.parent_id).is_(None)

@@ -55,7 +55,9 @@ class SlackWebAPI:
     async def call(self, method: str, **params: Any) -> dict[str, Any]:
         func = getattr(self.client, method.replace(".", "_"))
         channel = params.get("channel") if isinstance(params.get("channel"), str) else None
-        await self.pacer.wait(method, channel)
+        paced = await self.pacer.wait(method, channel)
+        if paced < 0:  # over Slack's budget for a while: retry the row later, call nothing now
+            raise SlackCallError(method, "paced", recoverable=True, retry_after=-paced)
         try:
             response = await func(**params)
         except SlackApiError as exc:

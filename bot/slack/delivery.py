@@ -22,7 +22,8 @@ from bot.core.text import channel_name, escape
 from bot.service.timeline import record
 from bot.slack import views
 from bot.slack.api import SlackAPI, SlackCallError
-from bot.store.db import transaction
+from bot.store.db import reading, transaction
+from bot.store.outbox import COSMETIC
 from bot.store.tables import Alert, Incident, Outbox
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ class Snapshot:
             source=inc.source,
             created_at=inc.created_at,
             channel_id=inc.channel_id,
+            channel_name=inc.channel_name,
             external_url=inc.external_url,
             group_labels=inc.group_labels,
             acknowledged_by=inc.acknowledged_by,
@@ -89,7 +91,7 @@ class SlackDelivery:
 
     # -- reading state -------------------------------------------------------------------
     def _snapshot(self, incident_id: int | None) -> Snapshot:
-        with Session(self.engine, expire_on_commit=False) as session:
+        with reading(self.engine) as session:
             incident = session.get(Incident, incident_id)
             if incident is None:
                 raise SlackCallError("outbox", f"incident {incident_id} is gone", recoverable=False)
@@ -176,6 +178,18 @@ class SlackDelivery:
                 f"Channel #{final_name} created",
                 {"channel_id": channel_id},
             )
+            # Pages may have gone out before the channel existed: give their DMs the link.
+            now = self.clock()
+            session.add(
+                Outbox(
+                    lane=row.lane,
+                    incident_id=inc.id,
+                    op="update_pages",
+                    priority=COSMETIC,
+                    not_before=now,
+                    created_at=now,
+                )
+            )
 
         return complete
 
@@ -202,7 +216,7 @@ class SlackDelivery:
                 return None
 
     def _channel_linked(self, channel_id: str) -> bool:
-        with Session(self.engine) as session:
+        with reading(self.engine) as session:
             return (
                 session.exec(select(Incident.id).where(col(Incident.channel_id) == channel_id)).first()
                 is not None

@@ -32,7 +32,12 @@ PER_MINUTE = {
     "views.open": 100,
 }
 POST_PER_SECOND = 1.0  # chat.postMessage, per channel
-POST_BURST = 5
+POST_BURST = 3
+# Slack tolerates short bursts over a tier's per-minute figure; we allow a sixth of a minute's worth.
+BURST_SHARE = 1 / 6
+# A call that would wait longer than this is not held (it would hold a worker slot and outlive its
+# lease): the outbox row is retried when the budget allows instead.
+MAX_WAIT = 2.0
 
 
 @dataclass
@@ -43,13 +48,16 @@ class _Bucket:
     stamp: float
     blocked_until: float = 0.0
 
-    def reserve(self, now: float) -> float:
-        """Take a token; the seconds to wait before using it."""
+    def reserve(self, now: float, max_wait: float) -> float:
+        """Take a token and return the seconds to wait before using it; or, when that is longer
+        than `max_wait`, take nothing and return the (negative) seconds until one is free."""
         self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
+        wait = max(0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate, self.blocked_until - now)
+        if wait > max_wait:
+            return -wait
         self.tokens -= 1
-        wait = 0.0 if self.tokens >= 0 else -self.tokens / self.rate
-        return max(wait, self.blocked_until - now)
+        return wait
 
 
 class Pacer:
@@ -62,7 +70,8 @@ class Pacer:
         if method == "chat.postMessage":
             key, rate, burst = f"{method}:{channel}", POST_PER_SECOND * self.scale, POST_BURST * self.scale
         elif method in PER_MINUTE:
-            key, rate, burst = method, PER_MINUTE[method] * self.scale / 60.0, PER_MINUTE[method] * self.scale
+            per_minute = PER_MINUTE[method] * self.scale
+            key, rate, burst = method, per_minute / 60.0, max(1.0, per_minute * BURST_SHARE)
         else:
             return None
         bucket = self.buckets.get(key)
@@ -70,11 +79,13 @@ class Pacer:
             bucket = self.buckets[key] = _Bucket(rate, float(burst), float(burst), self.clock())
         return bucket
 
-    async def wait(self, method: str, channel: str | None = None) -> float:
+    async def wait(self, method: str, channel: str | None = None, max_wait: float = MAX_WAIT) -> float:
+        """Wait for the budget; a negative result means "not now, try again in that many seconds"
+        (nothing was waited for or taken)."""
         bucket = self._bucket(method, channel)
         if bucket is None:
             return 0.0
-        delay = bucket.reserve(self.clock())
+        delay = bucket.reserve(self.clock(), max_wait)
         if delay > 0:
             await asyncio.sleep(delay)
         return delay

@@ -8,10 +8,12 @@ from anyio import to_thread
 from sqlmodel import Session, col, select
 
 from bot.core.text import escape
+from bot.service.incidents import incident_lane
 from bot.service.timeline import record
 from bot.slack import views
 from bot.slack.api import SlackCallError
 from bot.slack.delivery import Completion, Handler, SlackDelivery, require_channel
+from bot.store.db import reading
 from bot.store.tables import Outbox, Page
 
 USER_CACHE_SECONDS = 3600.0
@@ -21,12 +23,13 @@ class PageDelivery:
     def __init__(self, base: SlackDelivery) -> None:
         self.base = base
         self._users_by_email: dict[str, tuple[str, float]] = {}  # email -> (user id, fetched at)
+        self._dm_channels: dict[str, str] = {}  # user id -> DM channel id (it never changes)
 
     def handlers(self) -> dict[str, Handler]:
         return {"page": self.page, "invite": self.invite, "update_pages": self.update_pages}
 
     def _page_row(self, page_id: int) -> Page:
-        with Session(self.base.engine, expire_on_commit=False) as session:
+        with reading(self.base.engine) as session:
             page = session.get(Page, page_id)
             if page is None:
                 raise SlackCallError("page", f"page {page_id} is gone", recoverable=False)
@@ -52,6 +55,12 @@ class PageDelivery:
         self._users_by_email[page.email] = (user_id, now)
         return user_id
 
+    async def dm_channel(self, user: str) -> str:
+        if user not in self._dm_channels:
+            opened = await self.base.slack.call("conversations.open", users=user)
+            self._dm_channels[user] = str(opened["channel"]["id"])
+        return self._dm_channels[user]
+
     async def page(self, row: Outbox) -> Completion | None:
         page = await to_thread.run_sync(self._page_row, int(row.payload["page_id"]))
         if page.dm_ts:
@@ -70,7 +79,7 @@ class PageDelivery:
                 )
                 session.add(
                     Outbox(
-                        lane=row.lane,
+                        lane=incident_lane(incident_id),
                         incident_id=incident_id,
                         op="say",
                         not_before=now,
@@ -89,7 +98,7 @@ class PageDelivery:
                 )
 
             return unreachable
-        dm = str((await self.base.slack.call("conversations.open", users=user))["channel"]["id"])
+        dm = await self.dm_channel(user)
         text, blocks = views.page_message(snap.view(), _page_label(page))
         ts = await self.base.post_once(row, dm, text=text, blocks=[b.to_dict() for b in blocks])
 
@@ -114,7 +123,7 @@ class PageDelivery:
             ):
                 session.add(
                     Outbox(
-                        lane=row.lane,
+                        lane=incident_lane(incident_id),
                         incident_id=incident_id,
                         op=op,
                         payload=payload,
@@ -138,7 +147,7 @@ class PageDelivery:
         return None
 
     def _pages(self, incident_id: int | None) -> list[Page]:
-        with Session(self.base.engine, expire_on_commit=False) as session:
+        with reading(self.base.engine) as session:
             return list(
                 session.exec(
                     select(Page).where(col(Page.incident_id) == incident_id, col(Page.dm_ts).is_not(None))

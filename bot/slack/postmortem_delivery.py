@@ -36,6 +36,7 @@ from bot.service.timeline import record
 from bot.slack.api import SlackCallError
 from bot.slack.delivery import METADATA_EVENT, Completion, Handler, SlackDelivery, require_channel
 from bot.store import outbox
+from bot.store.db import reading
 from bot.store.tables import Outbox, TimelineEntry
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,7 @@ class PostmortemDelivery:
         return draft, None
 
     def _recorded_file_ids(self, incident_id: int) -> set[str]:
-        with Session(self.base.engine) as session:
+        with reading(self.base.engine) as session:
             rows = session.exec(
                 select(TimelineEntry.data).where(
                     col(TimelineEntry.incident_id) == incident_id, col(TimelineEntry.kind) == "postmortem"

@@ -12,6 +12,7 @@ from bot.core.runbooks import Runbook
 from bot.service.timeline import record
 from bot.slack.delivery import Completion, Handler, SlackDelivery, require_channel
 from bot.slack.runbook_blocks import no_runbook_blocks, runbook_message, runbook_messages, step_message_index
+from bot.store.db import reading
 from bot.store.tables import Outbox, RunbookPost
 
 
@@ -32,7 +33,7 @@ class RunbookDelivery:
         return {"post_runbook": self.post, "update_runbook": self.update, "no_runbook": self.no_runbook}
 
     def _post_row(self, incident_id: int | None, slug: str) -> RunbookPost | None:
-        with Session(self.base.engine, expire_on_commit=False) as session:
+        with reading(self.base.engine) as session:
             return session.exec(
                 select(RunbookPost).where(
                     col(RunbookPost.incident_id) == incident_id, col(RunbookPost.slug) == slug

@@ -63,6 +63,7 @@ class IncidentView:
     source: str
     created_at: datetime
     channel_id: str | None = None
+    channel_name: str = ""
     external_url: str = ""
     group_labels: dict[str, str] = field(default_factory=dict)
     acknowledged_by: str | None = None
@@ -208,7 +209,13 @@ def fallback_text(view: IncidentView) -> str:
 def page_message(view: IncidentView, label: str) -> tuple[str, list[Block]]:
     """The DM that pages someone: what, how bad, where to go, and the two buttons."""
     summary = next((a.annotations.get("summary") for a in view.alerts if a.annotations.get("summary")), "")
-    where = f"<#{view.channel_id}>" if view.channel_id else "the incident channel"
+    where = (
+        f"<#{view.channel_id}>"
+        if view.channel_id
+        else f"#{view.channel_name}"
+        if view.channel_name
+        else "the channel"
+    )
     lines = [
         f":rotating_light: *You are paged* ({escape(label)}): {_SEV_ICON.get(view.severity, '')} "
         f"*{view.severity} · {escape(view.title)}*",

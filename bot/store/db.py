@@ -38,9 +38,10 @@ def make_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
-        # IMMEDIATE takes the write lock up front: a deferred transaction that later upgrades
-        # to a writer can fail with "database is locked" instead of waiting its turn.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Writers take the write lock up front (IMMEDIATE): a deferred transaction that later
+        # upgrades to a writer can fail with "database is locked" instead of waiting its turn.
+        # Readers (see `reading`) stay DEFERRED, so with WAL they never queue behind writers.
+        conn.exec_driver_sql(f"BEGIN {conn.get_execution_options().get('sqlite_begin', 'IMMEDIATE')}")
 
     return engine
 
@@ -55,6 +56,13 @@ def transaction(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[Session]:
+    """A read-only unit of work: on SQLite it does not take the write lock."""
+    with Session(engine.execution_options(sqlite_begin="DEFERRED"), expire_on_commit=False) as session:
+        yield session
 
 
 def is_postgres(engine: Engine) -> bool:

@@ -11,10 +11,10 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, or_, update
+from sqlalchemy import Engine, func, or_, update
 from sqlmodel import Session, col, delete, select
 
-from bot.store.db import is_postgres, transaction
+from bot.store.db import is_postgres, reading, transaction
 from bot.store.tables import Outbox
 
 # Priorities: lower goes first when several lanes are ready.
@@ -60,7 +60,12 @@ def enqueue(
 
 
 def claim(engine: Engine, owner: str, now: datetime, limit: int, lease: timedelta) -> list[Outbox]:
-    """Lease up to `limit` ready lane heads to `owner`; most urgent first."""
+    """Lease up to `limit` ready lane heads to `owner`, most urgent first, and count the attempt.
+
+    On the rows returned, `in_flight` tells whether an EARLIER attempt may have reached the far
+    side (it was started and its outcome never recorded): the handler then checks before it
+    repeats a non-idempotent call. In the database the row is marked in flight from now on.
+    """
     head = select(func.min(Outbox.id)).where(col(Outbox.status) == "pending").group_by(col(Outbox.lane))
     query = (
         select(Outbox)
@@ -76,22 +81,31 @@ def claim(engine: Engine, owner: str, now: datetime, limit: int, lease: timedelt
         if is_postgres(engine):
             query = query.with_for_update(skip_locked=True)
         rows = list(session.exec(query))
+        earlier = [row.in_flight for row in rows]
         for row in rows:
-            row.lease_until = now + lease
-            row.lease_owner = owner
+            row.lease_until, row.lease_owner = now + lease, owner
+            row.in_flight, row.attempts = True, row.attempts + 1
         session.flush()
-        return rows
+    for row, was_in_flight in zip(rows, earlier, strict=True):
+        row.in_flight = was_in_flight  # detached copies: what the handler needs to know
+    return rows
 
 
-def mark_in_flight(engine: Engine, row_id: int, owner: str) -> bool:
-    """Record that an attempt starts; False if our lease was lost meanwhile."""
-    with transaction(engine) as session:
-        result = session.exec(  # type: ignore[call-overload]
-            update(Outbox)
-            .where(and_(col(Outbox.id) == row_id, col(Outbox.lease_owner) == owner))
-            .values(in_flight=True, attempts=Outbox.attempts + 1)
+def has_ready(engine: Engine, now: datetime) -> bool:
+    """A cheap read-only look before taking the write lock to claim (idle polls stay cheap)."""
+    with reading(engine) as session:
+        return (
+            session.exec(
+                select(Outbox.id)
+                .where(
+                    col(Outbox.status) == "pending",
+                    col(Outbox.not_before) <= now,
+                    or_(col(Outbox.lease_until).is_(None), col(Outbox.lease_until) < now),
+                )
+                .limit(1)
+            ).first()
+            is not None
         )
-        return bool(result.rowcount)
 
 
 def settle(session: Session, row_id: int, status: str, now: datetime, error: str | None = None) -> None:
@@ -114,7 +128,7 @@ def retry_later(engine: Engine, row_id: int, when: datetime, error: str, maybe_d
 
 
 def pending_count(engine: Engine) -> int:
-    with Session(engine) as session:
+    with reading(engine) as session:
         return session.exec(select(func.count()).where(col(Outbox.status) == "pending")).one()
 
 
@@ -132,5 +146,14 @@ def release_dead_leases(engine: Engine, alive: Callable[[str], bool]) -> int:
             update(Outbox)
             .where(col(Outbox.lease_owner).in_(dead), col(Outbox.status) == "pending")
             .values(lease_until=None, lease_owner=None)
+        )
+        return int(result.rowcount or 0)
+
+
+def prune_delivered(engine: Engine, before: datetime) -> int:
+    """Forget rows delivered long ago (failed ones stay, for a person to look at)."""
+    with transaction(engine) as session:
+        result = session.exec(  # type: ignore[call-overload]
+            delete(Outbox).where(col(Outbox.status).in_(("sent", "superseded")), col(Outbox.done_at) < before)
         )
         return int(result.rowcount or 0)

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import Engine
 from sqlmodel import Session, col, func, select
 
-from bot.store.db import is_postgres
+from bot.store.db import is_postgres, reading
 from bot.store.tables import Timer
 
 
@@ -29,6 +29,12 @@ def due(session: Session, engine: Engine, now: datetime, limit: int) -> list[Tim
 
 
 def next_due(engine: Engine) -> datetime | None:
-    with Session(engine) as session:
+    with reading(engine) as session:
         return session.exec(select(func.min(Timer.due_at)).where(col(Timer.status) == "pending")).one()
 
+
+def any_due(engine: Engine, now: datetime) -> bool:
+    """A read-only look first, so an idle tick never takes the write lock."""
+    with reading(engine) as session:
+        query = select(Timer.id).where(col(Timer.status) == "pending", col(Timer.due_at) <= now).limit(1)
+        return session.exec(query).first() is not None
