@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, update
+from sqlmodel import Session, col, select, update
 
 from bot.core.incident import Event, IncidentState, Severity, Status, apply
 from bot.core.text import channel_name
@@ -35,7 +35,8 @@ def _insert_with_channel_name(ctx: Context, session: Session, incident: Incident
     """Insert with the first free `inc-<day>-<slug>[-N]`: each name is tried under a savepoint, so
     two replicas opening the same alert at once take different names instead of failing."""
     day = incident.created_at.strftime("%Y%m%d")
-    for suffix in range(1, 1000):
+    base = channel_name(ctx.channel_prefix, day, slug_source)
+    for suffix in range(_next_suffix(session, base), 10_000):
         incident.channel_name = channel_name(ctx.channel_prefix, day, slug_source, suffix)
         try:
             with session.begin_nested():
@@ -46,6 +47,22 @@ def _insert_with_channel_name(ctx: Context, session: Session, incident: Incident
             if "channel_name" not in str(exc.orig):
                 raise  # another unique key (the group's open key): the caller retries as a join
     raise IntegrityError("no free channel name", None, Exception("channel_name"))
+
+
+def _next_suffix(session: Session, base: str) -> int:
+    """Where to start probing: after the highest `-N` in use (an index range scan, not a probe per
+    name, so the 500th incident of one alert on one day costs no more than the first)."""
+    names = session.exec(
+        select(Incident.channel_name).where(
+            col(Incident.channel_name) >= base, col(Incident.channel_name) < base + "~"
+        )
+    )
+    used = [
+        1 if n == base else int(n[len(base) + 1 :])
+        for n in names
+        if n == base or n[len(base) + 1 :].isdigit()
+    ]
+    return max(used, default=0) + 1
 
 
 def open_incident(
