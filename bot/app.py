@@ -7,14 +7,17 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
+from typing import Any
 
 from anyio import to_thread
 from fastapi import FastAPI, Request, Response
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.catalog.check import check
@@ -45,6 +48,8 @@ from bot.webhooks.common import BodyLimit
 from bot.worker import Worker
 
 log = logging.getLogger(__name__)
+
+UNCONFIGURED_TOKEN = "xoxb-not-configured"
 
 
 def load_config(settings: Settings) -> tuple[Catalog, RunbookCatalog]:
@@ -77,7 +82,9 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utcnow) -> Fa
     """Build the app; ConfigError (listing every problem with file and line) if config is invalid."""
     catalog, runbooks = load_config(settings)
     engine = make_engine(settings.database_url)
-    token = settings.slack_bot_token.get_secret_value()
+    # Without credentials the bot still starts (e.g. `make run` on a fresh machine): webhooks are
+    # stored and every Slack call waits in the outbox until a real token is configured.
+    token = settings.slack_bot_token.get_secret_value() or UNCONFIGURED_TOKEN
     web_client = AsyncWebClient(
         token=token, base_url=settings.slack_api_url, timeout=int(settings.slack_timeout_seconds)
     )
@@ -129,7 +136,6 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utcnow) -> Fa
     scheduler = Scheduler(ctx, settings.scheduler_tick_seconds)
 
     bolt = AsyncApp(
-        token=token,
         signing_secret=settings.slack_signing_secret.get_secret_value(),
         client=web_client,
         process_before_response=False,
@@ -141,6 +147,10 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utcnow) -> Fa
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await to_thread.run_sync(upgrade, engine)
+        if token == UNCONFIGURED_TOKEN:
+            log.warning("SLACK_BOT_TOKEN is not set: Slack calls wait in the outbox until it is")
+        if not settings.slack_signing_secret.get_secret_value():
+            log.warning("SLACK_SIGNING_SECRET is not set: every request to /slack/events is refused")
         if settings.alertmanager_token is None:
             log.warning(
                 "ALERTMANAGER_TOKEN is not set: /webhooks/alertmanager accepts unauthenticated requests"
@@ -170,9 +180,23 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utcnow) -> Fa
     app.include_router(alertmanager.router(ctx, am_token))
     app.include_router(pagerduty.router(ctx, pd_secrets))
 
+    secret = settings.slack_signing_secret.get_secret_value()
+    verifier = SignatureVerifier(secret) if secret else None
+
     @app.post("/slack/events", include_in_schema=False)
     async def slack_events(request: Request) -> Response:
-        return await slack_handler.handle(request)
+        # Verify before Bolt parses anything: Bolt parses first, and a malformed body (or a
+        # timestamp that is not a number) would otherwise cost a 500 to anyone, signed or not.
+        timestamp = request.headers.get("x-slack-request-timestamp", "")
+        signature = request.headers.get("x-slack-signature", "")
+        body = await request.body()
+        if verifier is None or not timestamp.isdigit() or not verifier.is_valid(body, timestamp, signature):
+            return JSONResponse({"detail": "invalid or expired Slack signature"}, status_code=401)
+        try:
+            return await slack_handler.handle(request)
+        except Exception as exc:
+            log.warning("malformed Slack request: %s", type(exc).__name__)
+            return JSONResponse({"detail": "malformed Slack request"}, status_code=400)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -194,5 +218,18 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utcnow) -> Fa
             log.warning("could not read the outbox depth")
         return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
+    def openapi() -> dict[str, Any]:
+        """The webhooks' body schemas name their nested models under components (schemathesis and
+        other tools resolve `#/components/schemas/...` from the document root)."""
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for operation in (op for path in schema["paths"].values() for op in path.values()):
+                for media in operation.get("requestBody", {}).get("content", {}).values():
+                    components.update(media.get("schema", {}).pop("$defs", {}))
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     return app

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from bot.core.errors import BadInput
 from bot.core.incident import Severity
+from bot.core.text import escape
 
 # name -> (usage, one-line help, needs an incident channel)
 SUBCOMMANDS: dict[str, tuple[str, str, bool]] = {
@@ -59,7 +60,7 @@ def parse(text: str) -> Command:
 
 
 def help_text(unknown: str | None = None) -> str:
-    lines = [f"Unknown subcommand `{unknown}`." if unknown else "", "*/incident* subcommands:"]
+    lines = [f"Unknown subcommand `{escape(unknown)}`." if unknown else "", "*/incident* subcommands:"]
     lines += [f"• `/incident {usage}`: {what}" for usage, what, _ in SUBCOMMANDS.values()]
     lines.append("• `/oncall [rotation]`: who is on call now")
     return "\n".join(line for line in lines if line)

@@ -8,13 +8,14 @@ from zoneinfo import ZoneInfo
 from bot.catalog.rotations import Catalog
 from bot.core.errors import BadInput
 from bot.core.rotations import on_call_all
+from bot.core.text import escape
 
 
 def describe(catalog: Catalog, name: str | None, at: datetime, *, slack: bool) -> str:
     """Each layer's person and when the shift ends, for one rotation or all of them."""
     if name and name not in catalog.rotations:
         known = ", ".join(sorted(catalog.rotations))
-        raise BadInput(f"There is no rotation named {name!r}. Rotations: {known}.")
+        raise BadInput(f"There is no rotation named {escape(repr(name))}. Rotations: {known}.")
     names = [name] if name else list(catalog.rotations)
     parts = []
     for rotation_name in names:

@@ -77,7 +77,9 @@ def timeline(ctx: Context, incident_id: int, limit: int = 20) -> str:
     with reading(ctx.engine) as session:
         rows = session.exec(
             select(TimelineEntry)
-            .where(col(TimelineEntry.incident_id) == incident_id)
+            .where(
+                col(TimelineEntry.incident_id) == incident_id, col(TimelineEntry.kind).not_in(_NOT_FOR_PEOPLE)
+            )
             .order_by(col(TimelineEntry.at).desc(), col(TimelineEntry.id).desc())
             .limit(limit)
         ).all()

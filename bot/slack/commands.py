@@ -25,16 +25,21 @@ from bot.service.context import Context
 log = logging.getLogger(__name__)
 
 DECLARE_CALLBACK = "declare_incident"
+DECLARE_FALLBACK = "Could not open the form; declare with `/incident declare <title> [sev1|sev2|sev3]`."
 
 
 def register(app: AsyncApp, ctx: Context, archive_after: timedelta | None) -> None:
     @app.command("/incident")
     async def incident_command(ack: Any, command: dict[str, Any], client: Any) -> None:
         cmd = commands.parse(command.get("text") or "")
-        user, channel = command["user_id"], command["channel_id"]
+        user, channel = command.get("user_id"), command.get("channel_id")
+        if not user or not channel:
+            await ack(text="This command arrived without a user or channel; nothing was done.")
+            return
         if cmd.name == "declare" and not cmd.text:
-            await ack()
-            await _open_declare_modal(client, command["trigger_id"], ctx)
+            # Open the form before acking: if Slack refuses it, the ack can still say so.
+            opened = await _open_declare_modal(client, command.get("trigger_id") or "", ctx)
+            await (ack() if opened else ack(text=DECLARE_FALLBACK, response_type="ephemeral"))
             return
         try:
             text = await to_thread.run_sync(_dispatch, ctx, cmd, user, channel, archive_after)
@@ -113,7 +118,7 @@ def _page(ctx: Context, incident_id: int, actor: str, text: str) -> str:
     return manual_pages.page(ctx, incident_id, actor, user, None if user else text.strip() or None).text
 
 
-async def _open_declare_modal(client: Any, trigger_id: str, ctx: Context) -> None:
+async def _open_declare_modal(client: Any, trigger_id: str, ctx: Context) -> bool:
     sev_options = [Option(text=f"{s.value}", value=s.value) for s in Severity]
     blocks = [
         InputBlock(
@@ -153,5 +158,7 @@ async def _open_declare_modal(client: Any, trigger_id: str, ctx: Context) -> Non
     )
     try:
         await client.views_open(trigger_id=trigger_id, view=view.to_dict())
-    except Exception:
-        log.exception("could not open the declare form")
+    except Exception as exc:
+        log.warning("could not open the declare form: %s", exc)
+        return False
+    return True

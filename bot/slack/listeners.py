@@ -51,9 +51,10 @@ async def ephemeral(client: AsyncWebClient, body: dict[str, Any], text: str) -> 
 
 def _incident_id(body: dict[str, Any]) -> int | None:
     try:
-        return int(body["actions"][0]["value"].split(":")[0])
-    except (KeyError, IndexError, ValueError, AttributeError):
+        value = int(body["actions"][0]["value"].split(":")[0])
+    except (KeyError, IndexError, ValueError, AttributeError, TypeError):
         return None
+    return value if 0 < value < 2**31 else None  # an id the database can hold
 
 
 def register(app: AsyncApp, ctx: Context, archive_after: timedelta | None = None) -> None:

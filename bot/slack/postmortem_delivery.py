@@ -145,7 +145,7 @@ class PostmortemDelivery:
                 channel=channel,
                 content=draft.text,
                 filename=draft.file_name,
-                title=f"Post-mortem: {draft.incident.title}"[:250],
+                title=f"Post-mortem: {escape(draft.incident.title)}"[:250],
                 snippet_type="markdown",
                 initial_comment=comment,
             )

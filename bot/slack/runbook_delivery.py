@@ -9,6 +9,7 @@ from sqlmodel import Session, col, select
 
 from bot.core.runbook_links import RunbookCatalog, RunbookLink
 from bot.core.runbooks import Runbook
+from bot.core.text import escape
 from bot.service.timeline import record
 from bot.slack.delivery import Completion, Handler, SlackDelivery, require_channel
 from bot.slack.runbook_blocks import no_runbook_blocks, runbook_message, runbook_messages, step_message_index
@@ -77,7 +78,7 @@ class RunbookDelivery:
         ts = await self.base.post_once(
             row,
             require_channel(snap.incident),
-            text=f"Runbook: {runbook.title}",
+            text=f"Runbook: {escape(runbook.title)}",
             blocks=[b.to_dict() for b in blocks],
         )
 
@@ -115,7 +116,7 @@ class RunbookDelivery:
             "chat.update",
             channel=require_channel(snap.incident),
             ts=ts,
-            text=f"Runbook: {runbook.title}",
+            text=f"Runbook: {escape(runbook.title)}",
             blocks=[b.to_dict() for b in blocks],
         )
         return None

@@ -124,7 +124,7 @@ def _alert_block(alert: AlertView) -> SectionBlock:
 def card(view: IncidentView) -> list[Block]:
     sev_icon = _SEV_ICON.get(view.severity, "")
     blocks: list[Block] = [
-        HeaderBlock(text=truncate(f"{view.severity} · {view.title}", 150)),
+        HeaderBlock(text=truncate(f"{view.severity} · {escape(view.title)}", 150)),
         SectionBlock(
             fields=[
                 MarkdownTextObject(text=f"*Status*\n{_STATUS_ICON.get(view.status, '')} {view.status}"),

@@ -21,7 +21,7 @@ from bot.core.alerts import Alert, Notification, unquote_receiver
 from bot.observability import INCIDENTS_OPENED, WEBHOOK_SECONDS, WEBHOOKS
 from bot.service import alertmanager as use_case
 from bot.service.context import Context
-from bot.webhooks.common import parse_json, read_body, validate
+from bot.webhooks.common import ERROR_RESPONSES, parse_json, read_body, validate
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,16 @@ class WebhookIn(BaseModel):
     commonAnnotations: _LABELS = Field(default_factory=dict)
     externalURL: str = ""
     alerts: list[AlertIn] = Field(min_length=1, max_length=10_000)
+
+    @field_validator("alerts")
+    @classmethod
+    def _distinct(cls, alerts: list[AlertIn]) -> list[AlertIn]:
+        seen: set[str] = set()
+        for alert in alerts:
+            if alert.fingerprint in seen:
+                raise ValueError(f"fingerprint {alert.fingerprint!r} appears twice")
+            seen.add(alert.fingerprint)
+        return alerts
 
     def to_core(self) -> Notification:
         return Notification(
@@ -105,10 +115,7 @@ def router(ctx: Context, token: str | None) -> APIRouter:
                 },
             }
         },
-        responses={
-            401: {"description": "missing or wrong bearer token"},
-            503: {"description": "not stored, retry"},
-        },
+        responses={401: {"description": "missing or wrong bearer token"}, **ERROR_RESPONSES},
     )
     async def alertmanager(request: Request) -> dict[str, object]:
         started = time.perf_counter()

@@ -67,13 +67,27 @@ async def _too_large(send: Send, limit: int) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+# What every webhook can answer besides 200, for the OpenAPI schema.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"description": "malformed JSON"},
+    413: {"description": "request body too large"},
+    422: {"description": "valid JSON of the wrong shape; the message names each bad field"},
+    503: {"description": "not stored (database unavailable): retry later"},
+}
+
+
 def parse_json(raw: bytes) -> Any:
     if not raw.strip():
         raise HTTPException(400, "empty body: expected a JSON object")
     try:
-        return json.loads(raw)
+        data = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise HTTPException(400, f"malformed JSON: {exc}") from exc
+    try:  # valid JSON may still hold text no database can store (a lone surrogate: "\ud800")
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise HTTPException(400, "malformed JSON: text that is not valid Unicode (a lone surrogate)") from exc
+    return data
 
 
 def validate(model: type[M], data: Any) -> M:
