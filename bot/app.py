@@ -17,6 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -135,9 +136,15 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utcnow) -> Fa
     ctx.wake = worker.wake
     scheduler = Scheduler(ctx, settings.scheduler_tick_seconds)
 
+    async def authorize(enterprise_id: str | None, team_id: str | None) -> AuthorizeResult:
+        # One workspace, one bot token: no auth.test per request, so buttons and commands keep
+        # working while Slack's Web API is down (Bolt's default would refuse them).
+        return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, bot_token=token)
+
     bolt = AsyncApp(
         signing_secret=settings.slack_signing_secret.get_secret_value(),
         client=web_client,
+        authorize=authorize,
         process_before_response=False,
     )
     archive_after = parse_duration(settings.archive_after)

@@ -163,6 +163,10 @@ class Worker:
             )
             return
         await to_thread.run_sync(self._settle, row, "sent", completion, None)
+        if row.attempts > 1:
+            # The far side works again: bring every backed-off row forward, so the next claims
+            # order them by priority (pages first) rather than by who failed last.
+            await to_thread.run_sync(outbox.retry_now, self.engine, self.clock())
 
     async def _failed(self, row: Outbox, exc: DeliveryError) -> None:
         assert row.id is not None
@@ -180,7 +184,10 @@ class Worker:
         log.warning("outbox %s (%s) will retry in %.1fs: %s", row.id, row.op, delay, exc.error)
         OUTBOX_DELIVERED.labels(row.op, "retry").inc()
         when = self.clock() + timedelta(seconds=delay)
-        await to_thread.run_sync(outbox.retry_later, self.engine, row.id, when, exc.error, exc.maybe_done)
+        # Once an attempt may have reached the far side, every later attempt must look first, even
+        # after attempts that failed without side effects (row.in_flight: the earlier ones).
+        maybe_done = exc.maybe_done or row.in_flight
+        await to_thread.run_sync(outbox.retry_later, self.engine, row.id, when, exc.error, maybe_done)
 
     def _settle(self, row: Outbox, status: str, completion: Completion | None, error: str | None) -> None:
         assert row.id is not None

@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from sqlmodel import Session
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session, col, select
 
 from bot.service import escalation, heartbeat, lifecycle
 from bot.service.context import Context
 from bot.store import timers
-from bot.store.db import transaction
-from bot.store.tables import Timer
+from bot.store.db import is_postgres, transaction
+from bot.store.tables import Incident, Timer
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +29,13 @@ def fire_due(ctx: Context) -> int:
         with transaction(ctx.engine) as session:
             batch = timers.due(session, ctx.engine, now, BATCH)
             for timer in batch:
+                if not incident_free(ctx, session, timer):
+                    continue  # someone is acknowledging or resolving it right now: next tick
                 try:
                     with session.begin_nested():  # one bad timer must not block the others
                         _dispatch(ctx, session, timer, now)
+                except SQLAlchemyError:
+                    raise  # the database, not the timer: roll the tick back, it stays due
                 except Exception:
                     log.exception(
                         "timer %s (%s %s) failed; marking it failed", timer.id, timer.kind, timer.key
@@ -40,6 +45,15 @@ def fire_due(ctx: Context) -> int:
         total += len(batch)
         if len(batch) < BATCH:
             return total
+
+
+def incident_free(ctx: Context, session: Session, timer: Timer) -> bool:
+    """Lock the timer's incident without waiting. People's use cases lock the incident first and
+    then its timers; the tick holds timers, so waiting here could deadlock (PostgreSQL)."""
+    if timer.incident_id is None or not is_postgres(ctx.engine):
+        return True  # SQLite runs one writer at a time
+    query = select(Incident.id).where(col(Incident.id) == timer.incident_id).with_for_update(skip_locked=True)
+    return session.exec(query).first() is not None
 
 
 def _dispatch(ctx: Context, session: Session, timer: Timer, now: datetime) -> None:

@@ -64,13 +64,16 @@ def register(app: AsyncApp, ctx: Context, archive_after: timedelta | None = None
     def button(action_id: str, use_case: Callable[..., responders.Answer]) -> None:
         @app.action(action_id)
         async def handle(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
-            await ack()
             incident_id = _incident_id(body)
             if incident_id is None:
+                await ack()
                 await ephemeral(client, body, "This button does not name an incident.")
                 return
-            actor = f"slack:{body['user']['id']}"
-            await ephemeral(client, body, await run_use_case(use_case, ctx, incident_id, actor))
+            # Commit first, then answer Slack (milliseconds): a crash in between cannot lose a
+            # click that Slack was told succeeded.
+            text = await run_use_case(use_case, ctx, incident_id, f"slack:{body['user']['id']}")
+            await ack()
+            await ephemeral(client, body, text)
 
     button("incident_ack", responders.acknowledge)
     button("incident_escalate", responders.escalate)
@@ -90,8 +93,8 @@ def register(app: AsyncApp, ctx: Context, archive_after: timedelta | None = None
 
     @app.event("pin_added")
     async def pinned(event: dict[str, Any]) -> None:
-        item = event.get("item") or {}
-        message = item.get("message") or {}
+        item = event.get("item") if isinstance(event.get("item"), dict) else {}
+        message = item.get("message") if isinstance(item.get("message"), dict) else {}
         channel = event.get("channel_id") or item.get("channel")
         if item.get("type") == "message" and channel and message.get("ts"):
             await _capture(
@@ -105,7 +108,7 @@ def register(app: AsyncApp, ctx: Context, archive_after: timedelta | None = None
 
     @app.event("reaction_added")
     async def reacted(event: dict[str, Any], client: AsyncWebClient) -> None:
-        item = event.get("item") or {}
+        item = event.get("item") if isinstance(event.get("item"), dict) else {}
         if event.get("reaction") != "pushpin" or item.get("type") != "message":
             return
         channel, ts = item.get("channel"), item.get("ts")

@@ -157,3 +157,14 @@ def prune_delivered(engine: Engine, before: datetime) -> int:
             delete(Outbox).where(col(Outbox.status).in_(("sent", "superseded")), col(Outbox.done_at) < before)
         )
         return int(result.rowcount or 0)
+
+
+def retry_now(engine: Engine, now: datetime) -> int:
+    """After a recovery: every pending row waiting out a backoff becomes ready now."""
+    with transaction(engine) as session:
+        result = session.exec(  # type: ignore[call-overload]
+            update(Outbox)
+            .where(col(Outbox.status) == "pending", col(Outbox.attempts) > 0, col(Outbox.not_before) > now)
+            .values(not_before=now)
+        )
+        return int(result.rowcount or 0)

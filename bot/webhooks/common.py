@@ -84,9 +84,12 @@ def parse_json(raw: bytes) -> Any:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise HTTPException(400, f"malformed JSON: {exc}") from exc
     try:  # valid JSON may still hold text no database can store (a lone surrogate: "\ud800")
-        json.dumps(data, ensure_ascii=False).encode("utf-8")
+        text = json.dumps(data, ensure_ascii=False)
+        text.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise HTTPException(400, "malformed JSON: text that is not valid Unicode (a lone surrogate)") from exc
+    if "\\u0000" in text or "\x00" in text:  # PostgreSQL text cannot hold NUL characters
+        raise HTTPException(400, "malformed JSON: text contains a NUL character")
     return data
 
 
