@@ -24,20 +24,20 @@ OUTBOX_DEPTH = Gauge("incidentbot_outbox_pending", "Outbound calls waiting for d
 OUTBOX_DELIVERED = Counter("incidentbot_outbox_delivered_total", "Outbox rows settled", ["op", "outcome"])
 
 
-class _Redact(logging.Filter):
-    """Replace any configured secret that shows up in a log record with ***."""
+class _Redacting(logging.Formatter):
+    """Format with `inner`, then replace every configured secret in the whole line: message,
+    extra fields and tracebacks alike."""
 
-    def __init__(self, secrets: Iterable[str]) -> None:
+    def __init__(self, inner: logging.Formatter, secrets: Iterable[str]) -> None:
         super().__init__()
-        self.secrets = [s for s in secrets if s and len(s) >= 4]
+        self.inner = inner
+        self.secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        if self.secrets:
-            message = record.getMessage()
-            for secret in self.secrets:
-                message = message.replace(secret, "***")
-            record.msg, record.args = message, None
-        return True
+    def format(self, record: logging.LogRecord) -> str:
+        line = self.inner.format(record)
+        for secret in self.secrets:
+            line = line.replace(secret, "***")
+        return line
 
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
@@ -59,10 +59,8 @@ class _JSON(logging.Formatter):
 
 def setup_logging(level: str, fmt: str, secrets: Iterable[str]) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        _JSON() if fmt == "json" else logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
-    )
-    handler.addFilter(_Redact(list(secrets)))
+    inner = _JSON() if fmt == "json" else logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+    handler.setFormatter(_Redacting(inner, secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
