@@ -197,7 +197,13 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utcnow) -> Fa
         timestamp = request.headers.get("x-slack-request-timestamp", "")
         signature = request.headers.get("x-slack-signature", "")
         body = await request.body()
-        if verifier is None or not timestamp.isdigit() or not verifier.is_valid(body, timestamp, signature):
+        try:
+            valid = (
+                verifier is not None and timestamp.isdigit() and verifier.is_valid(body, timestamp, signature)
+            )
+        except UnicodeDecodeError:  # the verifier decodes the body as UTF-8; Slack always sends UTF-8
+            valid = False
+        if not valid:
             return JSONResponse({"detail": "invalid or expired Slack signature"}, status_code=401)
         try:
             return await slack_handler.handle(request)
