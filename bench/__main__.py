@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         "settings": vars(profile),
         "fake_placement": opts.fake,
         "machine": report.machine(),
-        "bot_settings": "defaults (LOG_LEVEL=INFO, JSON logs to a file, OUTBOX_POLL_SECONDS=0.5, "
+        "bot_settings": "defaults (LOG_LEVEL=INFO, JSON logs to a file, OUTBOX_POLL_SECONDS=2, "
         "SCHEDULER_TICK_SECONDS=1), ALERTMANAGER_TOKEN set, shipped rotations/ and runbooks/; "
         f"all sections but storm add {ISOLATED} (storm folding off, Slack pacing out of the way)",
         "logs": str(log_dir),

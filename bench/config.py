@@ -20,7 +20,8 @@ class Profile:
     page_seconds: float
     page_wait_seconds: float
     # 3. escalation
-    timers: int
+    timers: int  # pending escalation timers in the database
+    timers_due: int  # how many of them fall due during the window (the rest stay pending)
     idle_seconds: float
     timer_window_seconds: float
     timer_wait_seconds: float
@@ -48,6 +49,7 @@ FULL = Profile(
     page_seconds=20,
     page_wait_seconds=45,
     timers=10_000,
+    timers_due=1_000,
     idle_seconds=30,
     timer_window_seconds=60,
     timer_wait_seconds=60,
@@ -72,6 +74,7 @@ QUICK = Profile(
     page_seconds=4,
     page_wait_seconds=20,
     timers=1_000,
+    timers_due=200,
     idle_seconds=5,
     timer_window_seconds=10,
     timer_wait_seconds=30,

@@ -79,6 +79,7 @@ ROWS: list[tuple[str, str, tuple[str, ...]]] = [
     ("page", "80%: time to page p99 / ms", ("levels", "80%", "time_to_page", "p99_ms")),
     ("page", "80%: not paged within wait", ("levels", "80%", "not_paged_within_wait")),
     ("escalation", "pending timers", ("pending_timers",)),
+    ("escalation", "of them due in the window", ("timers_due_in_window",)),
     ("escalation", "idle CPU per tick / ms", ("idle_cpu_ms_per_tick",)),
     ("escalation", "page lateness p50 / ms", ("page_lateness", "p50_ms")),
     ("escalation", "page lateness p99 / ms", ("page_lateness", "p99_ms")),

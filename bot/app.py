@@ -46,7 +46,7 @@ from bot.store import outbox
 from bot.store.db import make_engine, ping, upgrade
 from bot.webhooks import alertmanager, pagerduty
 from bot.webhooks.common import BodyLimit
-from bot.worker import Worker
+from bot.worker import FarSide, Worker
 
 log = logging.getLogger(__name__)
 
@@ -124,15 +124,24 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utcnow) -> Fa
     )
     # On-call answers are cached for a minute of the app's clock (so tests can move past it).
     pd_oncall = OnCallCache(pd_client, clock=lambda: clock().timestamp())
+    other_sides = {
+        **LifecycleDelivery(delivery, am_api).handlers(),  # archive calls Slack; silences Alertmanager
+        **PagerDutyDelivery(engine, pd_client, pd_oncall, clock).handlers(),
+    }
     handlers = {
         **delivery.handlers(),
         **PageDelivery(delivery).handlers(),
         **RunbookDelivery(delivery, runbooks).handlers(),
         **PostmortemDelivery(delivery, ctx).handlers(),
-        **LifecycleDelivery(delivery, am_api).handlers(),
-        **PagerDutyDelivery(engine, pd_client, pd_oncall, clock).handlers(),
+        **other_sides,
     }
-    worker = Worker(engine, handlers, clock, poll_seconds=settings.outbox_poll_seconds)
+    slack_ops = frozenset(handlers) - frozenset(other_sides) | {"archive"}
+
+    async def slack_answers() -> None:
+        await delivery.slack.call("auth.test")  # harmless, and a bad token is not an outage
+
+    slack = FarSide("Slack", slack_ops, probe=slack_answers)
+    worker = Worker(engine, handlers, clock, poll_seconds=settings.outbox_poll_seconds, sides=(slack,))
     ctx.wake = worker.wake
     scheduler = Scheduler(ctx, settings.scheduler_tick_seconds)
 
@@ -206,10 +215,16 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utcnow) -> Fa
         if not valid:
             return JSONResponse({"detail": "invalid or expired Slack signature"}, status_code=401)
         try:
-            return await slack_handler.handle(request)
+            response = await slack_handler.handle(request)
         except Exception as exc:
             log.warning("malformed Slack request: %s", type(exc).__name__)
             return JSONResponse({"detail": "malformed Slack request"}, status_code=400)
+        if response.status_code >= 500:
+            # Listeners run after the ack, so a 5xx from Bolt means it could not make sense of the
+            # payload itself (its matching raised): the request's fault, not the bot's.
+            log.warning("Slack request Bolt could not dispatch (it answered %d)", response.status_code)
+            return JSONResponse({"detail": "malformed Slack request"}, status_code=400)
+        return response
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

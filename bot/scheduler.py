@@ -1,13 +1,15 @@
 """The scheduler: APScheduler ticks about once a second; each tick fires the timers that are due.
 
 Nothing about timers lives in memory: a tick asks the database what is due, so a restart or a
-second replica changes nothing.
+second replica changes nothing. A tick also learns when the next timer is due; if that comes
+before the next tick, a one-off job runs exactly then, so steps fire on time, not up to a tick late.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from anyio import to_thread
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -26,6 +28,8 @@ DELIVERED_KEPT = timedelta(days=7)
 class Scheduler:
     def __init__(self, ctx: Context, tick_seconds: float) -> None:
         self.ctx = ctx
+        self.tick_seconds = tick_seconds
+        self._firing = asyncio.Lock()  # the interval job and a one-off job never fire side by side
         self.scheduler = AsyncIOScheduler(timezone="UTC")
         self.scheduler.add_job(
             self.tick,
@@ -34,22 +38,44 @@ class Scheduler:
             max_instances=1,
             coalesce=True,
             id="timers",
-            next_run_time=datetime.now(ctx.clock().tzinfo),
+            next_run_time=datetime.now(UTC),
         )
         self.scheduler.add_job(self.housekeeping, "interval", hours=1, max_instances=1, coalesce=True)
 
     async def tick(self) -> int:
-        try:
-            fired = await to_thread.run_sync(fire_due, self.ctx)
-        except SQLAlchemyError as exc:
-            log.warning("timer tick failed (database unavailable?): %s", type(exc).__name__)
-            return 0
-        except Exception:
-            log.exception("timer tick failed")
-            return 0
-        if fired:
+        async with self._firing:
+            try:
+                done = await to_thread.run_sync(fire_due, self.ctx)
+            except SQLAlchemyError as exc:
+                log.warning("timer tick failed (database unavailable?): %s", type(exc).__name__)
+                return 0
+            except Exception:
+                log.exception("timer tick failed")
+                return 0
+        if done.fired:
             self.ctx.wake()
-        return fired
+        self._aim(done.next_due, again=done.fired > 0)
+        return done.fired
+
+    def _aim(self, due: datetime | None, *, again: bool) -> None:
+        """Run a one-off tick at `due` when that comes before the next regular tick; at once when
+        timers fell due while this pass ran (`again`: it fired some, so it is not stuck on busy ones)."""
+        if due is None:
+            return
+        ahead = (due - self.ctx.clock()).total_seconds()
+        if ahead >= self.tick_seconds or (ahead <= 0 and not again):
+            return
+        # APScheduler runs on the wall clock; the bot's clock may be offset (tests), so aim by delay.
+        # Two instances may overlap (one aims the next while it runs); `_firing` serialises them.
+        self.scheduler.add_job(
+            self.tick,
+            "date",
+            run_date=datetime.now(UTC) + timedelta(seconds=max(0.0, ahead)),
+            id="timers-at",
+            replace_existing=True,
+            misfire_grace_time=None,
+            max_instances=2,
+        )
 
     async def housekeeping(self) -> None:
         """Hourly: forget webhook receipts no sender can still retry (PagerDuty: 48 h)."""

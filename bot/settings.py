@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     # Tuning knobs (documented in .env.example); the defaults suit one workspace.
     channel_prefix: str = "inc"
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
-    outbox_poll_seconds: float = Field(default=0.5, gt=0)
+    outbox_poll_seconds: float = Field(default=2.0, gt=0)
     scheduler_tick_seconds: float = Field(default=1.0, gt=0)
     slack_timeout_seconds: float = Field(default=10.0, gt=0)
     log_level: str = "INFO"

@@ -2,17 +2,24 @@
 
 Webhooks never wait for Slack: they commit rows and wake this worker. Slack being slow or down
 delays messages here; a crash leaves rows pending (or in flight) for the next claim.
+
+When a far side (Slack) looks down (a 5xx, a timeout, a dropped connection: not a 429), the worker
+stops sending it rows and probes it with a harmless call instead. Once it answers, every waiting
+row comes forward at once and claims take them by priority, so pages go first, rather than in
+whatever order their separate backoffs happen to expire.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 import os
 import random
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from anyio import to_thread
@@ -28,6 +35,21 @@ from bot.store.tables import Outbox
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 300.0
+MAX_PROBE_INTERVAL = 15.0
+
+
+@dataclass(frozen=True)
+class FarSide:
+    """A service the outbox calls: the operations that call it, and how to see it answers again."""
+
+    name: str
+    ops: frozenset[str]
+    probe: Callable[[], Awaitable[None]]  # raises DeliveryError while the service is down
+
+
+def looks_down(exc: DeliveryError) -> bool:
+    """Server errors and network trouble, not a rate limit (that has its own Retry-After)."""
+    return exc.recoverable and exc.retry_after is None
 
 
 def backoff(attempts: int) -> float:
@@ -42,9 +64,10 @@ class Worker:
         handlers: dict[str, Handler],
         clock: Callable[[], datetime],
         *,
-        poll_seconds: float = 0.5,
+        poll_seconds: float = 2.0,
         concurrency: int = 8,
         lease: timedelta = timedelta(seconds=60),
+        sides: tuple[FarSide, ...] = (),
     ) -> None:
         self.engine = engine
         self.handlers = handlers
@@ -57,6 +80,12 @@ class Worker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
         self._inflight: set[asyncio.Task[None]] = set()
+        self._pages_in_flight: set[asyncio.Task[None]] = set()  # cosmetic updates wait for these
+        # When rows this worker backed off become ready: it wakes for them on time, so the poll
+        # (for rows of other processes and dead leases) can stay slow and idle stays cheap.
+        self._retries: list[datetime] = []
+        self.sides = sides
+        self._down: dict[str, asyncio.Task[None]] = {}  # far sides being probed
 
     def wake(self) -> None:
         """Thread-safe: new rows were committed, look now rather than at the next poll."""
@@ -95,7 +124,16 @@ class Worker:
                 claimed = 0
             if claimed == 0 and not self._stopping:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), self.poll_seconds)
+                    await asyncio.wait_for(self._wakeup.wait(), self._idle_seconds())
+
+    def _idle_seconds(self) -> float:
+        """Sleep until the next poll, or until a row this worker backed off is ready, if sooner."""
+        now = self.clock()
+        while self._retries and self._retries[0] <= now:
+            heapq.heappop(self._retries)
+        if not self._retries:
+            return self.poll_seconds
+        return min(self.poll_seconds, (self._retries[0] - now).total_seconds())
 
     async def run_once(self) -> int:
         """Claim what is ready now and deliver it; the number of rows claimed."""
@@ -106,9 +144,14 @@ class Worker:
         now = self.clock()
         if not await to_thread.run_sync(outbox.has_ready, self.engine, now):
             return 0
-        rows = await to_thread.run_sync(outbox.claim, self.engine, self.owner, now, free, self.lease)
+        held = frozenset().union(*(side.ops for side in self.sides if side.name in self._down))
+        rows = await to_thread.run_sync(
+            outbox.claim, self.engine, self.owner, now, free, self.lease, held, bool(self._pages_in_flight)
+        )
         for row in rows:
             task = asyncio.create_task(self.deliver(row))
+            if row.priority <= outbox.PAGE:
+                self._pages_in_flight.add(task)
             self._inflight.add(task)
             task.add_done_callback(self._delivered)
         if rows and len(self._inflight) >= self.concurrency:
@@ -118,11 +161,14 @@ class Worker:
     def _delivered(self, task: asyncio.Task[None]) -> None:
         # A settled row may have made the next row of its lane ready: look again at once.
         self._inflight.discard(task)
+        self._pages_in_flight.discard(task)
         self._wakeup.set()
 
     async def stop(self, grace_seconds: float = 8.0) -> None:
         """Stop claiming; let in-flight deliveries finish (their leases cover a hard stop)."""
         self._stopping = True
+        for probe in self._down.values():
+            probe.cancel()
         self._wakeup.set()
         if self._inflight:
             await asyncio.wait(self._inflight, timeout=grace_seconds)
@@ -155,6 +201,8 @@ class Worker:
             completion = await handler(row)
         except DeliveryError as exc:
             await self._failed(row, exc)
+            if looks_down(exc):
+                self._suspect(row.op)
             return
         except Exception as exc:
             log.exception("outbox %s (%s) crashed; will retry", row.id, row.op)
@@ -184,10 +232,38 @@ class Worker:
         log.warning("outbox %s (%s) will retry in %.1fs: %s", row.id, row.op, delay, exc.error)
         OUTBOX_DELIVERED.labels(row.op, "retry").inc()
         when = self.clock() + timedelta(seconds=delay)
+        heapq.heappush(self._retries, when)
         # Once an attempt may have reached the far side, every later attempt must look first, even
         # after attempts that failed without side effects (row.in_flight: the earlier ones).
         maybe_done = exc.maybe_done or row.in_flight
         await to_thread.run_sync(outbox.retry_later, self.engine, row.id, when, exc.error, maybe_done)
+
+    def _suspect(self, op: str) -> None:
+        side = next((side for side in self.sides if op in side.ops), None)
+        if side is None or side.name in self._down or self._stopping:
+            return
+        log.warning("%s looks down: holding its rows and probing it until it answers", side.name)
+        self._down[side.name] = asyncio.create_task(self._probe(side))
+
+    async def _probe(self, side: FarSide) -> None:
+        delay = 1.0
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await side.probe()
+                break
+            except DeliveryError as exc:
+                if not looks_down(exc):
+                    break  # it answered (even "no"): it is up
+            except Exception:
+                log.exception("probing %s failed", side.name)
+            delay = min(MAX_PROBE_INTERVAL, delay * 2)
+        log.warning("%s answers again: sending what waited, most urgent first", side.name)
+        try:
+            await to_thread.run_sync(outbox.retry_now, self.engine, self.clock())
+        finally:
+            self._down.pop(side.name, None)
+            self._wakeup.set()
 
     def _settle(self, row: Outbox, status: str, completion: Completion | None, error: str | None) -> None:
         assert row.id is not None

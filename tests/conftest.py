@@ -77,7 +77,7 @@ class RunningBot:
         """Run one scheduler pass now (the APScheduler job does the same every second)."""
         from bot.service.timers import fire_due
 
-        fired = fire_due(self.ctx)
+        fired = fire_due(self.ctx).fired
         if fired:
             self.ctx.wake()
         return fired

@@ -44,3 +44,14 @@ def channel_name(prefix: str, day: str, title: str, suffix: int = 1) -> str:
     head = f"{prefix}-{day}-"
     room = CHANNEL_NAME_MAX - len(head) - len(tail)
     return f"{head}{slugify(title, room)}{tail}"
+
+
+_SLACK_TS = re.compile(r"\d{1,12}(\.\d{1,6})?")
+
+
+def slack_ts_seconds(ts: object) -> float | None:
+    """A Slack message ts ("1700000000.123456") as epoch seconds; None for anything else
+    (a signed event can still carry "nan" or "1e400", which float() would accept)."""
+    if not isinstance(ts, str) or not _SLACK_TS.fullmatch(ts):
+        return None
+    return float(ts)

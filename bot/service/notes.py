@@ -6,7 +6,7 @@ from datetime import datetime
 
 from sqlmodel import col, select
 
-from bot.core.text import escape
+from bot.core.text import escape, slack_ts_seconds
 from bot.service.context import Context
 from bot.service.incidents import say
 from bot.service.responders import Answer, load, mention
@@ -39,8 +39,12 @@ def _add(ctx: Context, incident_id: int, actor: str, kind: str, text: str, echo:
 def capture_message(
     ctx: Context, incident_id: int, actor: str, author: str | None, ts: str, text: str, how: str
 ) -> bool:
-    """A pinned (or :pushpin:-ed) message joins the timeline at its original time, once."""
-    at = datetime.fromtimestamp(float(ts), tz=ctx.clock().tzinfo)
+    """A pinned (or :pushpin:-ed) message joins the timeline at its original time, once.
+    False when it was already there, or when `ts` is not a Slack message time."""
+    seconds = slack_ts_seconds(ts)
+    if seconds is None:
+        return False
+    at = datetime.fromtimestamp(seconds, tz=ctx.clock().tzinfo)
     with transaction(ctx.engine) as session:
         load(session, incident_id)
         seen = session.exec(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -19,11 +20,18 @@ log = logging.getLogger(__name__)
 BATCH = 200
 
 
-def fire_due(ctx: Context) -> int:
-    """Fire everything due now; returns how many timers fired."""
+@dataclass(frozen=True)
+class Pass:
+    fired: int
+    next_due: datetime | None  # the earliest timer still pending afterwards (None: none)
+
+
+def fire_due(ctx: Context) -> Pass:
+    """Fire everything due now. An idle pass is one read-only query that also says when to look next."""
+    next_due = timers.next_due(ctx.engine)
+    if next_due is None or next_due > ctx.clock():
+        return Pass(0, next_due)
     total = 0
-    if not timers.any_due(ctx.engine, ctx.clock()):
-        return 0
     while True:
         now = ctx.clock()
         with transaction(ctx.engine) as session:
@@ -44,7 +52,7 @@ def fire_due(ctx: Context) -> int:
                     session.add(timer)
         total += len(batch)
         if len(batch) < BATCH:
-            return total
+            return Pass(total, timers.next_due(ctx.engine))
 
 
 def incident_free(ctx: Context, session: Session, timer: Timer) -> bool:

@@ -21,6 +21,7 @@ from bot.core.errors import BadInput, IncidentBotError
 from bot.core.incident import Severity
 from bot.service import declare, lifecycle, manual_pages, notes, queries, responders, runbooks
 from bot.service.context import Context
+from bot.slack.sanitize import dig
 
 log = logging.getLogger(__name__)
 
@@ -52,19 +53,32 @@ def register(app: AsyncApp, ctx: Context, archive_after: timedelta | None) -> No
 
     @app.view(DECLARE_CALLBACK)
     async def declare_submitted(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
-        values = view["state"]["values"]
-        title = (values["title"]["title"]["value"] or "").strip()
+        values = dig(view, "state", "values")
+        title = str(dig(values, "title", "title", "value") or "").strip()
         if not title:
             await ack(response_action="errors", errors={"title": "Give the incident a title."})
             return
+        try:
+            severity = Severity(str(dig(values, "severity", "severity", "selected_option", "value")))
+        except ValueError:
+            await ack(response_action="errors", errors={"severity": "Pick a severity."})
+            return
+        user = dig(body, "user", "id")
+        if not isinstance(user, str):
+            await ack(response_action="errors", errors={"title": "Slack did not say who you are."})
+            return
         await ack()
-        severity = Severity(values["severity"]["severity"]["selected_option"]["value"])
-        description = (values.get("description", {}).get("description", {}).get("value") or "").strip()
-        rotation_opt = values.get("rotation", {}).get("rotation", {}).get("selected_option")
-        rotation = rotation_opt["value"] if rotation_opt else None
+        description = str(dig(values, "description", "description", "value") or "").strip()
+        rotation = dig(values, "rotation", "rotation", "selected_option", "value")
         try:
             await to_thread.run_sync(
-                declare.declare, ctx, body["user"]["id"], title[:200], severity, description, rotation
+                declare.declare,
+                ctx,
+                user,
+                title[:200],
+                severity,
+                description,
+                rotation if isinstance(rotation, str) else None,
             )
         except Exception:
             log.exception("declaring from the form failed")

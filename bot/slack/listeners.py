@@ -21,6 +21,7 @@ from bot.service import lifecycle, notes, oncall, responders, runbooks
 from bot.service.context import Context
 from bot.slack import commands
 from bot.slack.runbook_blocks import STEP_ACTION_RE, parse_step_action
+from bot.slack.sanitize import CleanRequest
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ def _incident_id(body: dict[str, Any]) -> int | None:
 
 def register(app: AsyncApp, ctx: Context, archive_after: timedelta | None = None) -> None:
     """Attach every listener (commands, buttons, events) to the Bolt app."""
+    app.use(CleanRequest())
     commands.register(app, ctx, archive_after)
 
     def button(action_id: str, use_case: Callable[..., responders.Answer]) -> None:

@@ -11,6 +11,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.sql import Executable
 from sqlmodel import Session
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -58,11 +59,26 @@ def transaction(engine: Engine) -> Iterator[Session]:
             raise
 
 
+def reader(engine: Engine) -> Engine:
+    """`engine` for read-only work: on SQLite its transactions begin DEFERRED (no write lock).
+    Made once per engine: a fresh option engine per call doubled the cost of an idle poll."""
+    ro: Engine | None = engine.__dict__.get("_reader")
+    if ro is None:
+        ro = engine.__dict__["_reader"] = engine.execution_options(sqlite_begin="DEFERRED")
+    return ro
+
+
 @contextmanager
 def reading(engine: Engine) -> Iterator[Session]:
     """A read-only unit of work: on SQLite it does not take the write lock."""
-    with Session(engine.execution_options(sqlite_begin="DEFERRED"), expire_on_commit=False) as session:
+    with Session(reader(engine), expire_on_commit=False) as session:
         yield session
+
+
+def look(engine: Engine, query: Executable) -> Any:
+    """One read-only scalar without an ORM session: the scheduler's and worker's idle looks."""
+    with reader(engine).connect() as conn:
+        return conn.execute(query).scalar()
 
 
 def is_postgres(engine: Engine) -> bool:

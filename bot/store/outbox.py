@@ -11,10 +11,11 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, func, or_, update
+from sqlalchemy import Engine, exists, func, or_, update
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, delete, select
 
-from bot.store.db import is_postgres, reading, transaction
+from bot.store.db import is_postgres, look, reading, transaction
 from bot.store.tables import Outbox
 
 # Priorities: lower goes first when several lanes are ready.
@@ -59,28 +60,51 @@ def enqueue(
     return row
 
 
-def claim(engine: Engine, owner: str, now: datetime, limit: int, lease: timedelta) -> list[Outbox]:
+def claim(
+    engine: Engine,
+    owner: str,
+    now: datetime,
+    limit: int,
+    lease: timedelta,
+    held_ops: frozenset[str] = frozenset(),
+    pages_in_flight: bool = False,
+) -> list[Outbox]:
     """Lease up to `limit` ready lane heads to `owner`, most urgent first, and count the attempt.
 
     On the rows returned, `in_flight` tells whether an EARLIER attempt may have reached the far
     side (it was started and its outcome never recorded): the handler then checks before it
     repeats a non-idempotent call. In the database the row is marked in flight from now on.
+
+    `held_ops` are not claimed (their far side is down). Cosmetic rows are not claimed beside
+    pages, nor while pages are in flight: a page must reach Slack before any cosmetic update.
     """
-    head = select(func.min(Outbox.id)).where(col(Outbox.status) == "pending").group_by(col(Outbox.lane))
+    # A lane head is a ready row with no earlier pending row in its lane. Walking the ready rows in
+    # (priority, id) order on ix_outbox_ready and probing ix_outbox_pending per row costs
+    # O(limit log n): claiming stays cheap with a backlog of tens of thousands of rows.
+    earlier = aliased(Outbox)
     query = (
         select(Outbox)
         .where(
-            col(Outbox.id).in_(head),
+            col(Outbox.status) == "pending",
             col(Outbox.not_before) <= now,
             or_(col(Outbox.lease_until).is_(None), col(Outbox.lease_until) < now),
+            ~exists().where(
+                col(earlier.status) == "pending",
+                col(earlier.lane) == col(Outbox.lane),
+                col(earlier.id) < col(Outbox.id),
+            ),
         )
         .order_by(col(Outbox.priority), col(Outbox.id))
         .limit(limit)
     )
+    if held_ops:
+        query = query.where(col(Outbox.op).not_in(held_ops))
     with transaction(engine) as session:
         if is_postgres(engine):
             query = query.with_for_update(skip_locked=True)
         rows = list(session.exec(query))
+        if pages_in_flight or any(row.priority <= PAGE for row in rows):
+            rows = [row for row in rows if row.priority < COSMETIC]
         earlier = [row.in_flight for row in rows]
         for row in rows:
             row.lease_until, row.lease_owner = now + lease, owner
@@ -93,19 +117,16 @@ def claim(engine: Engine, owner: str, now: datetime, limit: int, lease: timedelt
 
 def has_ready(engine: Engine, now: datetime) -> bool:
     """A cheap read-only look before taking the write lock to claim (idle polls stay cheap)."""
-    with reading(engine) as session:
-        return (
-            session.exec(
-                select(Outbox.id)
-                .where(
-                    col(Outbox.status) == "pending",
-                    col(Outbox.not_before) <= now,
-                    or_(col(Outbox.lease_until).is_(None), col(Outbox.lease_until) < now),
-                )
-                .limit(1)
-            ).first()
-            is not None
+    query = (
+        select(Outbox.id)
+        .where(
+            col(Outbox.status) == "pending",
+            col(Outbox.not_before) <= now,
+            or_(col(Outbox.lease_until).is_(None), col(Outbox.lease_until) < now),
         )
+        .limit(1)
+    )
+    return look(engine, query) is not None
 
 
 def settle(session: Session, row_id: int, status: str, now: datetime, error: str | None = None) -> None:

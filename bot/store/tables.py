@@ -88,7 +88,10 @@ class TimelineEntry(SQLModel, table=True):
 class Outbox(SQLModel, table=True):
     """One outbound call, delivered by the worker in id order within its lane."""
 
-    __table_args__ = (Index("ix_outbox_pending", "status", "lane", "id"),)
+    __table_args__ = (
+        Index("ix_outbox_pending", "status", "lane", "id"),  # lane heads
+        Index("ix_outbox_ready", "status", "priority", "id"),  # claim order
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     lane: str  # calls in one lane are delivered strictly in order (one lane per incident)

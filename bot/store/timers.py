@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import Engine
 from sqlmodel import Session, col, func, select
 
-from bot.store.db import is_postgres, reading
+from bot.store.db import is_postgres, look
 from bot.store.tables import Timer
 
 
@@ -29,12 +29,6 @@ def due(session: Session, engine: Engine, now: datetime, limit: int) -> list[Tim
 
 
 def next_due(engine: Engine) -> datetime | None:
-    with reading(engine) as session:
-        return session.exec(select(func.min(Timer.due_at)).where(col(Timer.status) == "pending")).one()
-
-
-def any_due(engine: Engine, now: datetime) -> bool:
-    """A read-only look first, so an idle tick never takes the write lock."""
-    with reading(engine) as session:
-        query = select(Timer.id).where(col(Timer.status) == "pending", col(Timer.due_at) <= now).limit(1)
-        return session.exec(query).first() is not None
+    """When the earliest pending timer is due; a read-only look, so an idle tick never takes the
+    write lock (ix_timer_due makes it one index probe)."""
+    return look(engine, select(func.min(Timer.due_at)).where(col(Timer.status) == "pending"))
