@@ -100,3 +100,30 @@ def test_two_replicas_on_postgres_deliver_every_page_exactly_once(fake_slack, da
     finally:
         for bot in bots:
             bot.stop()
+
+
+def test_a_step_due_between_ticks_fires_on_time_not_at_the_next_tick(fake_slack, database_url, tmp_path):
+    """Ticks 3 s apart; the secondary's step is due 4 s after the first page. The tick before it
+    sees it coming and runs once more exactly then, instead of firing it up to a tick late."""
+    from sqlmodel import Session, col, select
+
+    from bot.store.db import make_engine
+    from bot.store.tables import Timer
+
+    env = bot_env(fake_slack.url, database_url, ROTATIONS_DIR=FAST, SCHEDULER_TICK_SECONDS="3")
+    bot = BotProcess(env, tmp_path / "bot.log").start()
+    engine = make_engine(database_url)
+    try:
+        post_alertmanager(bot.url, group(1))
+
+        def fired() -> list[Timer]:
+            with Session(engine) as session:
+                query = select(Timer).where(col(Timer.key) == "c0r0s1", col(Timer.status) == "fired")
+                return list(session.exec(query))
+
+        timer = wait_until(fired, 15, 0.1, "the secondary's step")[0]
+        late = (timer.fired_at - timer.due_at).total_seconds()
+        assert 0 <= late < 0.5, f"fired {late:.3f}s after it was due (ticks are 3 s apart)"
+    finally:
+        engine.dispose()
+        bot.stop()
