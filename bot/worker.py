@@ -86,6 +86,7 @@ class Worker:
         self._retries: list[datetime] = []
         self.sides = sides
         self._down: dict[str, asyncio.Task[None]] = {}  # far sides being probed
+        self._unfinished: dict[int, datetime] = {}  # rows whose last call may still land, until when
 
     def wake(self) -> None:
         """Thread-safe: new rows were committed, look now rather than at the next poll."""
@@ -214,7 +215,7 @@ class Worker:
         if row.attempts > 1:
             # The far side works again: bring every backed-off row forward, so the next claims
             # order them by priority (pages first) rather than by who failed last.
-            await to_thread.run_sync(outbox.retry_now, self.engine, self.clock())
+            await self._retry_now()
 
     async def _failed(self, row: Outbox, exc: DeliveryError) -> None:
         assert row.id is not None
@@ -233,10 +234,19 @@ class Worker:
         OUTBOX_DELIVERED.labels(row.op, "retry").inc()
         when = self.clock() + timedelta(seconds=delay)
         heapq.heappush(self._retries, when)
+        if exc.unfinished:
+            self._unfinished[row.id] = when
         # Once an attempt may have reached the far side, every later attempt must look first, even
         # after attempts that failed without side effects (row.in_flight: the earlier ones).
         maybe_done = exc.maybe_done or row.in_flight
         await to_thread.run_sync(outbox.retry_later, self.engine, row.id, when, exc.error, maybe_done)
+
+    async def _retry_now(self) -> None:
+        """Bring backed-off rows forward, except those whose last call may still be landing: a
+        lookup before it lands would miss it and post a second time."""
+        now = self.clock()
+        self._unfinished = {row: until for row, until in self._unfinished.items() if until > now}
+        await to_thread.run_sync(outbox.retry_now, self.engine, now, frozenset(self._unfinished))
 
     def _suspect(self, op: str) -> None:
         side = next((side for side in self.sides if op in side.ops), None)
@@ -260,7 +270,7 @@ class Worker:
             delay = min(MAX_PROBE_INTERVAL, delay * 2)
         log.warning("%s answers again: sending what waited, most urgent first", side.name)
         try:
-            await to_thread.run_sync(outbox.retry_now, self.engine, self.clock())
+            await self._retry_now()
         finally:
             self._down.pop(side.name, None)
             self._wakeup.set()

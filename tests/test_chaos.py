@@ -52,18 +52,11 @@ def run_chaos(fake_slack, database_url: str, tmp_path, *, n: int, spread: float,
     return figures
 
 
-PG_DEADLOCK = (
-    "BUG (see test_a_timer_firing_while_someone_acknowledges_does_not_deadlock): on PostgreSQL the "
-    "scheduler tick deadlocks with acknowledgements/resolutions; under restarts the overdue timers keep "
-    "losing, then one is marked 'failed' for good and its page is lost. Intermittent, hence not strict"
-)
 BOTH = pytest.mark.parametrize(
     "database_url",
     [
         "sqlite",
-        pytest.param(
-            "postgres", marks=[pytest.mark.postgres, pytest.mark.xfail(strict=False, reason=PG_DEADLOCK)]
-        ),
+        pytest.param("postgres", marks=pytest.mark.postgres),
     ],
     indirect=True,
 )

@@ -27,12 +27,11 @@ def engine(database_url: str) -> Iterator[Engine]:
     engine.dispose()
 
 
-def add(engine: Engine, *rows: tuple[str, str, int]) -> list[int]:
-    """(lane, op, priority) rows, enqueued in this order; their ids."""
+def add(engine: Engine, *rows: tuple[str, str, int]) -> None:
+    """(lane, op, priority) rows, enqueued in this order."""
     with transaction(engine) as session:
-        made = [outbox.enqueue(session, lane, op, NOW, priority=prio) for lane, op, prio in rows]
-        session.flush()
-        return [row.id for row in made if row.id is not None]
+        for lane, op, prio in rows:
+            outbox.enqueue(session, lane, op, NOW, priority=prio)
 
 
 def claim(engine: Engine, limit: int = 8, **kw) -> list[tuple[str, str]]:

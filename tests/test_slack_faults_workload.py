@@ -49,7 +49,7 @@ def mixed_faults(share: float = 0.30, seed: int = 1) -> list[dict]:
     ]
     # Done in Slack but answered too late for the bot (it sees a timeout). Only on conversations.*
     # (create: adopt the channel; open/invite/setTopic: idempotent) while chat.postMessage's
-    # ambiguity is covered, minimal, by the xfail test below (BUG: a 429 on the lookup forgets it).
+    # ambiguity is covered, minimal, by test_an_ambiguous_page_then_a_rate_limited_lookup_pages_once.
     rules = [
         {
             "method": "conversations.*",

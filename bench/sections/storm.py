@@ -4,6 +4,10 @@ Shaped like Alertmanager with group_wait and group_interval compressed into the 
 appears at a random time in the first half, notifies with half of its alerts, and again half the
 storm later with all of them. The fake Slack answers 429 + Retry-After like Slack's tiers
 (bench/ratelimit.py).
+
+The storm is one outage of one team's systems: every group routes to the platform rotation.
+Folding is per route (as specified: past STORM_THRESHOLD openings from the same route), so a storm
+spread over N routes opens up to N x (STORM_THRESHOLD + 1) channels.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from bench.load import scheduled
 from bench.payloads import Kind, Request, new_group
 from bench.sections.webhooks import target
 
+STORM_TEAM = "platform"  # rotations/routes.yaml: {match: {team: platform}, rotation: platform}
+
 
 def workload(alerts: int, groups: int, seconds: float, seed: int = 5) -> list[tuple[float, Request]]:
     rng = random.Random(seed)
@@ -27,6 +33,7 @@ def workload(alerts: int, groups: int, seconds: float, seed: int = 5) -> list[tu
     items: list[tuple[float, Request]] = []
     for g in range(groups):
         group = new_group(rng, f"s{g}")
+        group.team = STORM_TEAM
         group.size = size
         first = rng.uniform(0, seconds / 2)
         half = json.dumps(group.notification(alerts=max(1, size // 2))).encode()

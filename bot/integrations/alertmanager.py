@@ -55,7 +55,7 @@ class AlertmanagerAPI:
             response = await self.client.request(method, path, **kw)
         except httpx.HTTPError as exc:
             raise DeliveryError(
-                what, f"network: {type(exc).__name__}", recoverable=True, maybe_done=True
+                what, f"network: {type(exc).__name__}", recoverable=True, maybe_done=True, unfinished=True
             ) from exc
         if response.status_code == 429 or response.status_code >= 500:
             raise DeliveryError(what, f"http {response.status_code}", recoverable=True, maybe_done=True)

@@ -16,6 +16,7 @@ class DeliveryError(Exception):
         recoverable: bool,
         retry_after: float | None = None,
         maybe_done: bool = False,
+        unfinished: bool = False,
     ) -> None:
         super().__init__(f"{method}: {error}")
         self.method = method
@@ -25,3 +26,6 @@ class DeliveryError(Exception):
         # True when the far side may have carried the call out before failing (timeout, 5xx):
         # the next attempt must check before repeating a non-idempotent call.
         self.maybe_done = maybe_done
+        # True when the call may still be under way there (a timeout, a dropped connection): a
+        # lookup made at once could miss what it is about to do, so the retry keeps its backoff.
+        self.unfinished = unfinished

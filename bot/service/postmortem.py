@@ -30,7 +30,7 @@ from bot.service.context import Context
 from bot.service.incidents import lane
 from bot.store import outbox
 from bot.store.db import reading
-from bot.store.tables import Alert, Incident, Outbox, Page, RunbookPost, TimelineEntry
+from bot.store.tables import Alert, Incident, Page, RunbookPost, TimelineEntry
 
 CUSTOM_TEMPLATE_NAME = "POSTMORTEM_TEMPLATE"  # how errors in a custom template name it
 _UNSAFE = re.compile(r"[^a-z0-9_.-]+")
@@ -191,8 +191,8 @@ def write(ctx: Context, incident_id: int, directory: Path, template_text: str | 
     return write_draft(ctx, incident_id, directory, template_text).path
 
 
-def enqueue_postmortem(session: Session, incident: Incident, now: datetime) -> Outbox:
+def enqueue_postmortem(session: Session, incident: Incident, now: datetime) -> None:
     """In the caller's transaction (closing the incident): draft, upload and link the post-mortem."""
-    return outbox.enqueue(
+    outbox.enqueue(
         session, lane(incident), "postmortem", now, incident_id=incident.id, priority=outbox.COSMETIC
     )

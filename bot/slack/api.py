@@ -78,7 +78,7 @@ class SlackWebAPI:
         except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
             SLACK_CALLS.labels(method, "network_error").inc()
             raise SlackCallError(
-                method, f"network: {type(exc).__name__}", recoverable=True, maybe_done=True
+                method, f"network: {type(exc).__name__}", recoverable=True, maybe_done=True, unfinished=True
             ) from exc
         SLACK_CALLS.labels(method, "ok").inc()
         return dict(response.data) if isinstance(response.data, dict) else {}

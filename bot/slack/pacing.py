@@ -35,6 +35,9 @@ POST_PER_SECOND = 1.0  # chat.postMessage, per channel
 POST_BURST = 3
 # Slack tolerates short bursts over a tier's per-minute figure; we allow a sixth of a minute's worth.
 BURST_SHARE = 1 / 6
+# Pace a little under the tiers: calls reserved in order can reach Slack out of order or closer
+# together than they were reserved (one slow, the next fast), and Slack counts arrivals.
+HEADROOM = 0.9
 # A call that would wait longer than this is not held (it would hold a worker slot and outlive its
 # lease): the outbox row is retried when the budget allows instead.
 MAX_WAIT = 2.0
@@ -70,7 +73,7 @@ class Pacer:
         if method == "chat.postMessage":
             key, rate, burst = f"{method}:{channel}", POST_PER_SECOND * self.scale, POST_BURST * self.scale
         elif method in PER_MINUTE:
-            per_minute = PER_MINUTE[method] * self.scale
+            per_minute = PER_MINUTE[method] * self.scale * HEADROOM
             key, rate, burst = method, per_minute / 60.0, max(1.0, per_minute * BURST_SHARE)
         else:
             return None
@@ -87,7 +90,16 @@ class Pacer:
             return 0.0
         delay = bucket.reserve(self.clock(), max_wait)
         if delay > 0:
+            blocked_before = bucket.blocked_until
             await asyncio.sleep(delay)
+            # A 429 that came back while we slept (another call's) blocks the bucket anew: honour
+            # its Retry-After too rather than be the next 429.
+            blocked = bucket.blocked_until - self.clock()
+            if bucket.blocked_until > blocked_before and blocked > 0:
+                if blocked > max_wait:
+                    return -blocked
+                await asyncio.sleep(blocked)
+                delay += blocked
         return delay
 
     def rate_limited(self, method: str, channel: str | None, retry_after: float) -> None:

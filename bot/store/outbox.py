@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, exists, func, or_, update
+from sqlalchemy import Engine, exists, func, insert, or_, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, delete, select
 
@@ -26,6 +26,8 @@ COSMETIC = 8
 # Idempotent "make Slack show the current state" operations: a newer one replaces older ones.
 COALESCED_OPS = frozenset({"sync"})
 
+_INSERT = insert(Outbox.__table__)  # type: ignore[attr-defined]
+
 
 def enqueue(
     session: Session,
@@ -36,7 +38,9 @@ def enqueue(
     *,
     incident_id: int | None = None,
     priority: int = NORMAL,
-) -> Outbox:
+) -> None:
+    """Add a call to `lane` in the caller's transaction. A plain INSERT, not an ORM object: opening
+    an incident enqueues several rows, and the lane's order is the order of these calls."""
     if op in COALESCED_OPS:
         session.exec(  # type: ignore[call-overload]
             delete(Outbox).where(
@@ -47,17 +51,21 @@ def enqueue(
                 col(Outbox.lease_until).is_(None),
             )
         )
-    row = Outbox(
-        lane=lane,
-        incident_id=incident_id,
-        op=op,
-        payload=payload or {},
-        priority=priority,
-        not_before=now,
-        created_at=now,
+    session.connection().execute(
+        _INSERT,
+        {
+            "lane": lane,
+            "incident_id": incident_id,
+            "op": op,
+            "payload": payload or {},
+            "priority": priority,
+            "status": "pending",
+            "attempts": 0,
+            "in_flight": False,
+            "not_before": now,
+            "created_at": now,
+        },
     )
-    session.add(row)
-    return row
 
 
 def claim(
@@ -180,12 +188,14 @@ def prune_delivered(engine: Engine, before: datetime) -> int:
         return int(result.rowcount or 0)
 
 
-def retry_now(engine: Engine, now: datetime) -> int:
-    """After a recovery: every pending row waiting out a backoff becomes ready now."""
+def retry_now(engine: Engine, now: datetime, keep: frozenset[int] = frozenset()) -> int:
+    """After a recovery: every pending row waiting out a backoff becomes ready now, but those in
+    `keep` (their last call may still be landing: they keep their backoff)."""
+    query = update(Outbox).where(
+        col(Outbox.status) == "pending", col(Outbox.attempts) > 0, col(Outbox.not_before) > now
+    )
+    if keep:
+        query = query.where(col(Outbox.id).not_in(keep))
     with transaction(engine) as session:
-        result = session.exec(  # type: ignore[call-overload]
-            update(Outbox)
-            .where(col(Outbox.status) == "pending", col(Outbox.attempts) > 0, col(Outbox.not_before) > now)
-            .values(not_before=now)
-        )
+        result = session.exec(query.values(not_before=now))  # type: ignore[call-overload]
         return int(result.rowcount or 0)
