@@ -391,7 +391,12 @@ async def test_a_second_close_uploads_a_new_draft(ctx: Context, fs: FakeSlackSer
     with transaction(ctx.engine) as s:
         incident = s.get(Incident, incident_id)
         assert incident is not None
-        row = postmortem.enqueue_postmortem(s, incident, NOW)
+        postmortem.enqueue_postmortem(s, incident, NOW)
+    with Session(ctx.engine) as s:
+        row = s.exec(
+            select(Outbox).where(col(Outbox.op) == "postmortem").order_by(col(Outbox.id).desc())
+        ).first()
+    assert row is not None
     row.in_flight = True  # even when unsure, the recorded upload is not taken for this row's
     complete = await PostmortemDelivery(base, ctx).deliver(row)
     assert complete is not None and len(fs.fake.files) == 2
