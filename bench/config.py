@@ -39,7 +39,7 @@ class Profile:
 
 FULL = Profile(
     name="full",
-    steps_rps=(10, 25, 50, 100, 200, 400, 800, 1600),
+    steps_rps=(10, 25, 35, 50, 70, 100, 140, 200, 400, 800, 1600),
     step_seconds=10,
     warmup_groups=100,
     settle_seconds=15,

@@ -65,7 +65,8 @@ def _fmt(value: Any) -> str:
 
 
 ROWS: list[tuple[str, str, tuple[str, ...]]] = [
-    ("webhooks", "saturation (webhooks/s)", ("saturation_rps",)),
+    ("webhooks", "sustained: outbox keeps up (webhooks/s)", ("saturation_rps",)),
+    ("webhooks", "accepted: endpoint only (webhooks/s)", ("accepted_saturation_rps",)),
     ("webhooks", "closed-16 throughput (webhooks/s)", ("closed_loop", "achieved_rps")),
     ("webhooks", "closed-16 p50 / ms", ("closed_loop", "latency", "p50_ms")),
     ("webhooks", "closed-16 p99 / ms", ("closed_loop", "latency", "p99_ms")),

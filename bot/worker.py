@@ -81,6 +81,7 @@ class Worker:
         self._stopping = False
         self._inflight: set[asyncio.Task[None]] = set()
         self._pages_in_flight: set[asyncio.Task[None]] = set()  # cosmetic updates wait for these
+        self._busy = False  # the last claim found work
         # When rows this worker backed off become ready: it wakes for them on time, so the poll
         # (for rows of other processes and dead leases) can stay slow and idle stays cheap.
         self._retries: list[datetime] = []
@@ -143,12 +144,14 @@ class Worker:
             await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
             return 1
         now = self.clock()
-        if not await to_thread.run_sync(outbox.has_ready, self.engine, now):
+        # The cheap read-only look only pays off when idle: after a claim that found work, claim.
+        if not self._busy and not await to_thread.run_sync(outbox.has_ready, self.engine, now):
             return 0
         held = frozenset().union(*(side.ops for side in self.sides if side.name in self._down))
         rows = await to_thread.run_sync(
             outbox.claim, self.engine, self.owner, now, free, self.lease, held, bool(self._pages_in_flight)
         )
+        self._busy = bool(rows)
         for row in rows:
             task = asyncio.create_task(self.deliver(row))
             if row.priority <= outbox.PAGE:

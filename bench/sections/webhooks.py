@@ -1,4 +1,11 @@
-"""1. Webhook throughput and latency: open-loop steps until saturation, then closed-loop N clients."""
+"""1. Webhook throughput and latency: open-loop steps until saturation, then closed-loop N clients.
+
+Two saturation figures. *Accepted*: the best rate the webhook endpoint answered (at least 90% of
+the offered rate, p99 within the limit), whatever the outbox behind it does. *Sustained*: the best
+such rate at which the outbox also kept up (what the step queued for Slack was delivered within
+KEEP_UP_SECONDS after it): accepting faster only grows a backlog, so this is the rate the bot can
+carry, and the one time-to-page is measured against.
+"""
 
 from __future__ import annotations
 
@@ -37,9 +44,16 @@ def cpu_now(sut: System) -> dict[str, float | None]:
     return {"bot": _cpu(sut.bot.pid), "fake": _cpu(sut.fake.pid)}
 
 
+KEEP_UP_SECONDS = 5.0
+
+
 def saturated(step: dict[str, Any], limit_ms: float) -> bool:
     p99 = step["latency"]["p99_ms"]
     return step["achieved_rps"] < 0.9 * step["offered_rps"] or p99 is None or p99 > limit_ms
+
+
+def sustained(step: dict[str, Any], limit_ms: float) -> bool:
+    return not saturated(step, limit_ms) and step["settled"] and step["settle_s"] <= KEEP_UP_SECONDS
 
 
 def run(bench: Bench, db_kind: str) -> dict[str, Any]:
@@ -76,14 +90,16 @@ def run(bench: Bench, db_kind: str) -> dict[str, Any]:
             f"p99 {closed_out['latency']['p99_ms']} ms, errors {closed_out['errors']}"
         )
     best = max(steps, key=lambda s: s["achieved_rps"])
-    ok_steps = [s for s in steps if not saturated(s, prof.saturation_p99_ms)]
+    kept_up = [s for s in steps if sustained(s, prof.saturation_p99_ms)]
+    carried = max((s["achieved_rps"] for s in kept_up), default=steps[0]["achieved_rps"])
     result_out = {
         "mix": mix.describe(),
         "alerts_per_notification": 3,
         "steps": steps,
-        "saturation_rps": best["achieved_rps"],
-        "max_unsaturated_offered_rps": max((s["offered_rps"] for s in ok_steps), default=None),
+        "saturation_rps": carried,
+        "accepted_saturation_rps": best["achieved_rps"],
+        "keep_up_seconds": KEEP_UP_SECONDS,
         "closed_loop": closed_out,
     }
-    bench.shared.setdefault("saturation", {})[db_kind] = best["achieved_rps"]
+    bench.shared.setdefault("saturation", {})[db_kind] = carried
     return result_out

@@ -8,8 +8,10 @@ incident resolves when every group it holds has resolved.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 
+from sqlalchemy import text
 from sqlmodel import Session, col, func, select
 
 from bot.core.alerts import Notification
@@ -18,6 +20,7 @@ from bot.service import escalation
 from bot.service.context import Context
 from bot.service.incidents import open_incident, resolve_incident, sync, transition
 from bot.service.timeline import record
+from bot.store.db import is_postgres
 from bot.store.tables import Incident
 
 _SEVERITY_RANK = {Severity.SEV1.value: 1, Severity.SEV2.value: 2, Severity.SEV3.value: 3}
@@ -30,11 +33,19 @@ def route_key(ctx: Context, labels: dict[str, str]) -> str | None:
     return f"{rotation.name}:{matched.line if matched else 0}"
 
 
+def _lock_id(key: str) -> int:
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big", signed=True)
+
+
 def storm_for(ctx: Context, session: Session, key: str | None, now: datetime) -> Incident | None:
     """The open storm incident new groups of this route fold into, opening it if the route is
     over its threshold; None while the route is calm."""
     if key is None:
         return None
+    if is_postgres(ctx.engine):
+        # Openings from one route count one after another; without this, replicas (or threads)
+        # opening at once each see the route under its threshold, and a storm opens extra channels.
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_id(key)})
     storm_key = f"storm|{key}"
     existing = session.exec(
         select(Incident).where(col(Incident.open_key) == storm_key).with_for_update()
