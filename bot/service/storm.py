@@ -37,28 +37,40 @@ def _lock_id(key: str) -> int:
     return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big", signed=True)
 
 
-def storm_for(ctx: Context, session: Session, key: str | None, now: datetime) -> Incident | None:
-    """The open storm incident new groups of this route fold into, opening it if the route is
-    over its threshold; None while the route is calm."""
-    if key is None:
-        return None
-    if is_postgres(ctx.engine):
-        # Openings from one route count one after another; without this, replicas (or threads)
-        # opening at once each see the route under its threshold, and a storm opens extra channels.
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_id(key)})
-    storm_key = f"storm|{key}"
-    existing = session.exec(
-        select(Incident).where(col(Incident.open_key) == storm_key).with_for_update()
-    ).first()
-    if existing is not None:
-        return existing
-    recent = session.exec(
+def _storm(session: Session, storm_key: str) -> Incident | None:
+    return session.exec(select(Incident).where(col(Incident.open_key) == storm_key).with_for_update()).first()
+
+
+def _recent(ctx: Context, session: Session, key: str, now: datetime) -> int:
+    """New incidents (not folded groups) opened from this route within the storm window."""
+    return session.exec(
         select(func.count(col(Incident.id))).where(
             col(Incident.route_key) == key,
             col(Incident.parent_id).is_(None),
             col(Incident.created_at) >= now - ctx.storm.window,
         )
     ).one()
+
+
+def storm_for(ctx: Context, session: Session, key: str | None, now: datetime) -> Incident | None:
+    """The open storm incident new groups of this route fold into, opening it if the route is
+    over its threshold; None while the route is calm."""
+    if key is None:
+        return None
+    storm_key = f"storm|{key}"
+    existing = _storm(session, storm_key)
+    if existing is not None:
+        return existing
+    recent = _recent(ctx, session, key, now)
+    if is_postgres(ctx.engine) and recent >= ctx.storm.threshold // 2:
+        # Near the threshold, openings from one route count one after another (replicas or threads
+        # opening at once would each see the route under it and open extra channels). Calm routes
+        # never wait for this lock.
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_id(key)})
+        existing = _storm(session, storm_key)
+        if existing is not None:
+            return existing
+        recent = _recent(ctx, session, key, now)
     if recent < ctx.storm.threshold:
         return None
     rotation = key.rsplit(":", 1)[0]
