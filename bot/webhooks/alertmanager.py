@@ -9,7 +9,7 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 
 from anyio import to_thread
@@ -21,7 +21,7 @@ from bot.core.alerts import Alert, Notification, unquote_receiver
 from bot.observability import INCIDENTS_OPENED, WEBHOOK_SECONDS, WEBHOOKS
 from bot.service import alertmanager as use_case
 from bot.service.context import Context
-from bot.webhooks.common import ERROR_RESPONSES, parse_json, read_body, validate
+from bot.webhooks.common import ERROR_RESPONSES, parse_json, read_body, utc_time, validate
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +41,8 @@ class AlertIn(BaseModel):
 
     @field_validator("startsAt", "endsAt")
     @classmethod
-    def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return value
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else utc_time(value)
 
 
 class WebhookIn(BaseModel):

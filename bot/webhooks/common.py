@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from fastapi import HTTPException, Request
@@ -106,3 +107,14 @@ def validate(model: type[M], data: Any) -> M:
 
 async def read_body(request: Request) -> bytes:
     return await request.body()
+
+
+def utc_time(value: datetime) -> datetime:
+    """A payload's time in UTC (naive means UTC). Times that leave years 1-9999 once converted
+    (0001-01-01T00:00:00+01:00) are a validation error (422), not a database error later."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("time is out of range once converted to UTC") from None

@@ -9,12 +9,13 @@ Validation errors name the field (`event.data.incident.status: ...`) via `bot.we
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from bot.core.pagerduty import DATA_TYPE_OF, PagerDutyEvent
+from bot.webhooks.common import utc_time
 
 
 class Reference(BaseModel):
@@ -80,8 +81,8 @@ class EventIn(BaseModel):
 
     @field_validator("occurred_at")
     @classmethod
-    def _aware(cls, value: datetime) -> datetime:
-        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    def _utc(cls, value: datetime) -> datetime:
+        return utc_time(value)
 
     @model_validator(mode="after")
     def _data_matches_type(self) -> EventIn:
