@@ -35,6 +35,7 @@ from bot.scheduler import Scheduler
 from bot.service.context import Context, StormPolicy, utcnow
 from bot.settings import Settings
 from bot.slack.api import SlackWebAPI
+from bot.slack.channel_delivery import ChannelDelivery
 from bot.slack.delivery import SlackDelivery
 from bot.slack.lifecycle_delivery import LifecycleDelivery
 from bot.slack.listeners import register
@@ -130,6 +131,7 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utcnow) -> Fa
     }
     handlers = {
         **delivery.handlers(),
+        **ChannelDelivery(delivery).handlers(),
         **PageDelivery(delivery).handlers(),
         **RunbookDelivery(delivery, runbooks).handlers(),
         **PostmortemDelivery(delivery, ctx).handlers(),

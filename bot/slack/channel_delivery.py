@@ -1,0 +1,133 @@
+"""Creating an incident's channel.
+
+A name already taken is either our own channel from an attempt whose answer was lost (a crash
+between Slack's answer and our commit: adopt it) or someone else's (take the next free `-N`
+suffix, reserved in the database so replicas never pick the same one).
+"""
+
+from __future__ import annotations
+
+from anyio import to_thread
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from bot.core.text import channel_name
+from bot.service.timeline import record
+from bot.slack.api import SlackCallError
+from bot.slack.delivery import Completion, Handler, SlackDelivery
+from bot.store.db import reading, transaction
+from bot.store.outbox import COSMETIC
+from bot.store.tables import Incident, Outbox
+
+
+class ChannelDelivery:
+    def __init__(self, base: SlackDelivery) -> None:
+        self.base = base
+
+    def handlers(self) -> dict[str, Handler]:
+        return {"create_channel": self.create_channel}
+
+    async def create_channel(self, row: Outbox) -> Completion | None:
+        snap = await self.base.snapshot(row)
+        incident = snap.incident
+        if incident.channel_id:
+            return None
+        name = incident.channel_name
+        for _ in range(50):
+            try:
+                response = await self.base.slack.call("conversations.create", name=name, is_private=False)
+                channel_id = str(response["channel"]["id"])
+                break
+            except SlackCallError as exc:
+                if exc.error != "name_taken":
+                    raise
+                adopted = await self._adoptable(name)
+                if adopted:
+                    channel_id = adopted
+                    break
+                name = await self._next_name(incident, name)
+        else:
+            raise SlackCallError("conversations.create", "no free channel name", recoverable=False)
+
+        final_name = name
+
+        def complete(session: Session) -> None:
+            inc = session.get(Incident, incident.id)
+            assert inc is not None and inc.id is not None
+            inc.channel_id, inc.channel_name = channel_id, final_name
+            session.add(inc)
+            record(
+                session,
+                inc.id,
+                self.base.clock(),
+                "bot",
+                "channel_created",
+                f"Channel #{final_name} created",
+                {"channel_id": channel_id},
+            )
+            # Pages may have gone out before the channel existed: give their DMs the link.
+            now = self.base.clock()
+            session.add(
+                Outbox(
+                    lane=row.lane,
+                    incident_id=inc.id,
+                    op="update_pages",
+                    priority=COSMETIC,
+                    not_before=now,
+                    created_at=now,
+                )
+            )
+
+        return complete
+
+    async def _adoptable(self, name: str) -> str | None:
+        """A channel we created ourselves before a crash (same name, our bot, no incident)."""
+        cursor = None
+        me = await self.base.bot_user()
+        while True:
+            page = await self.base.slack.call(
+                "conversations.list",
+                limit=1000,
+                exclude_archived=False,
+                types="public_channel",
+                **({"cursor": cursor} if cursor else {}),
+            )
+            for channel in page.get("channels", []):
+                if channel.get("name") == name:
+                    if channel.get("creator") != me or channel.get("is_archived"):
+                        return None
+                    cid = str(channel["id"])
+                    return None if await to_thread.run_sync(self._channel_linked, cid) else cid
+            cursor = (page.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return None
+
+    def _channel_linked(self, channel_id: str) -> bool:
+        with reading(self.base.engine) as session:
+            return (
+                session.exec(select(Incident.id).where(col(Incident.channel_id) == channel_id)).first()
+                is not None
+            )
+
+    async def _next_name(self, incident: Incident, taken: str) -> str:
+        """Reserve the next `-N` suffix in the database (unique), so replicas never collide."""
+
+        def reserve() -> str:
+            base = taken.rsplit("-", 1)[0] if taken.rsplit("-", 1)[-1].isdigit() else taken
+            prefix, day, slug = base.split("-", 2)
+            for suffix in range(2, 1000):
+                candidate = channel_name(prefix, day, slug, suffix)
+                try:
+                    with transaction(self.base.engine) as session:
+                        inc = session.get(Incident, incident.id)
+                        assert inc is not None
+                        if inc.channel_name != taken and inc.channel_name != candidate:
+                            return inc.channel_name
+                        inc.channel_name = candidate
+                        session.add(inc)
+                    return candidate
+                except IntegrityError:
+                    continue
+            raise SlackCallError("conversations.create", "no free channel name", recoverable=False)
+
+        return await to_thread.run_sync(reserve)
