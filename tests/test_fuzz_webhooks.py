@@ -770,8 +770,7 @@ def test_declare_modal_slack_refuses_is_not_a_listener_crash(bot, fake_slack, ca
         assert r.status_code == 200
     wait_until(lambda: len(fake_slack.fake.calls_to("views.open")) == 2, 10, what="two views.open calls")
     time.sleep(0.5)
-    crashes = [f"{rec.name}: {rec.getMessage()}" for rec in caplog.records if rec.exc_info]
-    assert not crashes, crashes
+    assert not logged_crashes(caplog), logged_crashes(caplog)
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -827,22 +826,26 @@ def test_nul_characters_are_a_4xx_not_retried_forever(bot):
     assert all(status in (200, 400, 422) for status in answers.values()), answers
 
 
+def post_event(bot, event: dict[str, Any], event_id: str) -> httpx.Response:
+    """A correctly signed Events API callback carrying `event`."""
+    body = json.dumps({"type": "event_callback", "team_id": "T0TEAM", "event_id": event_id, "event": event})
+    headers = slack_headers(body.encode(), content_type="application/json")
+    return httpx.post(f"{bot.url}/slack/events", content=body.encode(), headers=headers, timeout=10)
+
+
+def logged_crashes(caplog) -> list[str]:
+    """Exceptions logged with a traceback (a listener or Bolt crashed)."""
+    return [f"{rec.name}: {rec.getMessage()}" for rec in caplog.records if rec.exc_info]
+
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_event_with_a_non_object_item_is_ignored_not_a_listener_crash(bot, caplog):
     caplog.set_level(logging.ERROR)
     for kind in ("pin_added", "reaction_added"):
         event = {"type": kind, "user": "U01ALEX", "reaction": "pushpin", "channel_id": "C1", "item": ["x"]}
-        body = json.dumps(
-            {"type": "event_callback", "team_id": "T0TEAM", "event_id": kind, "event": event}
-        ).encode()
-        headers = slack_headers(body, content_type="application/json")
-        assert (
-            httpx.post(f"{bot.url}/slack/events", content=body, headers=headers, timeout=10).status_code
-            == 200
-        )
+        assert post_event(bot, event, kind).status_code == 200
     time.sleep(0.5)
-    crashes = [f"{rec.name}: {rec.getMessage()}" for rec in caplog.records if rec.exc_info]
-    assert not crashes, crashes
+    assert not logged_crashes(caplog), logged_crashes(caplog)
 
 
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
@@ -903,8 +906,7 @@ def test_signed_payloads_with_null_members_are_4xx_not_500(bot, payload, caplog)
     r = httpx.post(f"{bot.url}/slack/events", content=form, headers=slack_headers(form), timeout=10)
     assert r.status_code < 500, r.text
     time.sleep(0.3)
-    crashes = [f"{rec.name}: {rec.getMessage()}" for rec in caplog.records if rec.exc_info]
-    assert not crashes, crashes
+    assert not logged_crashes(caplog), logged_crashes(caplog)
     assert httpx.get(f"{bot.url}/healthz", timeout=5).status_code == 200
 
 
@@ -921,17 +923,9 @@ def test_a_pinned_message_whose_ts_is_not_a_time_is_ignored(bot, fake_slack, cap
             "channel_id": chan.id,
             "item": {"type": "message", "channel": chan.id, "message": {"ts": ts, "text": "odd"}},
         }
-        body = json.dumps(
-            {"type": "event_callback", "team_id": "T0TEAM", "event_id": ts, "event": event}
-        ).encode()
-        headers = slack_headers(body, content_type="application/json")
-        assert (
-            httpx.post(f"{bot.url}/slack/events", content=body, headers=headers, timeout=10).status_code
-            == 200
-        )
+        assert post_event(bot, event, ts).status_code == 200
     time.sleep(1)
-    crashes = [f"{rec.name}: {rec.getMessage()}" for rec in caplog.records if rec.exc_info]
-    assert not crashes, crashes
+    assert not logged_crashes(caplog), logged_crashes(caplog)
     with Session(bot.ctx.engine) as session:
         pinned = session.exec(select(TimelineEntry).where(col(TimelineEntry.kind) == "pinned")).all()
     assert pinned == []
