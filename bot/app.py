@@ -28,7 +28,8 @@ from bot.core.errors import ConfigError
 from bot.core.pagerduty import parse_secrets
 from bot.core.runbook_links import RunbookCatalog
 from bot.integrations.alertmanager import AlertmanagerAPI
-from bot.integrations.pagerduty import OnCallCache, PagerDutyClient
+from bot.integrations.oncall_cache import OnCallCache
+from bot.integrations.pagerduty import PagerDutyClient
 from bot.integrations.pagerduty_delivery import PagerDutyDelivery
 from bot.observability import OUTBOX_DEPTH
 from bot.scheduler import Scheduler

@@ -11,7 +11,8 @@ from datetime import UTC, datetime
 import pytest
 
 from bot.core.pagerduty import OnCallEntry
-from bot.integrations.pagerduty import OnCallCache, PagerDutyCallError, PagerDutyClient
+from bot.integrations.oncall_cache import OnCallCache
+from bot.integrations.pagerduty import PagerDutyCallError, PagerDutyClient
 from tests.fakepagerduty import DEFAULT_TOKEN, ROUTING_KEY, FakePagerDutyServer
 
 FROM = "incidentbot@example.com"

@@ -28,7 +28,8 @@ from sqlmodel import Session
 
 from bot.core.pagerduty import OnCallEntry
 from bot.core.text import escape
-from bot.integrations.pagerduty import OnCallCache, PagerDutyCallError
+from bot.integrations.oncall_cache import OnCallCache
+from bot.integrations.pagerduty import PagerDutyCallError
 from bot.service.incidents import lane, page_lane
 from bot.service.timeline import record
 from bot.slack.api import SlackCallError
