@@ -19,52 +19,21 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.signature import SignatureVerifier
-from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.catalog.check import check
-from bot.catalog.rotations import Catalog
 from bot.core.durations import parse_duration
-from bot.core.errors import ConfigError
 from bot.core.pagerduty import parse_secrets
-from bot.core.runbook_links import RunbookCatalog
-from bot.integrations.alertmanager import AlertmanagerAPI
-from bot.integrations.oncall_cache import OnCallCache
-from bot.integrations.pagerduty import PagerDutyClient
-from bot.integrations.pagerduty_delivery import PagerDutyDelivery
 from bot.observability import OUTBOX_DEPTH
-from bot.scheduler import Scheduler
-from bot.service.context import Context, StormPolicy, utcnow
+from bot.service.context import utcnow
 from bot.settings import Settings
-from bot.slack.api import SlackWebAPI
-from bot.slack.channel_delivery import ChannelDelivery
-from bot.slack.delivery import SlackDelivery
-from bot.slack.lifecycle_delivery import LifecycleDelivery
 from bot.slack.listeners import register
-from bot.slack.pacing import Pacer
-from bot.slack.page_delivery import PageDelivery
-from bot.slack.postmortem_delivery import PostmortemDelivery
-from bot.slack.runbook_delivery import RunbookDelivery
 from bot.store import outbox
-from bot.store.db import make_engine, ping, upgrade
+from bot.store.db import ping, upgrade
 from bot.webhooks import alertmanager, pagerduty
 from bot.webhooks.common import BodyLimit
-from bot.worker import FarSide, Worker
+from bot.wiring import UNCONFIGURED_TOKEN, bot_token, build_background, build_context, web_client
+from bot.worker_process import WorkerProcess
 
 log = logging.getLogger(__name__)
-
-UNCONFIGURED_TOKEN = "xoxb-not-configured"
-
-
-def load_config(settings: Settings) -> tuple[Catalog, RunbookCatalog]:
-    """Rotation problems stop the start (paging the wrong person is worse than not starting);
-    runbook problems are logged, because a broken runbook must never stop a page."""
-    checked = check(settings.rotations_dir, settings.runbooks_dir)
-    rotation_problems = [p for p in checked.problems if not p.file.startswith(settings.runbooks_dir.name)]
-    if rotation_problems or checked.rotations is None:
-        raise ConfigError(rotation_problems or checked.problems)
-    for problem in checked.problems:
-        log.warning("runbook problem: %s", problem)
-    return checked.rotations, checked.runbooks
 
 
 async def _connect_socket_mode(bolt: AsyncApp, settings: Settings) -> AsyncSocketModeHandler | None:
@@ -81,72 +50,24 @@ async def _connect_socket_mode(bolt: AsyncApp, settings: Settings) -> AsyncSocke
     return handler
 
 
-def create_app(settings: Settings, clock: Callable[[], datetime] = utcnow) -> FastAPI:
-    """Build the app; ConfigError (listing every problem with file and line) if config is invalid."""
-    catalog, runbooks = load_config(settings)
-    engine = make_engine(settings.database_url)
-    # Without credentials the bot still starts (e.g. `make run` on a fresh machine): webhooks are
-    # stored and every Slack call waits in the outbox until a real token is configured.
-    token = settings.slack_bot_token.get_secret_value() or UNCONFIGURED_TOKEN
-    web_client = AsyncWebClient(
-        token=token, base_url=settings.slack_api_url, timeout=int(settings.slack_timeout_seconds)
-    )
-    web_client.retry_handlers = []  # the outbox retries, with backoff and Retry-After
-    ctx = Context(
-        engine=engine,
-        clock=clock,
-        channel_prefix=settings.channel_prefix,
-        announce_channel=settings.incident_announce_channel,
-        rotations=catalog,
-        runbooks=runbooks,
-        postmortems_dir=settings.postmortems_dir,
-        storm=StormPolicy(settings.storm_threshold, parse_duration(settings.storm_window)),
-        heartbeat_alertname=settings.heartbeat_alertname,
-        heartbeat_timeout=parse_duration(settings.heartbeat_timeout),
-        postmortem_template=settings.postmortem_template.read_text()
-        if settings.postmortem_template
-        else None,
-    )
-    delivery = SlackDelivery(
-        engine,
-        SlackWebAPI(web_client, Pacer(settings.slack_rate_scale)),
-        settings.incident_announce_channel,
-        clock,
-    )
-    am_api = AlertmanagerAPI(settings.alertmanager_url) if settings.alertmanager_url else None
-    pd_client = PagerDutyClient(
-        settings.pagerduty_api_token.get_secret_value() if settings.pagerduty_api_token else "",
-        settings.pagerduty_from_email,
-        settings.pagerduty_api_url,
-        settings.pagerduty_events_url,
-        timeout=settings.slack_timeout_seconds,
-    )
+def create_app(
+    settings: Settings, clock: Callable[[], datetime] = utcnow, *, worker_process: bool = False
+) -> FastAPI:
+    """Build the app; ConfigError (listing every problem with file and line) if config is invalid.
+
+    With `worker_process` the outbox worker and the scheduler run in a child process (`serve` does
+    this); otherwise in this one (tests drive them through `app.state.worker` / `.scheduler`)."""
+    ctx = build_context(settings, clock)
+    engine = ctx.engine
+    token = bot_token(settings)
+    client = web_client(settings)
+    background = None if worker_process else build_background(settings, ctx, client)
+    child = WorkerProcess() if worker_process else None
+    if child is not None:
+        ctx.wake = child.wake
     pd_secrets = parse_secrets(
         settings.pagerduty_webhook_secret.get_secret_value() if settings.pagerduty_webhook_secret else None
     )
-    # On-call answers are cached for a minute of the app's clock (so tests can move past it).
-    pd_oncall = OnCallCache(pd_client, clock=lambda: clock().timestamp())
-    other_sides = {
-        **LifecycleDelivery(delivery, am_api).handlers(),  # archive calls Slack; silences Alertmanager
-        **PagerDutyDelivery(engine, pd_client, pd_oncall, clock).handlers(),
-    }
-    handlers = {
-        **delivery.handlers(),
-        **ChannelDelivery(delivery).handlers(),
-        **PageDelivery(delivery).handlers(),
-        **RunbookDelivery(delivery, runbooks).handlers(),
-        **PostmortemDelivery(delivery, ctx).handlers(),
-        **other_sides,
-    }
-    slack_ops = frozenset(handlers) - frozenset(other_sides) | {"archive"}
-
-    async def slack_answers() -> None:
-        await delivery.slack.call("auth.test")  # harmless, and a bad token is not an outage
-
-    slack = FarSide("Slack", slack_ops, probe=slack_answers)
-    worker = Worker(engine, handlers, clock, poll_seconds=settings.outbox_poll_seconds, sides=(slack,))
-    ctx.wake = worker.wake
-    scheduler = Scheduler(ctx, settings.scheduler_tick_seconds)
 
     async def authorize(enterprise_id: str | None, team_id: str | None) -> AuthorizeResult:
         # One workspace, one bot token: no auth.test per request, so buttons and commands keep
@@ -155,7 +76,7 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utcnow) -> Fa
 
     bolt = AsyncApp(
         signing_secret=settings.slack_signing_secret.get_secret_value(),
-        client=web_client,
+        client=client,
         authorize=authorize,
         process_before_response=False,
     )
@@ -176,8 +97,11 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utcnow) -> Fa
             )
         if not pd_secrets:
             log.warning("PAGERDUTY_WEBHOOK_SECRET is not set: /webhooks/pagerduty rejects every delivery")
-        task = asyncio.create_task(worker.run(), name="outbox-worker")
-        scheduler.start()
+        if background is not None:
+            task = asyncio.create_task(background.worker.run(), name="outbox-worker")
+            background.scheduler.start()
+        if child is not None:
+            await child.start()
         socket_mode = await _connect_socket_mode(bolt, settings)
         log.info("incidentbot ready", extra={"database": engine.dialect.name})
         try:
@@ -185,16 +109,20 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utcnow) -> Fa
         finally:
             if socket_mode is not None:
                 await socket_mode.close_async()
-            scheduler.shutdown()
-            await worker.stop(grace_seconds=5)
-            task.cancel()
-            pd_client.close()
+            if background is not None:
+                background.scheduler.shutdown()
+                await background.worker.stop(grace_seconds=5)
+                task.cancel()
+                background.pagerduty.close()
+            if child is not None:
+                await child.stop()
             engine.dispose()
 
     app = FastAPI(title="incidentbot", version="0.1.0", lifespan=lifespan)
     app.state.ctx = ctx
-    app.state.worker = worker
-    app.state.scheduler = scheduler
+    if background is not None:
+        app.state.worker = background.worker
+        app.state.scheduler = background.scheduler
     am_token = settings.alertmanager_token.get_secret_value() if settings.alertmanager_token else None
     app.include_router(alertmanager.router(ctx, am_token))
     app.include_router(pagerduty.router(ctx, pd_secrets))

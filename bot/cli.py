@@ -40,6 +40,10 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the HTTP server, the outbox worker and the scheduler")
     serve.add_argument("--host", default=None)
     serve.add_argument("--port", type=int, default=None)
+    work = sub.add_parser(
+        "work", help="run only the outbox worker and the scheduler (`serve` runs this as its child)"
+    )
+    work.add_argument("--wake-fd", type=int, default=None, help=argparse.SUPPRESS)
     sub.add_parser("check", help="validate rotations/ and runbooks/; non-zero exit on any problem")
     oncall = sub.add_parser("oncall", help="who is on call, per layer, and until when")
     oncall.add_argument("rotation", nargs="?")
@@ -70,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
             return _oncall(settings, args.rotation, args.at)
         if args.command == "serve":
             return _serve(settings, args.host, args.port)
+        if args.command == "work":
+            return _work(settings, args.wake_fd)
         if args.command == "postmortem":
             return _postmortem(settings, args.incident_id, args.out, args.template)
         if args.command == "report":
@@ -98,7 +104,7 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
     from bot.observability import setup_logging
 
     setup_logging(settings.log_level, settings.log_format, _secrets(settings))
-    app = create_app(settings)
+    app = create_app(settings, worker_process=settings.worker_process)
     uvicorn.run(
         app,
         host=host or settings.host,
@@ -108,6 +114,14 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
         access_log=False,
     )
     return 0
+
+
+def _work(settings: Settings, wake_fd: int | None) -> int:
+    from bot import worker_process
+    from bot.observability import setup_logging
+
+    setup_logging(settings.log_level, settings.log_format, _secrets(settings))
+    return worker_process.run(settings, wake_fd)
 
 
 def _check(settings: Settings) -> int:
@@ -129,8 +143,8 @@ def _check(settings: Settings) -> int:
 
 
 def _oncall(settings: Settings, rotation: str | None, at: str | None) -> int:
-    from bot.app import load_config
     from bot.service.oncall import describe
+    from bot.wiring import load_config
 
     catalog, _ = load_config(settings)
     when = datetime.fromisoformat(at) if at else datetime.now(UTC)
@@ -142,9 +156,9 @@ def _oncall(settings: Settings, rotation: str | None, at: str | None) -> int:
 
 def _context(settings: Settings) -> Context:
     """What the offline commands need; imported lazily so that `check` stays light."""
-    from bot.app import load_config
     from bot.service.context import Context
     from bot.store.db import make_engine, upgrade
+    from bot.wiring import load_config
 
     catalog, runbooks = load_config(settings)
     engine = make_engine(settings.database_url)

@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     outbox_poll_seconds: float = Field(default=2.0, gt=0)
     scheduler_tick_seconds: float = Field(default=1.0, gt=0)
+    # `serve` runs the outbox worker and the scheduler in a child process (the second core).
+    worker_process: bool = True
     slack_timeout_seconds: float = Field(default=10.0, gt=0)
     log_level: str = "INFO"
     log_format: str = "json"

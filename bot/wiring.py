@@ -1,0 +1,139 @@
+"""Builds the use-case context and the background half (outbox worker, scheduler) with real adapters.
+
+The web process and the worker process (see `bot.worker_process`) build the same context from the
+same settings; only the process that delivers builds the background half.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.catalog.check import check
+from bot.catalog.rotations import Catalog
+from bot.core.durations import parse_duration
+from bot.core.errors import ConfigError
+from bot.core.runbook_links import RunbookCatalog
+from bot.integrations.alertmanager import AlertmanagerAPI
+from bot.integrations.oncall_cache import OnCallCache
+from bot.integrations.pagerduty import PagerDutyClient
+from bot.integrations.pagerduty_delivery import PagerDutyDelivery
+from bot.scheduler import Scheduler
+from bot.service.context import Context, StormPolicy
+from bot.settings import Settings
+from bot.slack.api import SlackWebAPI
+from bot.slack.channel_delivery import ChannelDelivery
+from bot.slack.delivery import SlackDelivery
+from bot.slack.lifecycle_delivery import LifecycleDelivery
+from bot.slack.pacing import Pacer
+from bot.slack.page_delivery import PageDelivery
+from bot.slack.postmortem_delivery import PostmortemDelivery
+from bot.slack.runbook_delivery import RunbookDelivery
+from bot.store.db import make_engine
+from bot.worker import FarSide, Worker
+
+log = logging.getLogger(__name__)
+
+UNCONFIGURED_TOKEN = "xoxb-not-configured"
+
+
+def load_config(settings: Settings) -> tuple[Catalog, RunbookCatalog]:
+    """Rotation problems stop the start (paging the wrong person is worse than not starting);
+    runbook problems are logged, because a broken runbook must never stop a page."""
+    checked = check(settings.rotations_dir, settings.runbooks_dir)
+    rotation_problems = [p for p in checked.problems if not p.file.startswith(settings.runbooks_dir.name)]
+    if rotation_problems or checked.rotations is None:
+        raise ConfigError(rotation_problems or checked.problems)
+    for problem in checked.problems:
+        log.warning("runbook problem: %s", problem)
+    return checked.rotations, checked.runbooks
+
+
+def bot_token(settings: Settings) -> str:
+    # Without credentials the bot still starts (e.g. `make run` on a fresh machine): webhooks are
+    # stored and every Slack call waits in the outbox until a real token is configured.
+    return settings.slack_bot_token.get_secret_value() or UNCONFIGURED_TOKEN
+
+
+def web_client(settings: Settings) -> AsyncWebClient:
+    client = AsyncWebClient(
+        token=bot_token(settings),
+        base_url=settings.slack_api_url,
+        timeout=int(settings.slack_timeout_seconds),
+    )
+    client.retry_handlers = []  # the outbox retries, with backoff and Retry-After
+    return client
+
+
+def build_context(settings: Settings, clock: Callable[[], datetime]) -> Context:
+    """ConfigError (listing every problem with file and line) if the configuration is invalid."""
+    catalog, runbooks = load_config(settings)
+    return Context(
+        engine=make_engine(settings.database_url),
+        clock=clock,
+        channel_prefix=settings.channel_prefix,
+        announce_channel=settings.incident_announce_channel,
+        rotations=catalog,
+        runbooks=runbooks,
+        postmortems_dir=settings.postmortems_dir,
+        storm=StormPolicy(settings.storm_threshold, parse_duration(settings.storm_window)),
+        heartbeat_alertname=settings.heartbeat_alertname,
+        heartbeat_timeout=parse_duration(settings.heartbeat_timeout),
+        postmortem_template=settings.postmortem_template.read_text()
+        if settings.postmortem_template
+        else None,
+    )
+
+
+@dataclass
+class Background:
+    """The outbox worker and the scheduler of one process; `ctx.wake` now wakes this worker."""
+
+    worker: Worker
+    scheduler: Scheduler
+    pagerduty: PagerDutyClient
+
+
+def build_background(settings: Settings, ctx: Context, client: AsyncWebClient) -> Background:
+    engine, clock = ctx.engine, ctx.clock
+    delivery = SlackDelivery(
+        engine,
+        SlackWebAPI(client, Pacer(settings.slack_rate_scale)),
+        settings.incident_announce_channel,
+        clock,
+    )
+    am_api = AlertmanagerAPI(settings.alertmanager_url) if settings.alertmanager_url else None
+    pd_client = PagerDutyClient(
+        settings.pagerduty_api_token.get_secret_value() if settings.pagerduty_api_token else "",
+        settings.pagerduty_from_email,
+        settings.pagerduty_api_url,
+        settings.pagerduty_events_url,
+        timeout=settings.slack_timeout_seconds,
+    )
+    # On-call answers are cached for a minute of the app's clock (so tests can move past it).
+    pd_oncall = OnCallCache(pd_client, clock=lambda: clock().timestamp())
+    other_sides = {
+        **LifecycleDelivery(delivery, am_api).handlers(),  # archive calls Slack; silences Alertmanager
+        **PagerDutyDelivery(engine, pd_client, pd_oncall, clock).handlers(),
+    }
+    handlers = {
+        **delivery.handlers(),
+        **ChannelDelivery(delivery).handlers(),
+        **PageDelivery(delivery).handlers(),
+        **RunbookDelivery(delivery, ctx.runbooks).handlers(),
+        **PostmortemDelivery(delivery, ctx).handlers(),
+        **other_sides,
+    }
+    slack_ops = frozenset(handlers) - frozenset(other_sides) | {"archive"}
+
+    async def slack_answers() -> None:
+        await delivery.slack.call("auth.test")  # harmless, and a bad token is not an outage
+
+    side = FarSide("Slack", slack_ops, probe=slack_answers)
+    worker = Worker(engine, handlers, clock, poll_seconds=settings.outbox_poll_seconds, sides=(side,))
+    ctx.wake = worker.wake
+    return Background(worker, Scheduler(ctx, settings.scheduler_tick_seconds), pd_client)
