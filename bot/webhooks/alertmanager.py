@@ -9,10 +9,11 @@ from __future__ import annotations
 import hmac
 import logging
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Literal
 
-from anyio import to_thread
+from anyio import CapacityLimiter, to_thread
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.exc import SQLAlchemyError
@@ -21,6 +22,7 @@ from bot.core.alerts import Alert, Notification, unquote_receiver
 from bot.observability import INCIDENTS_OPENED, WEBHOOK_SECONDS, WEBHOOKS
 from bot.service import alertmanager as use_case
 from bot.service.context import Context
+from bot.store.db import is_postgres
 from bot.webhooks.common import ERROR_RESPONSES, parse_json, read_body, utc_time, validate
 
 log = logging.getLogger(__name__)
@@ -97,8 +99,23 @@ class WebhookIn(BaseModel):
         )
 
 
+def _ingest_threads(ctx: Context) -> Callable[[], CapacityLimiter]:
+    """How many notifications are stored at once. SQLite takes one writer at a time, so more
+    threads would only queue for its lock while competing for the GIL; PostgreSQL writes rows
+    side by side and waits on the network, so threads overlap usefully there."""
+    made: list[CapacityLimiter] = []
+
+    def limiter() -> CapacityLimiter:
+        if not made:  # created on first use, inside the event loop
+            made.append(CapacityLimiter(16 if is_postgres(ctx.engine) else 4))
+        return made[0]
+
+    return limiter
+
+
 def router(ctx: Context, token: str | None) -> APIRouter:
     api = APIRouter()
+    limiter = _ingest_threads(ctx)
     expected = f"Bearer {token}".encode() if token else None
 
     @api.post(
@@ -125,7 +142,7 @@ def router(ctx: Context, token: str | None) -> APIRouter:
             payload = validate(WebhookIn, parse_json(await read_body(request)))
             note = payload.to_core()
             try:
-                result = await to_thread.run_sync(use_case.ingest, ctx, note)
+                result = await to_thread.run_sync(use_case.ingest, ctx, note, limiter=limiter())
             except SQLAlchemyError as exc:
                 log.error("could not store alertmanager notification: %s", type(exc).__name__)
                 raise HTTPException(503, "could not store the notification; retry later") from exc
