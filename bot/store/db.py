@@ -14,6 +14,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.sql import Executable
 from sqlmodel import Session
 
+from bot.store.sqlite_writer import WriterLockedConnection, factory
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 _MIGRATION_LOCK = 727274  # PostgreSQL advisory lock id: replicas starting together migrate once
 
@@ -25,7 +27,8 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() != "sqlite":
         return create_engine(parsed, pool_size=10, max_overflow=10, pool_pre_ping=True)
 
-    engine = create_engine(parsed, connect_args={"check_same_thread": False, "timeout": 30})
+    connect_args = {"check_same_thread": False, "timeout": 30, "factory": factory(parsed.database)}
+    engine = create_engine(parsed, connect_args=connect_args)
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -42,7 +45,16 @@ def make_engine(url: str) -> Engine:
         # Writers take the write lock up front (IMMEDIATE): a deferred transaction that later
         # upgrades to a writer can fail with "database is locked" instead of waiting its turn.
         # Readers (see `reading`) stay DEFERRED, so with WAL they never queue behind writers.
-        conn.exec_driver_sql(f"BEGIN {conn.get_execution_options().get('sqlite_begin', 'IMMEDIATE')}")
+        mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+        raw = conn.connection.dbapi_connection
+        if mode == "IMMEDIATE" and isinstance(raw, WriterLockedConnection):
+            raw.lock_for_write()  # see bot/store/sqlite_writer.py
+        try:
+            conn.exec_driver_sql(f"BEGIN {mode}")
+        except BaseException:
+            if isinstance(raw, WriterLockedConnection):
+                raw.unlock()
+            raise
 
     return engine
 
