@@ -30,7 +30,15 @@ from bot.store import outbox
 from bot.store.db import ping, upgrade
 from bot.webhooks import alertmanager, pagerduty
 from bot.webhooks.common import BodyLimit
-from bot.wiring import UNCONFIGURED_TOKEN, bot_token, build_background, build_context, web_client
+from bot.wiring import (
+    UNCONFIGURED_TOKEN,
+    bot_token,
+    build_background,
+    build_context,
+    oncall_cache,
+    pagerduty_client,
+    web_client,
+)
 from bot.worker_process import WorkerProcess
 
 log = logging.getLogger(__name__)
@@ -65,6 +73,9 @@ def create_app(
     child = WorkerProcess() if worker_process else None
     if child is not None:
         ctx.wake = child.wake
+    # `/oncall` reads PagerDuty-sourced rotations through its own cache (paging has the worker's).
+    pd_web = pagerduty_client(settings) if settings.pagerduty_api_token else None
+    pd_lookup = oncall_cache(pd_web, clock).get if pd_web else None
     pd_secrets = parse_secrets(
         settings.pagerduty_webhook_secret.get_secret_value() if settings.pagerduty_webhook_secret else None
     )
@@ -81,7 +92,7 @@ def create_app(
         process_before_response=False,
     )
     archive_after = parse_duration(settings.archive_after)
-    register(bolt, ctx, archive_after if archive_after.total_seconds() > 0 else None)
+    register(bolt, ctx, archive_after if archive_after.total_seconds() > 0 else None, pd_lookup)
     slack_handler = AsyncSlackRequestHandler(bolt)
 
     @asynccontextmanager
@@ -116,6 +127,8 @@ def create_app(
                 background.pagerduty.close()
             if child is not None:
                 await child.stop()
+            if pd_web is not None:
+                pd_web.close()
             engine.dispose()
 
     app = FastAPI(title="incidentbot", version="0.1.0", lifespan=lifespan)

@@ -144,13 +144,19 @@ def _check(settings: Settings) -> int:
 
 def _oncall(settings: Settings, rotation: str | None, at: str | None) -> int:
     from bot.service.oncall import describe
-    from bot.wiring import load_config
+    from bot.wiring import load_config, oncall_cache, pagerduty_client
 
     catalog, _ = load_config(settings)
     when = datetime.fromisoformat(at) if at else datetime.now(UTC)
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    print(describe(catalog, rotation, when.astimezone(UTC), slack=False))
+    client = pagerduty_client(settings) if settings.pagerduty_api_token else None
+    try:
+        lookup = oncall_cache(client, lambda: datetime.now(UTC)).get if client else None
+        print(describe(catalog, rotation, when.astimezone(UTC), slack=False, pagerduty=lookup))
+    finally:
+        if client is not None:
+            client.close()
     return 0
 
 

@@ -89,6 +89,21 @@ def build_context(settings: Settings, clock: Callable[[], datetime]) -> Context:
     )
 
 
+def pagerduty_client(settings: Settings) -> PagerDutyClient:
+    return PagerDutyClient(
+        settings.pagerduty_api_token.get_secret_value() if settings.pagerduty_api_token else "",
+        settings.pagerduty_from_email,
+        settings.pagerduty_api_url,
+        settings.pagerduty_events_url,
+        timeout=settings.slack_timeout_seconds,
+    )
+
+
+def oncall_cache(client: PagerDutyClient, clock: Callable[[], datetime]) -> OnCallCache:
+    # On-call answers are cached for a minute of the app's clock (so tests can move past it).
+    return OnCallCache(client, clock=lambda: clock().timestamp())
+
+
 @dataclass
 class Background:
     """The outbox worker and the scheduler of one process; `ctx.wake` now wakes this worker."""
@@ -107,15 +122,8 @@ def build_background(settings: Settings, ctx: Context, client: AsyncWebClient) -
         clock,
     )
     am_api = AlertmanagerAPI(settings.alertmanager_url) if settings.alertmanager_url else None
-    pd_client = PagerDutyClient(
-        settings.pagerduty_api_token.get_secret_value() if settings.pagerduty_api_token else "",
-        settings.pagerduty_from_email,
-        settings.pagerduty_api_url,
-        settings.pagerduty_events_url,
-        timeout=settings.slack_timeout_seconds,
-    )
-    # On-call answers are cached for a minute of the app's clock (so tests can move past it).
-    pd_oncall = OnCallCache(pd_client, clock=lambda: clock().timestamp())
+    pd_client = pagerduty_client(settings)
+    pd_oncall = oncall_cache(pd_client, clock)
     other_sides = {
         **LifecycleDelivery(delivery, am_api).handlers(),  # archive calls Slack; silences Alertmanager
         **PagerDutyDelivery(engine, pd_client, pd_oncall, clock).handlers(),

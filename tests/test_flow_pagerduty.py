@@ -19,7 +19,14 @@ from sqlmodel import Session, col, select
 from bot.store.tables import Incident, Outbox, Page, TimelineEntry, WebhookReceipt
 from tests.conftest import PD_FROM_EMAIL, PD_WEBHOOK_SECRETS
 from tests.fakepagerduty import ROUTING_KEY, sign_webhook
-from tests.harness import Clock, block_action_body, post_alertmanager, slack_headers, wait_until
+from tests.harness import (
+    Clock,
+    block_action_body,
+    post_alertmanager,
+    slack_headers,
+    slash_command_body,
+    wait_until,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 EVENTS = FIXTURES / "pagerduty-v3" / "events"
@@ -484,3 +491,44 @@ def test_slack_ack_is_retried_when_pagerduty_rate_limits(bot, fake_slack, fake_p
     click(bot, "incident_ack", str(incident.id), "U01ALEX", chan.id)
     wait_until(lambda: pd.fake.incident(PD_ID)["status"] == "acknowledged", 10, what="retried PUT")
     assert [c.status for c in puts(pd)] == [429, 200]
+
+
+def oncall_text(bot, rotation: str) -> str:
+    body = slash_command_body("/oncall", rotation)
+    started = time.monotonic()
+    r = httpx.post(f"{bot.url}/slack/events", content=body, headers=slack_headers(body), timeout=10)
+    assert time.monotonic() - started < 3, "Slack wants an answer within 3 seconds"
+    assert r.status_code == 200, r.text
+    return r.json()["text"]
+
+
+def test_oncall_command_shows_who_pagerduty_has_on_call(start_bot, fake_pagerduty, tmp_path):
+    pd = fake_pagerduty.fake
+    pd.set_oncalls(
+        [
+            pd.oncall("PUSER1", "Pat Doe", "alex@example.com", level=1, end="2026-11-24T09:00:00Z"),
+            pd.oncall("PUSER2", "Quinn <!channel> Roe", "quinn@example.com", level=2),
+            pd.oncall("PUSER9", "Other Team", "other@example.com", level=1, escalation_policy_id="PEP0009"),
+        ]
+    )
+    bot = start_bot(clock=Clock(T0), rotations_dir=write_rotations(tmp_path / "rotations", PD_ROTATION))
+    text = oncall_text(bot, "checkout")
+    # Pat's email is alex's in people.yaml, so Slack shows a mention; names from PagerDuty are escaped.
+    assert "level 1: <@U01ALEX> until Tue Nov 24 09:00 UTC" in text, text
+    assert "level 2: Quinn &lt;!channel&gt; Roe (always on call)" in text, text
+    assert "Other Team" not in text and "<!channel>" not in text
+    assert oncall_text(bot, "checkout") == text
+    assert len(pd.calls_to("GET", "/oncalls")) == 1, "answers are cached for a minute"
+
+    # Past the cache, PagerDuty is down: the last known list, marked as such.
+    pd.add_fault(method="GET /oncalls", mode="error500", count=100)
+    bot.clock.advance(minutes=2)
+    stale = oncall_text(bot, "checkout")
+    assert "level 2: Quinn" in stale and "last known list: PagerDuty is unreachable" in stale, stale
+
+
+def test_oncall_command_says_when_pagerduty_cannot_be_read(start_bot, fake_pagerduty, tmp_path):
+    fake_pagerduty.fake.add_fault(method="GET /oncalls", mode="error500", count=100)
+    bot = start_bot(clock=Clock(T0), rotations_dir=write_rotations(tmp_path / "rotations", PD_ROTATION))
+    text = oncall_text(bot, "")
+    assert "*checkout*" in text and "PagerDuty's on-call could not be read" in text, text

@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from bot.catalog.rotations import Catalog
 from bot.core.errors import BadInput
-from bot.core.rotations import on_call_all
+from bot.core.pagerduty import OnCallEntry
+from bot.core.rotations import Rotation, on_call_all
 from bot.core.text import escape
 
+# (schedule id, escalation policy id) -> (entries, stale): `OnCallCache.get` in production.
+PagerDutyLookup = Callable[[str | None, str | None], tuple[list[OnCallEntry], bool]]
 
-def describe(catalog: Catalog, name: str | None, at: datetime, *, slack: bool) -> str:
-    """Each layer's person and when the shift ends, for one rotation or all of them."""
+
+def describe(
+    catalog: Catalog,
+    name: str | None,
+    at: datetime,
+    *,
+    slack: bool,
+    pagerduty: PagerDutyLookup | None = None,
+) -> str:
+    """Each layer's person and when the shift ends, for one rotation or all of them. Rotations
+    whose on-call lives in PagerDuty are read from it (`pagerduty`), per escalation level."""
     if name and name not in catalog.rotations:
         known = ", ".join(sorted(catalog.rotations))
         raise BadInput(f"There is no rotation named {escape(repr(name))}. Rotations: {known}.")
@@ -20,19 +33,50 @@ def describe(catalog: Catalog, name: str | None, at: datetime, *, slack: bool) -
     parts = []
     for rotation_name in names:
         rotation = catalog.rotations[rotation_name]
-        zone = ZoneInfo(rotation.timezone)
         title = f"*{rotation_name}*" if slack else rotation_name
         lines = [f"{title} ({rotation.timezone})"]
         if rotation.source != "file":
-            lines.append("  on-call comes from PagerDuty")
+            lines += _from_pagerduty(catalog, rotation, pagerduty, slack=slack)
         else:
+            zone = ZoneInfo(rotation.timezone)
             for layer, shift in on_call_all(rotation, at).items():
                 person = catalog.people.get(shift.person)
                 who = shift.person
                 if slack and person and person.slack_id:
                     who = f"<@{person.slack_id}>"
-                until = shift.end.astimezone(zone).strftime("%a %b %d %H:%M %Z")
                 note = " (override)" if shift.override else ""
-                lines.append(f"  • {layer}: {who}{note} until {until}")
+                lines.append(f"  • {layer}: {who}{note} until {_until(shift.end, zone)}")
         parts.append("\n".join(lines))
     return "\n\n".join(parts)
+
+
+def _until(end: datetime, zone: ZoneInfo) -> str:
+    return end.astimezone(zone).strftime("%a %b %d %H:%M %Z")
+
+
+def _from_pagerduty(
+    catalog: Catalog, rotation: Rotation, lookup: PagerDutyLookup | None, *, slack: bool
+) -> list[str]:
+    source = rotation.pagerduty
+    if lookup is None or source is None:
+        return ["  on-call comes from PagerDuty (set PAGERDUTY_API_TOKEN to show it here)"]
+    try:
+        entries, stale = lookup(source.schedule_id, source.escalation_policy_id)
+    except Exception as exc:  # shown, not raised: the rest of the answer is still worth having
+        reason = getattr(exc, "error", None) or type(exc).__name__
+        return [f"  PagerDuty's on-call could not be read ({escape(str(reason))})"]
+    if not entries:
+        return ["  PagerDuty lists nobody on call"]
+    by_email = {p.email.lower(): p for p in catalog.people.values() if p.email}
+    zone = ZoneInfo(rotation.timezone)
+    lines = []
+    for entry in sorted(entries, key=lambda e: (e.escalation_level, e.user_summary)):
+        person = by_email.get((entry.user_email or "").lower())
+        who = escape(entry.user_summary or entry.user_email or entry.user_id)
+        if slack and person and person.slack_id:
+            who = f"<@{person.slack_id}>"
+        until = f"until {_until(entry.end, zone)}" if entry.end else "(always on call)"
+        lines.append(f"  • level {entry.escalation_level}: {who} {until}")
+    if stale:
+        lines.append("  (last known list: PagerDuty is unreachable)")
+    return lines

@@ -6,6 +6,7 @@ risk because every listener acks before doing anything else.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from bot.slack.sanitize import CleanRequest
 log = logging.getLogger(__name__)
 
 GENERIC_ERROR = "Something went wrong on our side; it is logged. Please try again."
+ONCALL_ANSWER_SECONDS = 2.5
 
 
 async def run_use_case(func: Callable[..., responders.Answer], *args: Any) -> str:
@@ -58,7 +60,12 @@ def _incident_id(body: dict[str, Any]) -> int | None:
     return value if 0 < value < 2**31 else None  # an id the database can hold
 
 
-def register(app: AsyncApp, ctx: Context, archive_after: timedelta | None = None) -> None:
+def register(
+    app: AsyncApp,
+    ctx: Context,
+    archive_after: timedelta | None = None,
+    pagerduty: oncall.PagerDutyLookup | None = None,
+) -> None:
     """Attach every listener (commands, buttons, events) to the Bolt app."""
     app.use(CleanRequest())
     commands.register(app, ctx, archive_after)
@@ -167,8 +174,16 @@ def register(app: AsyncApp, ctx: Context, archive_after: timedelta | None = None
         if ctx.rotations is None:
             await ack(text="No rotations are configured (see ROTATIONS_DIR).")
             return
+        rotations = ctx.rotations
+
+        def describe() -> str:
+            return oncall.describe(rotations, name, ctx.clock(), slack=True, pagerduty=pagerduty)
+
         try:
-            text = oncall.describe(ctx.rotations, name, ctx.clock(), slack=True)
+            # Slack wants the answer within 3 s; PagerDuty lookups may be slower (then cached).
+            text = await asyncio.wait_for(to_thread.run_sync(describe), ONCALL_ANSWER_SECONDS)
         except IncidentBotError as exc:
             text = str(exc)
+        except TimeoutError:
+            text = "PagerDuty is slow to say who is on call; try again in a moment."
         await ack(text=text, response_type="ephemeral")
