@@ -39,20 +39,45 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def tree(pid: int) -> list[int]:
+    """`pid` and its descendants: the bot is the web process and its worker process."""
+    out, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        out.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*/children"):
+            with contextlib.suppress(OSError):
+                todo += [int(child) for child in task.read_text().split()]
+    return out
+
+
 def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, from /proc/<pid>/stat."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    """utime + stime of a process and its descendants, from /proc/<pid>/stat."""
+    total = 0.0
+    for each in tree(pid):
+        with contextlib.suppress(OSError):
+            stat = Path(f"/proc/{each}/stat").read_text()
+            fields = stat[stat.rindex(")") + 2 :].split()
+            total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return total
 
 
 def memory_kib(pid: int) -> dict[str, int]:
-    """VmRSS and VmHWM (peak RSS) of a process, in KiB."""
-    out: dict[str, int] = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            out[key] = int(value.split()[0])
+    """Of a process and its descendants, summed, in KiB: VmRSS, VmHWM (peak RSS; the sum of each
+    process's peak) and Pss (shared pages split between the processes that map them, so the sum
+    is what the processes take together; the RSS sum counts shared libraries once per process)."""
+    out = {"VmRSS": 0, "VmHWM": 0, "Pss": 0, "processes": 0}
+    for each in tree(pid):
+        try:
+            status = Path(f"/proc/{each}/status").read_text()
+            rollup = Path(f"/proc/{each}/smaps_rollup").read_text()
+        except OSError:
+            continue
+        out["processes"] += 1
+        for line in (*status.splitlines(), *rollup.splitlines()):
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM", "Pss"):
+                out[key] += int(value.split()[0])
     return out
 
 

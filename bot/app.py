@@ -59,18 +59,21 @@ async def _connect_socket_mode(bolt: AsyncApp, settings: Settings) -> AsyncSocke
 
 
 def create_app(
-    settings: Settings, clock: Callable[[], datetime] = utcnow, *, worker_process: bool = False
+    settings: Settings,
+    clock: Callable[[], datetime] = utcnow,
+    *,
+    worker_process: WorkerProcess | None = None,
 ) -> FastAPI:
     """Build the app; ConfigError (listing every problem with file and line) if config is invalid.
 
-    With `worker_process` the outbox worker and the scheduler run in a child process (`serve` does
-    this); otherwise in this one (tests drive them through `app.state.worker` / `.scheduler`)."""
+    With `worker_process` the outbox worker and the scheduler run in that child process (`serve`
+    forks it); otherwise in this one (tests drive them through `app.state.worker` / `.scheduler`)."""
     ctx = build_context(settings, clock)
     engine = ctx.engine
     token = bot_token(settings)
     client = web_client(settings)
     background = None if worker_process else build_background(settings, ctx, client)
-    child = WorkerProcess() if worker_process else None
+    child = worker_process
     if child is not None:
         ctx.wake = child.wake
     # `/oncall` reads PagerDuty-sourced rotations through its own cache (paging has the worker's).

@@ -102,9 +102,12 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
 
     from bot.app import create_app
     from bot.observability import setup_logging
+    from bot.worker_process import WorkerProcess, fork_worker
 
     setup_logging(settings.log_level, settings.log_format, _secrets(settings))
-    app = create_app(settings, worker_process=settings.worker_process)
+    # Forked now, before the event loop, threads and connections exist (see bot/worker_process.py).
+    child = WorkerProcess(fork_worker(settings)) if settings.worker_process else None
+    app = create_app(settings, worker_process=child)
     uvicorn.run(
         app,
         host=host or settings.host,
@@ -121,7 +124,8 @@ def _work(settings: Settings, wake_fd: int | None) -> int:
     from bot.observability import setup_logging
 
     setup_logging(settings.log_level, settings.log_format, _secrets(settings))
-    return worker_process.run(settings, wake_fd)
+    # Started by `serve` (with a wake pipe) after it migrated; on its own it migrates first.
+    return worker_process.run(settings, wake_fd, migrate=wake_fd is None)
 
 
 def _check(settings: Settings) -> int:

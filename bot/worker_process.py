@@ -4,10 +4,15 @@ Why: Slack delivery (claims, calls, settles) and webhook handling in one process
 under load a webhook's answer waits behind delivery work. In a child process delivery runs on the
 second core and webhooks are answered in their own process.
 
-The parent wakes the child through a pipe (a byte per commit that enqueued rows, dropped when the
-pipe is full: one pending wake-up is enough). The child dies with its parent, also on SIGKILL
+`serve` forks the child before it starts its event loop, threads or database connections, with
+every module already imported and frozen out of the garbage collector's reach (`gc.freeze`), so
+both processes share those pages copy-on-write instead of holding a copy each. The child waits
+for the parent's first byte on a pipe (sent once migrations are done), then delivers.
+
+The parent wakes the child through that pipe (a byte per commit that enqueued rows, dropped when
+the pipe is full: one pending wake-up is enough). The child dies with its parent, also on SIGKILL
 (PR_SET_PDEATHSIG), so a crash of the bot is a crash of both, as with one process; and it stops
-when the pipe closes. If the child dies alone, the parent starts it again.
+when the pipe closes. If the child dies alone, the parent starts a new one (`incidentbot work`).
 """
 
 from __future__ import annotations
@@ -15,10 +20,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import gc
 import logging
 import os
 import signal
 import sys
+from dataclasses import dataclass
 
 from bot.service.context import utcnow
 from bot.settings import Settings
@@ -26,15 +33,52 @@ from bot.settings import Settings
 log = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
+_PR_SET_NAME = 15
 RESTART_DELAY = 1.0
 
 
-class WorkerProcess:
-    """Parent side: start `incidentbot work`, wake it, restart it if it dies, stop it."""
+@dataclass(frozen=True)
+class Forked:
+    """A child forked by `fork_worker`, waiting for its first byte on `wake_fd`."""
 
-    def __init__(self) -> None:
+    pid: int
+    wake_fd: int  # the pipe's write end (the child reads the other)
+
+
+def fork_worker(settings: Settings) -> Forked:
+    """Fork the worker process. Call before any event loop, thread or database connection exists
+    (the child must not inherit any of them in use)."""
+    read_fd, write_fd = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    gc.freeze()  # objects made so far move out of the GC's reach, so it does not copy their pages
+    pid = os.fork()
+    if pid == 0:  # the child
+        code = 1
+        try:
+            os.close(write_fd)
+            _die_with_parent()
+            # The parent's go-ahead (the schema is migrated); nothing if it stopped or died first.
+            go = os.read(read_fd, 1)
+            code = run(settings, read_fd, migrate=False) if go else 0
+        except BaseException:
+            log.exception("the worker process failed")
+        finally:
+            logging.shutdown()
+            os._exit(code)  # never return into the parent's `serve`
+    os.close(read_fd)
+    os.set_blocking(write_fd, False)
+    return Forked(pid, write_fd)
+
+
+class WorkerProcess:
+    """Parent side: let the child start, wake it, start a new one if it dies, stop it."""
+
+    def __init__(self, forked: Forked | None = None) -> None:
+        self._forked = forked
         self._proc: asyncio.subprocess.Process | None = None
-        self._wake_fd: int | None = None
+        self._wake_fd: int | None = forked.wake_fd if forked else None
+        self._exit: asyncio.Task[int] | None = None  # the current child's exit code
         self._supervisor: asyncio.Task[None] | None = None
         self._stopping = False
 
@@ -47,15 +91,32 @@ class WorkerProcess:
             os.write(fd, b"!")
 
     async def start(self) -> None:
-        await self._spawn()
+        """Called once the database is migrated."""
+        if self._forked is not None:
+            os.write(self._forked.wake_fd, b"!")  # go ahead
+            self._exit = asyncio.create_task(self._reap(self._forked.pid))
+            log.info("outbox worker and scheduler run in process %d", self._forked.pid)
+        else:
+            await self._spawn()
         self._supervisor = asyncio.create_task(self._supervise(), name="worker-process")
 
+    @staticmethod
+    async def _reap(pid: int) -> int:
+        _, status = await asyncio.to_thread(os.waitpid, pid, 0)
+        return os.waitstatus_to_exitcode(status)
+
+    def _pid(self) -> int | None:
+        if self._proc is not None:
+            return self._proc.pid
+        return self._forked.pid if self._forked else None
+
     async def _spawn(self) -> None:
+        """A fresh `incidentbot work` (after a crash the parent runs an event loop and threads, so
+        it must not fork again)."""
         read_fd, write_fd = os.pipe()
         os.set_blocking(write_fd, False)
         try:
-            # Started from the event loop's (main) thread: PDEATHSIG fires when the creating thread
-            # exits, so a short-lived helper thread must not create it.
+            # From the event loop's (main) thread: PDEATHSIG fires when the creating thread exits.
             self._proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "bot", "work", "--wake-fd", str(read_fd), pass_fds=(read_fd,)
             )
@@ -64,18 +125,21 @@ class WorkerProcess:
             raise
         finally:
             os.close(read_fd)
+        self._forked = None
         old, self._wake_fd = self._wake_fd, write_fd
         if old is not None:
-            os.close(old)
+            with contextlib.suppress(OSError):
+                os.close(old)
+        self._exit = asyncio.create_task(self._proc.wait())
         log.info("outbox worker and scheduler run in process %d", self._proc.pid)
 
     async def _supervise(self) -> None:
         while not self._stopping:
-            assert self._proc is not None
-            code = await self._proc.wait()
+            assert self._exit is not None
+            code = await asyncio.shield(self._exit)
             if self._stopping:
                 return
-            log.error("the worker process exited with %s; starting it again", code)
+            log.error("the worker process exited with %s; starting a new one", code)
             await asyncio.sleep(RESTART_DELAY)
             try:
                 await self._spawn()
@@ -90,36 +154,43 @@ class WorkerProcess:
         fd, self._wake_fd = self._wake_fd, None
         if fd is not None:
             os.close(fd)
-        if self._proc is None or self._proc.returncode is not None:
+        if self._exit is None:
             return
         try:
-            await asyncio.wait_for(self._proc.wait(), grace_seconds)
+            await asyncio.wait_for(asyncio.shield(self._exit), grace_seconds)
         except TimeoutError:
             log.warning("the worker process did not stop in %.0f s; killing it", grace_seconds)
-            self._proc.kill()
-            await self._proc.wait()
+            pid = self._pid()
+            if pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            await self._exit
 
 
 def _die_with_parent() -> None:
+    """SIGKILL when the parent dies (if it died before this took effect, the pipe is closed and
+    the child stops at its first read instead); named so that `ps -o comm`/`top` tell it apart."""
     with contextlib.suppress(OSError, AttributeError):  # Linux only; elsewhere the pipe's EOF does it
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() == 1:  # the parent died before prctl took effect
-        sys.exit(1)
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        libc.prctl(_PR_SET_NAME, b"incidentbot-wrk")
 
 
-def run(settings: Settings, wake_fd: int | None) -> int:
-    """Child side (`incidentbot work`): deliver and fire timers until the pipe closes or SIGTERM."""
+def run(settings: Settings, wake_fd: int | None, *, migrate: bool = True) -> int:
+    """Deliver and fire timers until the pipe closes or SIGTERM (`incidentbot work`, or the child)."""
     if wake_fd is not None:
         _die_with_parent()
-    return asyncio.run(_work(settings, wake_fd))
+    return asyncio.run(_work(settings, wake_fd, migrate))
 
 
-async def _work(settings: Settings, wake_fd: int | None) -> int:
-    from bot.store.db import upgrade
+async def _work(settings: Settings, wake_fd: int | None, migrate: bool) -> int:
     from bot.wiring import build_background, build_context, web_client
 
     ctx = build_context(settings, utcnow)
-    await asyncio.to_thread(upgrade, ctx.engine)  # a no-op under `serve`, which migrated first
+    if migrate:
+        from bot.store.db import upgrade
+
+        await asyncio.to_thread(upgrade, ctx.engine)
     background = build_background(settings, ctx, web_client(settings))
     loop = asyncio.get_running_loop()
     done = asyncio.Event()

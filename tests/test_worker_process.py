@@ -56,8 +56,8 @@ def only_child(bot: BotProcess) -> int:
     assert bot.proc is not None
     kids = children(bot.proc.pid)
     assert len(kids) == 1, kids
-    cmdline = Path(f"/proc/{kids[0]}/cmdline").read_bytes().split(b"\0")
-    assert b"work" in cmdline, cmdline
+    comm = Path(f"/proc/{kids[0]}/comm")
+    wait_until(lambda: comm.read_text().strip() == "incidentbot-wrk", 10, 0.05, "the worker's name")
     return kids[0]
 
 

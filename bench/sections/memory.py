@@ -52,10 +52,16 @@ def run(bench: Bench, db_kind: str) -> dict[str, Any]:
         "rss_mib_after_traffic": round(after_traffic["VmRSS"] / 1024, 1),
         "rss_mib_at_end": round(at_end["VmRSS"] / 1024, 1),
         "peak_rss_mib": round(at_end["VmHWM"] / 1024, 1),
+        "pss_mib_at_start": round(at_start["Pss"] / 1024, 1),
+        "pss_mib_after_traffic": round(after_traffic["Pss"] / 1024, 1),
+        "pss_mib_at_end": round(at_end["Pss"] / 1024, 1),
+        "pss_mib_max": round(max(m["Pss"] for m in (at_start, after_traffic, at_end)) / 1024, 1),
+        "processes": at_end["processes"],
         "outbox_drained": drained,
     }
     bench.log(
         f"{db_kind} memory: RSS {out['rss_mib_at_start']} MiB at start, {out['rss_mib_after_traffic']} "
-        f"after traffic, peak {out['peak_rss_mib']} MiB with {prof.memory_incidents} open incidents"
+        f"after traffic, peak {out['peak_rss_mib']} MiB with {prof.memory_incidents} open incidents; "
+        f"PSS {out['pss_mib_after_traffic']} MiB after traffic ({out['processes']} processes)"
     )
     return out
