@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, exists, func, insert, or_, update
+from sqlalchemy import Engine, bindparam, exists, func, insert, or_, text, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, delete, select
 
@@ -123,18 +123,16 @@ def claim(
     return rows
 
 
+# Plain SQL for the idle poll (see timers.next_due); `now` is bound with the columns' own type.
+_READY = text(
+    "SELECT id FROM outbox WHERE status = 'pending' AND not_before <= :now"
+    " AND (lease_until IS NULL OR lease_until < :now) LIMIT 1"
+).bindparams(bindparam("now", type_=Outbox.__table__.c.not_before.type))  # type: ignore[attr-defined]
+
+
 def has_ready(engine: Engine, now: datetime) -> bool:
     """A cheap read-only look before taking the write lock to claim (idle polls stay cheap)."""
-    query = (
-        select(Outbox.id)
-        .where(
-            col(Outbox.status) == "pending",
-            col(Outbox.not_before) <= now,
-            or_(col(Outbox.lease_until).is_(None), col(Outbox.lease_until) < now),
-        )
-        .limit(1)
-    )
-    return look(engine, query) is not None
+    return look(engine, _READY.bindparams(now=now)) is not None
 
 
 def settle(session: Session, row_id: int, status: str, now: datetime, error: str | None = None) -> None:
