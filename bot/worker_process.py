@@ -25,6 +25,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from dataclasses import dataclass
 
 from bot.service.context import utcnow
@@ -78,17 +79,18 @@ class WorkerProcess:
         self._forked = forked
         self._proc: asyncio.subprocess.Process | None = None
         self._wake_fd: int | None = forked.wake_fd if forked else None
+        # Held while writing to or closing `_wake_fd`: once closed, its number may be reused by
+        # another file (a database socket), which a late wake-up must never write to.
+        self._fd_lock = threading.Lock()
         self._exit: asyncio.Task[int] | None = None  # the current child's exit code
         self._supervisor: asyncio.Task[None] | None = None
         self._stopping = False
 
     def wake(self) -> None:
         """Thread-safe, never blocks, never raises: the child polls anyway."""
-        fd = self._wake_fd
-        if fd is None:
-            return
-        with contextlib.suppress(OSError):  # full (a wake-up is pending) or closed (restarting)
-            os.write(fd, b"!")
+        with self._fd_lock, contextlib.suppress(OSError):  # full: a wake-up is pending anyway
+            if self._wake_fd is not None:
+                os.write(self._wake_fd, b"!")
 
     async def start(self) -> None:
         """Called once the database is migrated."""
@@ -126,12 +128,16 @@ class WorkerProcess:
         finally:
             os.close(read_fd)
         self._forked = None
-        old, self._wake_fd = self._wake_fd, write_fd
-        if old is not None:
-            with contextlib.suppress(OSError):
-                os.close(old)
+        self._replace_wake_fd(write_fd)
         self._exit = asyncio.create_task(self._proc.wait())
         log.info("outbox worker and scheduler run in process %d", self._proc.pid)
+
+    def _replace_wake_fd(self, fd: int | None) -> None:
+        with self._fd_lock:
+            old, self._wake_fd = self._wake_fd, fd
+            if old is not None:
+                with contextlib.suppress(OSError):
+                    os.close(old)
 
     async def _supervise(self) -> None:
         while not self._stopping:
@@ -151,9 +157,7 @@ class WorkerProcess:
         self._stopping = True
         if self._supervisor is not None:
             self._supervisor.cancel()
-        fd, self._wake_fd = self._wake_fd, None
-        if fd is not None:
-            os.close(fd)
+        self._replace_wake_fd(None)
         if self._exit is None:
             return
         try:

@@ -35,9 +35,9 @@ from sqlmodel import Session, col, select
 
 from bot.core.incident import Event, Status, can
 from bot.core.pagerduty import PagerDutyEvent
-from bot.core.text import escape, link
 from bot.service.context import Context
-from bot.service.incidents import cancel_paging, lane, open_incident, resolve_incident, say, sync, transition
+from bot.service.incidents import cancel_paging, lane, resolve_incident, say, sync, transition
+from bot.service.pagerduty_mirror import SOURCE, actor_of, open_mirror
 from bot.service.pagerduty_sync import DEDUP_PREFIX
 from bot.service.timeline import record
 from bot.store import outbox
@@ -45,8 +45,6 @@ from bot.store.db import transaction
 from bot.store.tables import Alert, Incident, WebhookReceipt
 
 log = logging.getLogger(__name__)
-
-SOURCE = "pagerduty"
 
 
 class Decision(StrEnum):
@@ -62,10 +60,6 @@ class Decision(StrEnum):
 class WebhookResult:
     decision: Decision
     incident_id: int | None = None
-
-
-def actor_of(event: PagerDutyEvent) -> str:
-    return f"{SOURCE}:{event.agent or 'PagerDuty'}"
 
 
 # -- from PagerDuty -----------------------------------------------------------------------------------
@@ -126,73 +120,13 @@ def _receive(
     if incident is None:
         if event.event_type != "incident.triggered" and event.status in (None, "resolved"):
             return WebhookResult(Decision.UNKNOWN)
-        incident = _open(ctx, session, event, now)
+        incident = open_mirror(ctx, session, event, now)
         if event.status == "acknowledged":
             _acknowledge(ctx, session, incident, event, now)
         return WebhookResult(Decision.OPENED, incident.id)
 
     changed = _apply(ctx, session, incident, event, now)
     return WebhookResult(Decision.CHANGED if changed else Decision.NOOP, incident.id)
-
-
-def _open(ctx: Context, session: Session, event: PagerDutyEvent, now: datetime) -> Incident:
-    from bot.service import runbooks  # runbooks -> responders -> this module: import when used
-
-    actor = actor_of(event)
-    incident = open_incident(
-        ctx,
-        session,
-        source=SOURCE,
-        title=event.title or f"PagerDuty incident {event.incident_id}",
-        severity=event.severity,
-        slug_source=event.title or event.incident_id,
-        now=now,
-        actor=actor,
-        open_key=f"{SOURCE}|{event.incident_id}",
-        external_url=event.html_url or "",
-    )
-    incident.external_id = event.incident_id
-    session.add(incident)
-    assert incident.id is not None
-    # One alert row stands for the PagerDuty incident: the card shows it, and its name (the PagerDuty
-    # service) links a runbook the way an alertname does (`runbooks/<service-slug>.md` or front matter).
-    session.add(
-        Alert(
-            incident_id=incident.id,
-            fingerprint=f"{SOURCE}:{event.incident_id}",
-            name=event.service_name or "PagerDuty",
-            status="firing",
-            labels={
-                "alertname": event.service_name or "PagerDuty",
-                **({"pagerduty_incident": f"#{event.incident_number}"} if event.incident_number else {}),
-                **({"urgency": event.urgency} if event.urgency else {}),
-            },
-            annotations={"summary": event.title},
-            starts_at=event.occurred_at,
-            generator_url=event.html_url or "",
-        )
-    )
-    number = f" #{event.incident_number}" if event.incident_number else ""
-    record(
-        session,
-        incident.id,
-        now,
-        actor,
-        "pagerduty",
-        f"Mirrors PagerDuty incident{number} ({event.incident_id}); PagerDuty escalates it",
-        {"pd_incident": event.incident_id, "html_url": event.html_url, "event": event.event_type},
-    )
-    where = link(event.html_url, f"PagerDuty incident{number}") if event.html_url else f"PagerDuty{number}"
-    details = [f":pager: Opened from {where}. PagerDuty's escalation pages for it; the bot does not."]
-    if event.assignees:
-        details.append(f"Assigned to {_names(event.assignees)}.")
-    say(session, incident, now, " ".join(details), trusted=True)
-    runbooks.attach(ctx, session, incident, now)
-    return incident
-
-
-def _names(names: tuple[str, ...]) -> str:
-    return ", ".join(escape(n) for n in names) or "nobody"
 
 
 def _apply(ctx: Context, session: Session, incident: Incident, event: PagerDutyEvent, now: datetime) -> bool:
