@@ -23,7 +23,7 @@ from bot.observability import INCIDENTS_OPENED, WEBHOOK_SECONDS, WEBHOOKS
 from bot.service import alertmanager as use_case
 from bot.service.context import Context
 from bot.store.db import is_postgres
-from bot.webhooks.common import ERROR_RESPONSES, parse_json, read_body, utc_time, validate
+from bot.webhooks.common import ERROR_RESPONSES, json_body, parse_json, read_body, utc_time, validate
 
 log = logging.getLogger(__name__)
 
@@ -120,16 +120,7 @@ def router(ctx: Context, token: str | None) -> APIRouter:
 
     @api.post(
         "/webhooks/alertmanager",
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": WebhookIn.model_json_schema(ref_template="#/components/schemas/{model}")
-                    }
-                },
-            }
-        },
+        openapi_extra=json_body(WebhookIn),
         responses={401: {"description": "missing or wrong bearer token"}, **ERROR_RESPONSES},
     )
     async def alertmanager(request: Request) -> dict[str, object]:

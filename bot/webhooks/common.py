@@ -118,3 +118,10 @@ def utc_time(value: datetime) -> datetime:
         return value.astimezone(UTC)
     except OverflowError:
         raise ValueError("time is out of range once converted to UTC") from None
+
+
+def json_body(model: type[BaseModel]) -> dict[str, Any]:
+    """OpenAPI for a route that reads its body itself (to verify signatures over the raw bytes):
+    the JSON body `model` describes, for docs and for schema-driven tests."""
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}

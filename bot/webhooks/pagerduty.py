@@ -22,7 +22,7 @@ from bot.core.pagerduty import SIGNATURE_HEADER, verify_signature
 from bot.observability import INCIDENTS_OPENED, WEBHOOK_SECONDS, WEBHOOKS
 from bot.service import pagerduty as use_case
 from bot.service.context import Context
-from bot.webhooks.common import ERROR_RESPONSES, parse_json, read_body, validate
+from bot.webhooks.common import ERROR_RESPONSES, json_body, parse_json, read_body, validate
 from bot.webhooks.pagerduty_models import WebhookIn
 
 log = logging.getLogger(__name__)
@@ -45,16 +45,7 @@ def router(ctx: Context, secrets: Sequence[str]) -> APIRouter:
 
     @api.post(
         "/webhooks/pagerduty",
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": WebhookIn.model_json_schema(ref_template="#/components/schemas/{model}")
-                    }
-                },
-            }
-        },
+        openapi_extra=json_body(WebhookIn),
         responses={401: {"description": "missing or wrong X-PagerDuty-Signature"}, **ERROR_RESPONSES},
     )
     async def pagerduty(request: Request) -> dict[str, object]:
