@@ -73,9 +73,8 @@ def create_app(
     token = bot_token(settings)
     client = web_client(settings)
     background = None if worker_process else build_background(settings, ctx, client)
-    child = worker_process
-    if child is not None:
-        ctx.wake = child.wake
+    if worker_process is not None:
+        ctx.wake = worker_process.wake
     # `/oncall` reads PagerDuty-sourced rotations through its own cache (paging has the worker's).
     pd_web = pagerduty_client(settings) if settings.pagerduty_api_token else None
     pd_lookup = oncall_cache(pd_web, clock).get if pd_web else None
@@ -114,8 +113,8 @@ def create_app(
         if background is not None:
             task = asyncio.create_task(background.worker.run(), name="outbox-worker")
             background.scheduler.start()
-        if child is not None:
-            await child.start()
+        if worker_process is not None:
+            await worker_process.start()
         socket_mode = await _connect_socket_mode(bolt, settings)
         log.info("incidentbot ready", extra={"database": engine.dialect.name})
         try:
@@ -128,8 +127,9 @@ def create_app(
                 await background.worker.stop(grace_seconds=5)
                 task.cancel()
                 background.pagerduty.close()
-            if child is not None:
-                await child.stop()
+            if worker_process is not None:
+                # The child's own grace is 5 s; with uvicorn's 3 s the bot is gone within 10 s.
+                await worker_process.stop(grace_seconds=6)
             if pd_web is not None:
                 pd_web.close()
             engine.dispose()
