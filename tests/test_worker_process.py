@@ -61,13 +61,23 @@ def only_child(bot: BotProcess) -> int:
     return kids[0]
 
 
-def test_the_worker_process_is_woken_at_once_and_dies_with_its_parent(fake_slack, database_url, tmp_path):
-    fake = fake_slack.fake
+def start_with_slow_poll(fake_slack, database_url, tmp_path) -> BotProcess:
+    """`serve` with its worker process started, so that only a wake-up brings it work in time."""
     env = bot_env(fake_slack.url, database_url, OUTBOX_POLL_SECONDS=SLOW_POLL)
     bot = BotProcess(env, tmp_path / "bot.log").start()
     try:
-        child = only_child(bot)
         wait_until(lambda: workers_ready(bot) == 1, 10, 0.1, "the worker to start")
+    except BaseException:
+        bot.stop()
+        raise
+    return bot
+
+
+def test_the_worker_process_is_woken_at_once_and_dies_with_its_parent(fake_slack, database_url, tmp_path):
+    fake = fake_slack.fake
+    bot = start_with_slow_poll(fake_slack, database_url, tmp_path)
+    try:
+        child = only_child(bot)
         time.sleep(1)  # its first look is over: it waits for a wake-up or its (slow) poll
         post_alertmanager(bot.url, group(1))
         wait_until(lambda: page_dms(fake) == 1, 5, 0.05, "the page, delivered by the child")
@@ -79,11 +89,9 @@ def test_the_worker_process_is_woken_at_once_and_dies_with_its_parent(fake_slack
 
 def test_a_worker_process_that_dies_alone_is_started_again(fake_slack, database_url, tmp_path):
     fake = fake_slack.fake
-    env = bot_env(fake_slack.url, database_url, OUTBOX_POLL_SECONDS=SLOW_POLL)
-    bot = BotProcess(env, tmp_path / "bot.log").start()
+    bot = start_with_slow_poll(fake_slack, database_url, tmp_path)
     try:
         first = only_child(bot)
-        wait_until(lambda: workers_ready(bot) == 1, 10, 0.1, "the first worker to start")
         os.kill(first, signal.SIGKILL)
         assert bot.proc is not None
         wait_until(lambda: children(bot.proc.pid) not in ([], [first]), 10, 0.1, "a new worker process")
