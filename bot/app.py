@@ -123,10 +123,8 @@ def create_app(
             if socket_mode is not None:
                 await socket_mode.close_async()
             if background is not None:
-                background.scheduler.shutdown()
-                await background.worker.stop(grace_seconds=5)
+                await background.stop(grace_seconds=5)
                 task.cancel()
-                background.pagerduty.close()
             if worker_process is not None:
                 # The child's own grace is 5 s; with uvicorn's 3 s the bot is gone within 10 s.
                 await worker_process.stop(grace_seconds=6)

@@ -111,13 +111,21 @@ class Background:
     worker: Worker
     scheduler: Scheduler
     pagerduty: PagerDutyClient
+    slack: SlackWebAPI
+
+    async def stop(self, grace_seconds: float) -> None:
+        self.scheduler.shutdown()
+        await self.worker.stop(grace_seconds=grace_seconds)
+        await self.slack.aclose()
+        self.pagerduty.close()
 
 
 def build_background(settings: Settings, ctx: Context, client: AsyncWebClient) -> Background:
     engine, clock = ctx.engine, ctx.clock
+    slack = SlackWebAPI(client, Pacer(settings.slack_rate_scale), pooled=True)
     delivery = SlackDelivery(
         engine,
-        SlackWebAPI(client, Pacer(settings.slack_rate_scale)),
+        slack,
         settings.incident_announce_channel,
         clock,
     )
@@ -144,4 +152,4 @@ def build_background(settings: Settings, ctx: Context, client: AsyncWebClient) -
     side = FarSide("Slack", slack_ops, probe=slack_answers)
     worker = Worker(engine, handlers, clock, poll_seconds=settings.outbox_poll_seconds, sides=(side,))
     ctx.wake = worker.wake
-    return Background(worker, Scheduler(ctx, settings.scheduler_tick_seconds), pd_client)
+    return Background(worker, Scheduler(ctx, settings.scheduler_tick_seconds), pd_client, slack)

@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 
 from anyio import to_thread
 from sqlalchemy import Engine
+from sqlmodel import Session
 
 from bot.integrations.errors import DeliveryError
 from bot.observability import OUTBOX_DELIVERED
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 300.0
 MAX_PROBE_INTERVAL = 15.0
+NOTHING: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,9 @@ class Worker:
         self.sides = sides
         self._down: dict[str, asyncio.Task[None]] = {}  # far sides being probed
         self._unfinished: dict[int, datetime] = {}  # rows whose last call may still land, until when
+        # Outcomes waiting to be recorded: the next claim records them in its own transaction, so
+        # a busy worker commits once per round instead of once per Slack call.
+        self._outcomes: list[Outcome] = []
 
     def wake(self) -> None:
         """Thread-safe: new rows were committed, look now rather than at the next poll."""
@@ -138,18 +143,20 @@ class Worker:
         return min(self.poll_seconds, (self._retries[0] - now).total_seconds())
 
     async def run_once(self) -> int:
-        """Claim what is ready now and deliver it; the number of rows claimed."""
+        """Record finished deliveries, claim what is ready now and deliver it; the rows claimed."""
+        outcomes, self._outcomes = self._outcomes, []
         free = self.concurrency - len(self._inflight)
-        if free <= 0:
+        if free <= 0 and not outcomes:
             await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
             return 1
         now = self.clock()
         # The cheap read-only look only pays off when idle: after a claim that found work, claim.
-        if not self._busy and not await to_thread.run_sync(outbox.has_ready, self.engine, now):
+        idle = not outcomes and not self._busy
+        if idle and not await to_thread.run_sync(outbox.has_ready, self.engine, now):
             return 0
         held = frozenset().union(*(side.ops for side in self.sides if side.name in self._down))
         rows = await to_thread.run_sync(
-            outbox.claim, self.engine, self.owner, now, free, self.lease, held, bool(self._pages_in_flight)
+            self._record_and_claim, outcomes, now, max(free, 0), held, bool(self._pages_in_flight)
         )
         self._busy = bool(rows)
         for row in rows:
@@ -160,7 +167,7 @@ class Worker:
             task.add_done_callback(self._delivered)
         if rows and len(self._inflight) >= self.concurrency:
             await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
-        return len(rows)
+        return len(rows) or int(bool(outcomes))
 
     def _delivered(self, task: asyncio.Task[None]) -> None:
         # A settled row may have made the next row of its lane ready: look again at once.
@@ -176,13 +183,20 @@ class Worker:
         self._wakeup.set()
         if self._inflight:
             await asyncio.wait(self._inflight, timeout=grace_seconds)
+        await self._record_outcomes()
+
+    async def _record_outcomes(self) -> None:
+        outcomes, self._outcomes = self._outcomes, []
+        if outcomes:
+            with contextlib.suppress(Exception):  # logged; the leases cover what was not recorded
+                await to_thread.run_sync(self._record_and_claim, outcomes, self.clock(), 0, NOTHING, False)
 
     async def drain(self, limit_seconds: float = 30.0) -> None:
         """Deliver until nothing is ready (for the CLI and tests)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + limit_seconds
         while loop.time() < deadline:
-            if await self.run_once() == 0 and not self._inflight:
+            if await self.run_once() == 0 and not self._inflight and not self._outcomes:
                 return
             if self._inflight:
                 await asyncio.wait(self._inflight, timeout=1)
@@ -199,7 +213,7 @@ class Worker:
         assert row.id is not None
         handler = self.handlers.get(row.op)
         if handler is None:
-            await to_thread.run_sync(self._settle, row, "failed", None, f"unknown operation {row.op!r}")
+            self._record(Outcome(row.id, row.op, "failed", None, f"unknown operation {row.op!r}"))
             return
         try:
             completion = await handler(row)
@@ -214,7 +228,7 @@ class Worker:
                 row, DeliveryError(row.op, f"bug: {type(exc).__name__}", recoverable=True, maybe_done=True)
             )
             return
-        await to_thread.run_sync(self._settle, row, "sent", completion, None)
+        self._record(Outcome(row.id, row.op, "sent", completion, None))
         if row.attempts > 1:
             # The far side works again: bring every backed-off row forward, so the next claims
             # order them by priority (pages first) rather than by who failed last.
@@ -230,7 +244,7 @@ class Worker:
                 exc.error,
                 extra={"incident": row.incident_id},
             )
-            await to_thread.run_sync(self._settle, row, "failed", None, exc.error)
+            self._record(Outcome(row.id, row.op, "failed", None, exc.error))
             return
         delay = exc.retry_after if exc.retry_after is not None else backoff(row.attempts + 1)
         log.warning("outbox %s (%s) will retry in %.1fs: %s", row.id, row.op, delay, exc.error)
@@ -278,10 +292,60 @@ class Worker:
             self._down.pop(side.name, None)
             self._wakeup.set()
 
-    def _settle(self, row: Outbox, status: str, completion: Completion | None, error: str | None) -> None:
-        assert row.id is not None
-        with transaction(self.engine) as session:
-            if completion is not None:
-                completion(session)
-            outbox.settle(session, row.id, status, self.clock(), error)
-        OUTBOX_DELIVERED.labels(row.op, status).inc()
+    def _record(self, outcome: Outcome) -> None:
+        self._outcomes.append(outcome)
+        self._wakeup.set()
+
+    def _record_and_claim(
+        self, outcomes: list[Outcome], now: datetime, limit: int, held: frozenset[str], pages: bool
+    ) -> list[Outbox]:
+        """One transaction: settle finished rows (running their completions), then claim. If a
+        completion fails, the others are recorded one by one so that one bug does not hold them all
+        up; the failed row's lease expires and it is delivered again (after looking first)."""
+        try:
+            with transaction(self.engine) as session:
+                for outcome in outcomes:
+                    outcome.settle(session, now)
+                rows = []
+                if limit:
+                    rows = outbox.claim_in(session, self.owner, now, limit, self.lease, held, pages)
+        except Exception:
+            if len(outcomes) <= 1:
+                if outcomes:
+                    log.exception("outbox %s (%s) could not be settled; it will be retried", *outcomes[0].row)
+                raise
+            for outcome in outcomes:
+                self._settle_alone(outcome, now)
+            return outbox.claim(self.engine, self.owner, now, limit, self.lease, held, pages) if limit else []
+        for outcome in outcomes:
+            OUTBOX_DELIVERED.labels(outcome.op, outcome.status).inc()
+        return rows
+
+    def _settle_alone(self, outcome: Outcome, now: datetime) -> None:
+        try:
+            with transaction(self.engine) as session:
+                outcome.settle(session, now)
+        except Exception:
+            log.exception("outbox %s (%s) could not be settled; it will be retried", *outcome.row)
+            return
+        OUTBOX_DELIVERED.labels(outcome.op, outcome.status).inc()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a delivery ended, to be recorded with the row's completion in one transaction."""
+
+    row_id: int
+    op: str
+    status: str
+    completion: Completion | None
+    error: str | None
+
+    @property
+    def row(self) -> tuple[int, str]:
+        return self.row_id, self.op
+
+    def settle(self, session: Session, now: datetime) -> None:
+        if self.completion is not None:
+            self.completion(session)
+        outbox.settle(session, self.row_id, self.status, now, self.error)

@@ -221,9 +221,7 @@ async def _work(settings: Settings, wake_fd: int | None, migrate: bool) -> int:
     try:
         await done.wait()
     finally:
-        background.scheduler.shutdown()
-        await background.worker.stop(grace_seconds=5)
+        await background.stop(grace_seconds=5)
         task.cancel()
-        background.pagerduty.close()
         ctx.engine.dispose()
     return 0

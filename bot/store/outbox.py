@@ -77,11 +77,26 @@ def claim(
     held_ops: frozenset[str] = frozenset(),
     pages_in_flight: bool = False,
 ) -> list[Outbox]:
+    """`claim_in` in a transaction of its own."""
+    with transaction(engine) as session:
+        return claim_in(session, owner, now, limit, lease, held_ops, pages_in_flight)
+
+
+def claim_in(
+    session: Session,
+    owner: str,
+    now: datetime,
+    limit: int,
+    lease: timedelta,
+    held_ops: frozenset[str] = frozenset(),
+    pages_in_flight: bool = False,
+) -> list[Outbox]:
     """Lease up to `limit` ready lane heads to `owner`, most urgent first, and count the attempt.
 
     On the rows returned, `in_flight` tells whether an EARLIER attempt may have reached the far
     side (it was started and its outcome never recorded): the handler then checks before it
-    repeats a non-idempotent call. In the database the row is marked in flight from now on.
+    repeats a non-idempotent call. In the database the row is marked in flight from now on
+    (once the caller's transaction commits).
 
     `held_ops` are not claimed (their far side is down). Cosmetic rows are not claimed beside
     pages, nor while pages are in flight: a page must reach Slack before any cosmetic update.
@@ -107,19 +122,19 @@ def claim(
     )
     if held_ops:
         query = query.where(col(Outbox.op).not_in(held_ops))
-    with transaction(engine) as session:
-        if is_postgres(engine):
-            query = query.with_for_update(skip_locked=True)
-        rows = list(session.exec(query))
-        if pages_in_flight or any(row.priority <= PAGE for row in rows):
-            rows = [row for row in rows if row.priority < COSMETIC]
-        earlier = [row.in_flight for row in rows]
-        for row in rows:
-            row.lease_until, row.lease_owner = now + lease, owner
-            row.in_flight, row.attempts = True, row.attempts + 1
-        session.flush()
-    for row, was_in_flight in zip(rows, earlier, strict=True):
-        row.in_flight = was_in_flight  # detached copies: what the handler needs to know
+    if is_postgres(session.get_bind()):
+        query = query.with_for_update(skip_locked=True)
+    rows = list(session.exec(query))
+    if pages_in_flight or any(row.priority <= PAGE for row in rows):
+        rows = [row for row in rows if row.priority < COSMETIC]
+    was_in_flight = [row.in_flight for row in rows]
+    for row in rows:
+        row.lease_until, row.lease_owner = now + lease, owner
+        row.in_flight, row.attempts = True, row.attempts + 1
+    session.flush()
+    for row, before in zip(rows, was_in_flight, strict=True):
+        session.expunge(row)  # detached copies: what the handler needs to know
+        row.in_flight = before
     return rows
 
 
