@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     scheduler_tick_seconds: float = Field(default=1.0, gt=0)
     # `serve` runs the outbox worker and the scheduler in a child process (the second core).
     worker_process: bool = True
+    # ... at this niceness: under load the web process gets the CPU first (see .env.example).
+    worker_nice: int = Field(default=5, ge=0, le=19)
     slack_timeout_seconds: float = Field(default=10.0, gt=0)
     log_level: str = "INFO"
     log_format: str = "json"

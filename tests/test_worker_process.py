@@ -48,6 +48,10 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+def niceness(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])  # field 19
+
+
 def workers_ready(bot: BotProcess) -> int:
     return bot.log_path.read_text(errors="replace").count('"worker ready"')
 
@@ -78,6 +82,8 @@ def test_the_worker_process_is_woken_at_once_and_dies_with_its_parent(fake_slack
     bot = start_with_slow_poll(fake_slack, database_url, tmp_path)
     try:
         child = only_child(bot)
+        assert bot.proc is not None
+        assert niceness(child) - niceness(bot.proc.pid) == 5  # WORKER_NICE: webhooks get the CPU first
         time.sleep(1)  # its first look is over: it waits for a wake-up or its (slow) poll
         post_alertmanager(bot.url, group(1))
         wait_until(lambda: page_dms(fake) == 1, 5, 0.05, "the page, delivered by the child")
@@ -97,6 +103,7 @@ def test_a_worker_process_that_dies_alone_is_started_again(fake_slack, database_
         wait_until(lambda: children(bot.proc.pid) not in ([], [first]), 10, 0.1, "a new worker process")
         second = only_child(bot)
         wait_until(lambda: workers_ready(bot) == 2, 10, 0.1, "it to start")
+        assert niceness(second) - niceness(bot.proc.pid) == 5
         time.sleep(1)
         post_alertmanager(bot.url, group(2))
         wait_until(lambda: page_dms(fake) == 1, 5, 0.05, "the page, delivered by the new child")
