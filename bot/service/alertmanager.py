@@ -143,9 +143,10 @@ def _open(
     )
     incident.route_key = key
     assert incident.id is not None
-    route = escalation.start(ctx, session, incident, labels, now)
+    route = escalation.start(ctx, session, incident, labels, now, fresh=True)
     _apply_alerts(session, incident.id, decision, {}, now)
-    runbooks.attach(ctx, session, incident, now, route.runbook if route else None)
+    runbook = route.runbook if route else None
+    runbooks.attach(ctx, session, incident, now, runbook, fresh_alerts=decision.added)
     return IngestResult(decision.reason, incident.id)
 
 

@@ -41,9 +41,16 @@ def _key(incident: Incident, step: PlannedStep) -> str:
 
 
 def start(
-    ctx: Context, session: Session, incident: Incident, labels: dict[str, str], now: datetime
+    ctx: Context,
+    session: Session,
+    incident: Incident,
+    labels: dict[str, str],
+    now: datetime,
+    *,
+    fresh: bool = False,
 ) -> Route | None:
-    """Route the incident, page the first step (in the open transaction); the route that matched."""
+    """Route the incident, page the first step (in the open transaction); the route that matched.
+    `fresh`: the incident was inserted in this transaction, so it has no timers to look up."""
     if ctx.rotations is None:
         return None
     matched = None
@@ -57,7 +64,7 @@ def start(
         record(session, incident.id, now, "bot", "routed", f"Routed to rotation {rotation.name} ({why})")
     incident.escalation_anchor = now
     session.add(incident)
-    _advance(ctx, session, incident, now)
+    _advance(ctx, session, incident, now, fresh=fresh)
     return matched
 
 
@@ -92,22 +99,25 @@ def _fired(session: Session, incident: Incident) -> set[str]:
     )
 
 
-def _advance(ctx: Context, session: Session, incident: Incident, now: datetime) -> None:
+def _advance(
+    ctx: Context, session: Session, incident: Incident, now: datetime, *, fresh: bool = False
+) -> None:
     """Page every step due by `now` that has not fired, then schedule the next one (or the final notice)."""
     session.flush()
     plan = _plan(ctx, incident)
-    fired = _fired(session, incident)
+    fired = set() if fresh else _fired(session, incident)
     for step in plan:
         key = _key(incident, step)
         if key in fired:
             continue
         if step.due_at > now:
-            _schedule(session, incident, "escalation", key, step.due_at)
+            _schedule(session, incident, "escalation", key, step.due_at, fresh=fresh)
             return
         _fire(ctx, session, incident, step, now, manual=False)
     due = final_notice_due(plan)
     if due is not None:
-        _schedule(session, incident, "final_notice", f"c{incident.paging_cycle}final", max(due, now))
+        key = f"c{incident.paging_cycle}final"
+        _schedule(session, incident, "final_notice", key, max(due, now), fresh=fresh)
 
 
 def _fire(
@@ -136,7 +146,12 @@ def _fire(
         session.add(incident)
 
 
-def _schedule(session: Session, incident: Incident, kind: str, key: str, due: datetime) -> None:
+def _schedule(
+    session: Session, incident: Incident, kind: str, key: str, due: datetime, *, fresh: bool = False
+) -> None:
+    if fresh:
+        session.add(Timer(incident_id=incident.id, kind=kind, key=key, due_at=due))
+        return
     exists = session.exec(
         select(Timer.id).where(
             col(Timer.incident_id) == incident.id, col(Timer.kind) == kind, col(Timer.key) == key

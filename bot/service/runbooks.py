@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from typing import Protocol
 
 from sqlmodel import Session, col, select
 
@@ -22,11 +24,27 @@ from bot.store.tables import Alert, Incident, RunbookPost
 log = logging.getLogger(__name__)
 
 
+class _AlertLike(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def labels(self) -> Mapping[str, str]: ...
+    @property
+    def annotations(self) -> Mapping[str, str]: ...
+
+
 def links(
-    ctx: Context, session: Session, incident: Incident, route_runbook: str | None = None
+    ctx: Context,
+    session: Session,
+    incident: Incident,
+    route_runbook: str | None = None,
+    alerts: Iterable[_AlertLike] | None = None,
 ) -> list[RunbookLink]:
     """One link per distinct alert name of the incident (a runbook covering several is listed once)."""
-    alerts = session.exec(select(Alert).where(col(Alert.incident_id) == incident.id).order_by(col(Alert.id)))
+    if alerts is None:
+        alerts = session.exec(
+            select(Alert).where(col(Alert.incident_id) == incident.id).order_by(col(Alert.id))
+        )
     seen_names: set[str] = set()
     result: list[RunbookLink] = []
     for alert in alerts:
@@ -39,12 +57,23 @@ def links(
 
 
 def attach(
-    ctx: Context, session: Session, incident: Incident, now: datetime, route_runbook: str | None = None
+    ctx: Context,
+    session: Session,
+    incident: Incident,
+    now: datetime,
+    route_runbook: str | None = None,
+    *,
+    fresh_alerts: Sequence[_AlertLike] | None = None,
 ) -> None:
-    """Post every runbook the incident's alerts link to that is not posted yet (after the card)."""
+    """Post every runbook the incident's alerts link to that is not posted yet (after the card).
+    `fresh_alerts`: the incident was opened in this transaction with these alerts (in order), so
+    nothing is posted yet and they need not be read back."""
     assert incident.id is not None
-    posted = set(session.exec(select(RunbookPost.slug).where(col(RunbookPost.incident_id) == incident.id)))
-    for found in links(ctx, session, incident, route_runbook):
+    posted: set[str] = set()
+    if fresh_alerts is None:
+        query = select(RunbookPost.slug).where(col(RunbookPost.incident_id) == incident.id)
+        posted = set(session.exec(query))
+    for found in links(ctx, session, incident, route_runbook, fresh_alerts):
         if found.runbook is None:
             key = f"missing:{found.alertname or slugify(incident.title)}"
             if key in posted:
