@@ -305,7 +305,9 @@ class Worker:
         try:
             with transaction(self.engine) as session:
                 for outcome in outcomes:
-                    outcome.settle(session, now)
+                    outcome.complete(session)
+                session.flush()
+                outbox.settle(session, [outcome.row_outcome for outcome in outcomes], now)
                 rows = []
                 if limit:
                     rows = outbox.claim_in(session, self.owner, now, limit, self.lease, held, pages)
@@ -324,7 +326,9 @@ class Worker:
     def _settle_alone(self, outcome: Outcome, now: datetime) -> None:
         try:
             with transaction(self.engine) as session:
-                outcome.settle(session, now)
+                outcome.complete(session)
+                session.flush()
+                outbox.settle(session, [outcome.row_outcome], now)
         except Exception:
             log.exception("outbox %s (%s) could not be settled; it will be retried", *outcome.row)
             return
@@ -345,7 +349,10 @@ class Outcome:
     def row(self) -> tuple[int, str]:
         return self.row_id, self.op
 
-    def settle(self, session: Session, now: datetime) -> None:
+    @property
+    def row_outcome(self) -> tuple[int, str, str | None]:
+        return self.row_id, self.status, self.error
+
+    def complete(self, session: Session) -> None:
         if self.completion is not None:
             self.completion(session)
-        outbox.settle(session, self.row_id, self.status, now, self.error)
