@@ -312,10 +312,8 @@ class Worker:
                 if limit:
                     rows = outbox.claim_in(session, self.owner, now, limit, self.lease, held, pages)
         except Exception:
-            if len(outcomes) <= 1:
-                if outcomes:
-                    log.exception("outbox %s (%s) could not be settled; it will be retried", *outcomes[0].row)
-                raise
+            if not outcomes:
+                raise  # the claim itself failed: the run loop logs it and looks again
             for outcome in outcomes:
                 self._settle_alone(outcome, now)
             return outbox.claim(self.engine, self.owner, now, limit, self.lease, held, pages) if limit else []

@@ -3,6 +3,7 @@ migrations against the models."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -10,10 +11,11 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine
-from sqlmodel import SQLModel
+from sqlmodel import Session, SQLModel, select
 
 from bot.store import outbox
 from bot.store.db import make_engine, transaction, upgrade
+from bot.store.tables import Outbox
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=60)
@@ -86,3 +88,28 @@ def test_migrations_match_the_models(engine):
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
     assert diff == [], diff
+
+
+def test_a_round_records_its_deliveries_and_one_failing_completion_holds_up_no_other(engine):
+    """Finished deliveries are settled together in the next round's transaction; when one row's
+    completion raises, the others are still recorded and that row stays leased for a retry."""
+    from bot.worker import Worker
+
+    add(engine, ("inc:1", "good", outbox.NORMAL), ("inc:2", "bad", outbox.NORMAL))
+    add(engine, ("inc:1", "after", outbox.NORMAL))  # claimable once its lane's head is settled
+    delivered: list[str] = []
+
+    def fails(session: Session) -> None:
+        raise RuntimeError("a bug in a completion")
+
+    async def handle(row: Outbox):
+        delivered.append(row.op)
+        return fails if row.op == "bad" else None
+
+    worker = Worker(engine, {"good": handle, "bad": handle, "after": handle}, lambda: NOW)
+    asyncio.run(worker.drain(5))
+    assert sorted(delivered) == ["after", "bad", "good"]
+    with transaction(engine) as session:
+        rows = {row.op: row for row in session.exec(select(Outbox))}
+    assert rows["good"].status == rows["after"].status == "sent"
+    assert rows["bad"].status == "pending" and rows["bad"].lease_until is not None  # retried later
