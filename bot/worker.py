@@ -28,16 +28,15 @@ from sqlmodel import Session
 
 from bot.integrations.errors import DeliveryError
 from bot.observability import OUTBOX_DELIVERED
-from bot.slack.delivery import Completion, Handler
+from bot.outbox_rounds import Outcome, record_and_claim
+from bot.slack.delivery import Handler
 from bot.store import outbox
-from bot.store.db import transaction
 from bot.store.tables import Outbox
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 300.0
 MAX_PROBE_INTERVAL = 15.0
-NOTHING: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -155,8 +154,13 @@ class Worker:
         if idle and not await to_thread.run_sync(outbox.has_ready, self.engine, now):
             return 0
         held = frozenset().union(*(side.ops for side in self.sides if side.name in self._down))
+        pages, limit = bool(self._pages_in_flight), max(free, 0)
+
+        def claim(session: Session) -> list[Outbox]:
+            return outbox.claim(session, self.owner, now, limit, self.lease, held, pages)
+
         rows = await to_thread.run_sync(
-            self._record_and_claim, outcomes, now, max(free, 0), held, bool(self._pages_in_flight)
+            record_and_claim, self.engine, outcomes, now, claim if limit else None
         )
         self._busy = bool(rows)
         for row in rows:
@@ -189,7 +193,7 @@ class Worker:
         outcomes, self._outcomes = self._outcomes, []
         if outcomes:
             with contextlib.suppress(Exception):  # logged; the leases cover what was not recorded
-                await to_thread.run_sync(self._record_and_claim, outcomes, self.clock(), 0, NOTHING, False)
+                await to_thread.run_sync(record_and_claim, self.engine, outcomes, self.clock(), None)
 
     async def drain(self, limit_seconds: float = 30.0) -> None:
         """Deliver until nothing is ready (for the CLI and tests)."""
@@ -295,62 +299,3 @@ class Worker:
     def _record(self, outcome: Outcome) -> None:
         self._outcomes.append(outcome)
         self._wakeup.set()
-
-    def _record_and_claim(
-        self, outcomes: list[Outcome], now: datetime, limit: int, held: frozenset[str], pages: bool
-    ) -> list[Outbox]:
-        """One transaction: settle finished rows (running their completions), then claim. If a
-        completion fails, the others are recorded one by one so that one bug does not hold them all
-        up; the failed row's lease expires and it is delivered again (after looking first)."""
-        try:
-            with transaction(self.engine) as session:
-                for outcome in outcomes:
-                    outcome.complete(session)
-                session.flush()
-                outbox.settle(session, [outcome.row_outcome for outcome in outcomes], now)
-                rows = []
-                if limit:
-                    rows = outbox.claim_in(session, self.owner, now, limit, self.lease, held, pages)
-        except Exception:
-            if not outcomes:
-                raise  # the claim itself failed: the run loop logs it and looks again
-            for outcome in outcomes:
-                self._settle_alone(outcome, now)
-            return outbox.claim(self.engine, self.owner, now, limit, self.lease, held, pages) if limit else []
-        for outcome in outcomes:
-            OUTBOX_DELIVERED.labels(outcome.op, outcome.status).inc()
-        return rows
-
-    def _settle_alone(self, outcome: Outcome, now: datetime) -> None:
-        try:
-            with transaction(self.engine) as session:
-                outcome.complete(session)
-                session.flush()
-                outbox.settle(session, [outcome.row_outcome], now)
-        except Exception:
-            log.exception("outbox %s (%s) could not be settled; it will be retried", *outcome.row)
-            return
-        OUTBOX_DELIVERED.labels(outcome.op, outcome.status).inc()
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """How a delivery ended, to be recorded with the row's completion in one transaction."""
-
-    row_id: int
-    op: str
-    status: str
-    completion: Completion | None
-    error: str | None
-
-    @property
-    def row(self) -> tuple[int, str]:
-        return self.row_id, self.op
-
-    @property
-    def row_outcome(self) -> tuple[int, str, str | None]:
-        return self.row_id, self.status, self.error
-
-    def complete(self, session: Session) -> None:
-        if self.completion is not None:
-            self.completion(session)

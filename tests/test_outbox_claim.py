@@ -37,7 +37,8 @@ def add(engine: Engine, *rows: tuple[str, str, int]) -> None:
 
 
 def claim(engine: Engine, limit: int = 8, **kw) -> list[tuple[str, str]]:
-    return [(r.lane, r.op) for r in outbox.claim(engine, "me", NOW, limit, LEASE, **kw)]
+    with transaction(engine) as session:
+        return [(r.lane, r.op) for r in outbox.claim(session, "me", NOW, limit, LEASE, **kw)]
 
 
 def test_only_lane_heads_most_urgent_first(engine):

@@ -149,16 +149,11 @@ def _fire(
 def _schedule(
     session: Session, incident: Incident, kind: str, key: str, due: datetime, *, fresh: bool = False
 ) -> None:
-    if fresh:
-        session.add(Timer(incident_id=incident.id, kind=kind, key=key, due_at=due))
-        return
-    exists = session.exec(
-        select(Timer.id).where(
-            col(Timer.incident_id) == incident.id, col(Timer.kind) == kind, col(Timer.key) == key
-        )
-    ).first()
-    if exists is None:
-        session.add(Timer(incident_id=incident.id, kind=kind, key=key, due_at=due))
+    if not fresh:  # a fresh incident has no timers yet
+        mine = col(Timer.incident_id) == incident.id, col(Timer.kind) == kind, col(Timer.key) == key
+        if session.exec(select(Timer.id).where(*mine)).first() is not None:
+            return
+    session.add(Timer(incident_id=incident.id, kind=kind, key=key, due_at=due))
 
 
 def _page_step(

@@ -69,20 +69,6 @@ def enqueue(
 
 
 def claim(
-    engine: Engine,
-    owner: str,
-    now: datetime,
-    limit: int,
-    lease: timedelta,
-    held_ops: frozenset[str] = frozenset(),
-    pages_in_flight: bool = False,
-) -> list[Outbox]:
-    """`claim_in` in a transaction of its own."""
-    with transaction(engine) as session:
-        return claim_in(session, owner, now, limit, lease, held_ops, pages_in_flight)
-
-
-def claim_in(
     session: Session,
     owner: str,
     now: datetime,
