@@ -26,7 +26,7 @@ from anyio import to_thread
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from bot.integrations.errors import DeliveryError
+from bot.integrations.errors import DeliveryError, backoff
 from bot.observability import OUTBOX_DELIVERED
 from bot.outbox_rounds import Outcome, record_and_claim
 from bot.slack.delivery import Handler
@@ -35,7 +35,6 @@ from bot.store.tables import Outbox
 
 log = logging.getLogger(__name__)
 
-MAX_BACKOFF = 300.0
 MAX_PROBE_INTERVAL = 15.0
 
 
@@ -46,16 +45,6 @@ class FarSide:
     name: str
     ops: frozenset[str]
     probe: Callable[[], Awaitable[None]]  # raises DeliveryError while the service is down
-
-
-def looks_down(exc: DeliveryError) -> bool:
-    """Server errors and network trouble, not a rate limit (that has its own Retry-After)."""
-    return exc.recoverable and exc.retry_after is None
-
-
-def backoff(attempts: int) -> float:
-    """2 s, 4 s, 8 s ... capped at 5 minutes, with jitter so replicas do not retry in step."""
-    return min(MAX_BACKOFF, 2.0 ** max(1, attempts)) * random.uniform(0.8, 1.2)
 
 
 class Worker:
@@ -223,7 +212,7 @@ class Worker:
             completion = await handler(row)
         except DeliveryError as exc:
             await self._failed(row, exc)
-            if looks_down(exc):
+            if exc.looks_down:
                 self._suspect(row.op)
             return
         except Exception as exc:
@@ -284,7 +273,7 @@ class Worker:
                 await side.probe()
                 break
             except DeliveryError as exc:
-                if not looks_down(exc):
+                if not exc.looks_down:
                     break  # it answered (even "no"): it is up
             except Exception:
                 log.exception("probing %s failed", side.name)

@@ -6,6 +6,15 @@ with backoff, honouring Retry-After); anything else is the request's fault and i
 
 from __future__ import annotations
 
+import random
+
+MAX_BACKOFF = 300.0
+
+
+def backoff(attempts: int) -> float:
+    """2 s, 4 s, 8 s ... capped at 5 minutes, with jitter so replicas do not retry in step."""
+    return min(MAX_BACKOFF, 2.0 ** max(1, attempts)) * random.uniform(0.8, 1.2)
+
 
 class DeliveryError(Exception):
     def __init__(
@@ -29,3 +38,8 @@ class DeliveryError(Exception):
         # True when the call may still be under way there (a timeout, a dropped connection): a
         # lookup made at once could miss what it is about to do, so the retry keeps its backoff.
         self.unfinished = unfinished
+
+    @property
+    def looks_down(self) -> bool:
+        """Server errors and network trouble, not a rate limit (that has its own Retry-After)."""
+        return self.recoverable and self.retry_after is None
