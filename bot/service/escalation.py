@@ -77,6 +77,36 @@ def restart(ctx: Context, session: Session, incident: Incident, now: datetime) -
     _advance(ctx, session, incident, now)
 
 
+def retime(ctx: Context, session: Session, incident: Incident, now: datetime) -> None:
+    """The severity changed: the pending step keeps its place in the plan but takes the new pace,
+    counted from the page before it. One that is overdue at the new pace pages at the next tick,
+    alone, not with the steps after it; those keep the new gaps."""
+    pending = pending_step(session, incident)
+    if pending is None or incident.status != "triggered":
+        return
+    plan = _plan(ctx, incident)
+    keys = [_key(incident, step) for step in plan]
+    at = (
+        len(keys) if pending.kind == "final_notice" else keys.index(pending.key) if pending.key in keys else 0
+    )
+    if at == 0:
+        return  # nothing paged yet: the first step's delay does not depend on severity
+    before = session.exec(
+        select(Timer.fired_at).where(
+            col(Timer.incident_id) == incident.id,
+            col(Timer.kind) == "escalation",
+            col(Timer.key) == keys[at - 1],
+        )
+    ).first()
+    due = max(now, (before or plan[at - 1].due_at) + plan[at - 1].wait_after)
+    if at < len(plan):
+        anchor = incident.escalation_anchor or incident.created_at
+        incident.escalation_anchor = anchor + (due - plan[at].due_at)
+        session.add(incident)
+    pending.due_at = due
+    session.add(pending)
+
+
 def pending_step(session: Session, incident: Incident) -> Timer | None:
     return session.exec(
         select(Timer).where(

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select, update
 
-from bot.core.incident import Event, IncidentState, Severity, Status, apply
+from bot.core.incident import OPEN_STATUSES, Event, IncidentState, Severity, Status, apply
 from bot.core.text import channel_name
 from bot.service import pagerduty_sync
 from bot.service.context import Context
@@ -170,6 +170,8 @@ def resolve_incident(
 ) -> None:
     """Resolve, whoever resolved it; PagerDuty hears of it unless PagerDuty is who told us."""
     transition(ctx, session, incident, Event.RESOLVE, actor, now)
+    if incident.source == "storm":
+        _resolve_folded(ctx, session, incident, actor, now)
     cancel_paging(session, incident, now)
     expire_silences(session, incident, now)
     if tell_pagerduty:
@@ -179,6 +181,19 @@ def resolve_incident(
     outbox.enqueue(
         session, lane(incident), "update_pages", now, incident_id=incident.id, priority=outbox.COSMETIC
     )
+
+
+def _resolve_folded(ctx: Context, session: Session, storm: Incident, actor: str, now: datetime) -> None:
+    """The groups a storm holds resolve with it: left open under a resolved storm, a group would
+    take its new alerts in silently instead of opening an incident that pages."""
+    folded = session.exec(
+        select(Incident).where(
+            col(Incident.parent_id) == storm.id,
+            col(Incident.status).in_([s.value for s in OPEN_STATUSES]),
+        )
+    )
+    for child in folded.all():
+        transition(ctx, session, child, Event.RESOLVE, actor, now)
 
 
 def say(session: Session, incident: Incident, now: datetime, text: str, *, trusted: bool = False) -> None:

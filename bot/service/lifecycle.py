@@ -100,6 +100,7 @@ def set_severity(ctx: Context, incident_id: int, actor: str, severity: Severity)
         now = ctx.clock()
         before, incident.severity = incident.severity, severity.value
         session.add(incident)
+        escalation.retime(ctx, session, incident, now)
         assert incident.id is not None
         record(
             session,

@@ -138,6 +138,7 @@ def fold(ctx: Context, session: Session, storm: Incident, note: Notification, no
     if _SEVERITY_RANK.get(child.severity, 3) < _SEVERITY_RANK.get(storm.severity, 3):
         storm.severity = child.severity  # the storm is as severe as its worst group
         session.add(storm)
+        escalation.retime(ctx, session, storm, now)  # and escalates at that severity's pace
     sync(ctx, session, storm, now)
     return child
 
