@@ -114,7 +114,8 @@ class Rotation:
         set_(self, "overrides", overrides)
         set_(self, "_zone", zone)
         set_(self, "_calendar", self.shift is not None and self.shift % _DAY == timedelta(0))
-        set_(self, "_first", None if self.start is None else local_to_utc(self.start, zone))
+        # The start keeps the fold the file gave it (an explicit offset in a repeated DST hour).
+        set_(self, "_first", None if self.start is None else self.start.replace(tzinfo=zone).astimezone(UTC))
         set_(
             self,
             "_by_layer",

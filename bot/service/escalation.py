@@ -200,14 +200,17 @@ def _page_step(
     rotation = ctx.rotations.rotations[incident.rotation]
     people = resolve_targets(step, rotation, ctx.rotations.people, now)
     shifts = on_call_all(rotation, now) if rotation.source == "file" else {}
-    layer_of = {shift.person: layer for layer, shift in reversed(list(shifts.items()))}
+    layer_of: dict[str, str] = {}  # each person by the layer this step pages them for
+    for target in step.step.targets:
+        if target.kind == "layer" and target.value in shifts:
+            layer_of.setdefault(shifts[target.value].person, target.value)
     label = f"step {step.index + 1}" + (f", round {step.round + 1}" if step.round else "")
     key = _key(incident, step)
     for person in people:
         page = Page(
             incident_id=incident.id,
             person=person.name,
-            layer=layer_of.get(person.name) if any(t.kind == "layer" for t in step.step.targets) else None,
+            layer=layer_of.get(person.name),
             step_key=key,
             email=person.email,
             slack_user=person.slack_id,
