@@ -205,6 +205,19 @@ def _layer_shift(
     return Shift(members[k % len(members)], start, end, layer)
 
 
+def hands_over(rotation: Rotation, layer: str, shift: Shift, horizon: int = 60) -> datetime | None:
+    """When `shift.person` really hands `layer` on: the end of their run of shifts (consecutive
+    shifts of one person, as in [mike, mike, lisa] or a one-member layer, are one stretch of duty);
+    None when that is more than `horizon` shifts away."""
+    end = shift.end
+    for _ in range(horizon):
+        after = on_call(rotation, layer, end)
+        if after.person != shift.person:
+            return end
+        end = after.end
+    return None
+
+
 def upcoming(rotation: Rotation, layer: str, at: datetime, count: int) -> list[Shift]:
     """The shift at `at` and the `count - 1` after it (for `/oncall` schedules)."""
     shifts: list[Shift] = []

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from bot.catalog.rotations import Catalog
 from bot.core.errors import BadInput
 from bot.core.pagerduty import OnCallEntry
-from bot.core.rotations import Rotation, on_call_all
+from bot.core.rotations import Rotation, hands_over, on_call_all
 from bot.core.text import escape
 
 # (schedule id, escalation policy id) -> (entries, stale): `OnCallCache.get` in production.
@@ -45,7 +45,9 @@ def describe(
                 if slack and person and person.slack_id:
                     who = f"<@{person.slack_id}>"
                 note = " (override)" if shift.override else ""
-                lines.append(f"  • {layer}: {who}{note} until {_until(shift.end, zone)}")
+                handover = hands_over(rotation, layer, shift)
+                until = f"until {_until(handover, zone)}" if handover else "(no handover scheduled)"
+                lines.append(f"  • {layer}: {who}{note} {until}")
         parts.append("\n".join(lines))
     return "\n\n".join(parts)
 
