@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -42,6 +43,8 @@ from bot.wiring import (
 from bot.worker_process import WorkerProcess
 
 log = logging.getLogger(__name__)
+
+_SLACK_TIMESTAMP = re.compile(r"[0-9]{1,12}")  # Unix seconds, ASCII digits only
 
 
 async def _connect_socket_mode(bolt: AsyncApp, settings: Settings) -> AsyncSocketModeHandler | None:
@@ -151,11 +154,12 @@ def create_app(
         timestamp = request.headers.get("x-slack-request-timestamp", "")
         signature = request.headers.get("x-slack-signature", "")
         body = await request.body()
+        # slack_sdk's verifier raises on what Slack never sends: a timestamp that int() refuses
+        # (non-ASCII digits, thousands of them), a non-ASCII signature, a body that is not UTF-8.
+        well_formed = _SLACK_TIMESTAMP.fullmatch(timestamp) is not None and signature.isascii()
         try:
-            valid = (
-                verifier is not None and timestamp.isdigit() and verifier.is_valid(body, timestamp, signature)
-            )
-        except UnicodeDecodeError:  # the verifier decodes the body as UTF-8; Slack always sends UTF-8
+            valid = verifier is not None and well_formed and verifier.is_valid(body, timestamp, signature)
+        except (UnicodeDecodeError, ValueError, TypeError):
             valid = False
         if not valid:
             return JSONResponse({"detail": "invalid or expired Slack signature"}, status_code=401)

@@ -25,7 +25,7 @@ def _secrets(settings: Settings) -> list[str]:
         settings.pagerduty_webhook_secret,
         settings.slack_app_token,
     ]
-    out = []
+    out = [settings.database_password] if settings.database_password else []
     for value in values:
         if value is not None:
             out += [s.strip() for s in value.get_secret_value().split(",") if s.strip()]

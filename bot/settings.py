@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The password in `scheme://user:password@host/db`.
+_URL_PASSWORD = re.compile(r"(?<=://)([^:/@]*:)([^@]*)(?=@)")
 
 
 class Settings(BaseSettings):
@@ -68,3 +74,15 @@ class Settings(BaseSettings):
     @cached_property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def database_password(self) -> str | None:
+        found = _URL_PASSWORD.search(self.database_url)
+        return found.group(2) if found and found.group(2) else None
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # Every other secret is a SecretStr; the database URL stays a str (SQLAlchemy takes it as is).
+        for name, value in super().__repr_args__():
+            if name == "database_url":
+                value = _URL_PASSWORD.sub(r"\1**********", value)
+            yield name, value

@@ -20,14 +20,40 @@ def escape(text: str) -> str:
     return text.translate(_ESCAPES)
 
 
+# What may be a link target: in `<...|label>` anything else is Slack syntax (`!channel`, `@U123`).
+_WEB_URL = re.compile(r"(?:https?://[^\s/?#]+|mailto:\S)", re.IGNORECASE)
+
+
 def link(url: str, label: str) -> str:
-    """A mrkdwn link whose URL and label cannot break out of the `<url|label>` syntax."""
+    """A mrkdwn link whose URL and label cannot break out of the `<url|label>` syntax; a URL that
+    is not http(s) or mailto gives the label alone, so it cannot become a mention."""
+    if not _WEB_URL.match(url):
+        return escape(label)
     safe_url = url.replace("<", "%3C").replace(">", "%3E").replace("|", "%7C").replace(" ", "%20")
     return f"<{safe_url}|{escape(label).replace('|', '¦')}>"
 
 
 def truncate(text: str, limit: int, marker: str = "…") -> str:
+    """Cut raw text (escape it afterwards); for text already escaped, `fit`."""
     return text if len(text) <= limit else text[: max(0, limit - len(marker))] + marker
+
+
+def safe_cut(text: str, cut: int) -> int:
+    """Move a cut in escaped mrkdwn back so it splits neither a `<...>` nor an `&entity;`."""
+    lt = text.rfind("<", 0, cut)
+    if lt > 0 and lt > text.rfind(">", 0, cut):
+        cut = lt  # inside a <url|label> link
+    amp = text.rfind("&", max(0, cut - 5), cut)
+    if amp > 0 and ";" not in text[amp:cut]:
+        cut = amp  # inside &amp; / &lt; / &gt;
+    return max(cut, 1)
+
+
+def fit(text: str, limit: int) -> str:
+    """Escaped text cut to `limit` without splitting an entity or a link."""
+    if len(text) <= limit:
+        return text
+    return text[: safe_cut(text, limit - 1)] + "…"
 
 
 def slugify(text: str, max_len: int = 60) -> str:

@@ -27,7 +27,7 @@ from slack_sdk.models.blocks import (
 from bot.core.runbook_links import RunbookLink
 from bot.core.runbook_mrkdwn import code_body, markdown_to_mrkdwn
 from bot.core.runbooks import Runbook, Step, is_valid_slug
-from bot.core.text import escape, link
+from bot.core.text import escape, fit, link, safe_cut, truncate
 
 MAX_BLOCKS = 50
 SECTION_MAX = 3000
@@ -106,11 +106,11 @@ def no_runbook_blocks(link_result: RunbookLink) -> list[Block]:
         hint = f" with `alerts: [{alert_name}]` in its front matter" if alert_name else ""
         lines.append(f"Create `{name}`{hint} and it will be posted here next time.")
     if link_result.url:
-        lines.append(f"The alert links to {link(link_result.url, _cut(link_result.url, 200))}")
-    text = MarkdownTextObject(text=_fit("\n".join(lines)))
+        lines.append(f"The alert links to {link(link_result.url, truncate(link_result.url, 200))}")
+    text = MarkdownTextObject(text=fit("\n".join(lines), SECTION_MAX))
     blocks: list[Block] = [SectionBlock(block_id="rb-missing", text=text)]
     if link_result.refused:
-        note = _fit("Refused runbook reference: " + escape(link_result.refused), CONTEXT_MAX)
+        note = fit("Refused runbook reference: " + escape(link_result.refused), CONTEXT_MAX)
         blocks.append(ContextBlock(block_id="rb-refused", elements=[MarkdownTextObject(text=note)]))
     return blocks
 
@@ -162,7 +162,7 @@ def _render(
             blocks.extend(_intro(runbook, source_url))
         elif isinstance(item, _Heading):
             name = item.name + (" (continued)" if item.continued else "")
-            text = PlainTextObject(text=_fit(escape(name), HEADER_MAX))
+            text = PlainTextObject(text=fit(escape(name), HEADER_MAX))
             blocks.append(HeaderBlock(block_id=f"rb-section-{n}", text=text))
         else:
             blocks.extend(_step_blocks(runbook.slug, incident_id, item, done.get(item.number)))
@@ -170,7 +170,7 @@ def _render(
 
 
 def _intro(runbook: Runbook, source_url: str | None) -> list[Block]:
-    title = _fit(escape(f"📘 Runbook: {runbook.title}"), HEADER_MAX)
+    title = fit(escape(f"📘 Runbook: {runbook.title}"), HEADER_MAX)
     source = escape(runbook.source_file or f"runbooks/{runbook.slug}.md")
     facts = [
         f"*Owner:* {escape(runbook.owner)}" if runbook.owner else "",
@@ -179,7 +179,7 @@ def _intro(runbook: Runbook, source_url: str | None) -> list[Block]:
         f"*Source:* {link(source_url, runbook.source_file) if source_url else f'`{source}`'}",
         f"{len(runbook.steps)} steps: press *Done* as you go",
     ]
-    context = _fit("  ·  ".join(f for f in facts if f), CONTEXT_MAX)
+    context = fit("  ·  ".join(f for f in facts if f), CONTEXT_MAX)
     return [
         HeaderBlock(block_id="rb-title", text=PlainTextObject(text=title)),
         ContextBlock(block_id="rb-intro", elements=[MarkdownTextObject(text=context)]),
@@ -209,7 +209,7 @@ def _step_blocks(slug: str, incident_id: int, step: Step, done_by: tuple[str, st
     if done_by:
         user, when = done_by
         who = f"<@{user}>" if _USER_ID_RE.match(user) else escape(user)
-        note = _fit(f"done by {who} at {escape(when)}", CONTEXT_MAX)
+        note = fit(f"done by {who} at {escape(when)}", CONTEXT_MAX)
         blocks.append(ContextBlock(block_id=f"rb-done-{n}", elements=[MarkdownTextObject(text=note)]))
     return blocks
 
@@ -245,30 +245,9 @@ def _split(text: str, limit: int) -> list[str]:
             cut = text.rfind(" ", 0, limit + 1)
         if cut < limit // 2:
             cut = limit
-        cut = _safe_cut(text, cut)
+        cut = safe_cut(text, cut)
         chunks.append(text[:cut])
         text = text[cut:].removeprefix("\n")
     if text or not chunks:
         chunks.append(text)
     return chunks
-
-
-def _safe_cut(text: str, cut: int) -> int:
-    lt = text.rfind("<", 0, cut)
-    if lt > 0 and lt > text.rfind(">", 0, cut):
-        cut = lt  # inside a <url|label> link
-    amp = text.rfind("&", max(0, cut - 5), cut)
-    if amp > 0 and ";" not in text[amp:cut]:
-        cut = amp  # inside &amp; / &lt; / &gt;
-    return max(cut, 1)
-
-
-def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _fit(text: str, limit: int = SECTION_MAX) -> str:
-    """Escaped text cut to `limit` without splitting an entity (escaping makes text longer)."""
-    if len(text) <= limit:
-        return text
-    return text[: _safe_cut(text, limit - 1)] + "…"

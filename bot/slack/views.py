@@ -23,7 +23,7 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.core.durations import format_duration
-from bot.core.text import escape, link, truncate
+from bot.core.text import escape, fit, link, truncate
 
 MAX_ALERTS_ON_CARD = 10
 _SEV_ICON = {"SEV1": ":red_circle:", "SEV2": ":large_orange_circle:", "SEV3": ":large_yellow_circle:"}
@@ -89,13 +89,13 @@ def _who(actor: str | None) -> str:
 
 
 def topic(view: IncidentView) -> str:
-    return truncate(f"{view.severity} | {view.status} | {escape(view.title)}", 250)
+    return fit(f"{view.severity} | {view.status} | {escape(view.title)}", 250)
 
 
 def announcement(view: IncidentView) -> str:
     where = f"<#{view.channel_id}>" if view.channel_id else "(channel pending)"
     icon = _SEV_ICON.get(view.severity, "")
-    return truncate(f"{icon} {view.severity} incident {where}: {escape(view.title)} ({view.status})", 3000)
+    return fit(f"{icon} {view.severity} incident {where}: {escape(view.title)} ({view.status})", 3000)
 
 
 def alertmanager_link(external_url: str, labels: dict[str, str]) -> str | None:
@@ -118,13 +118,13 @@ def _alert_block(alert: AlertView) -> SectionBlock:
         lines.append(labels)
     if alert.generator_url.startswith(("http://", "https://")):
         lines.append(link(alert.generator_url, "Source graph"))
-    return SectionBlock(text=MarkdownTextObject(text=truncate("\n".join(lines), 3000)))
+    return SectionBlock(text=MarkdownTextObject(text=fit("\n".join(lines), 3000)))
 
 
 def card(view: IncidentView) -> list[Block]:
     sev_icon = _SEV_ICON.get(view.severity, "")
     blocks: list[Block] = [
-        HeaderBlock(text=truncate(f"{view.severity} · {escape(view.title)}", 150)),
+        HeaderBlock(text=fit(f"{view.severity} · {escape(view.title)}", 150)),
         SectionBlock(
             fields=[
                 MarkdownTextObject(text=f"*Status*\n{_STATUS_ICON.get(view.status, '')} {view.status}"),
@@ -179,7 +179,7 @@ def _group_blocks(groups: Sequence[GroupView]) -> list[Block]:
     head = f"*Alert groups in this storm: {len(groups)}, {open_count} still firing*"
     return [
         DividerBlock(),
-        SectionBlock(text=MarkdownTextObject(text=truncate(head + "\n" + "\n".join(lines), 3000))),
+        SectionBlock(text=MarkdownTextObject(text=fit(head + "\n" + "\n".join(lines), 3000))),
     ]
 
 
@@ -223,7 +223,7 @@ def page_message(view: IncidentView, label: str) -> tuple[str, list[Block]]:
     if summary and summary != view.title:
         lines.append(escape(summary))
     lines.append(f"Join {where} · opened {slack_date(view.created_at)}")
-    blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=truncate("\n".join(lines), 3000)))]
+    blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=fit("\n".join(lines), 3000)))]
     if view.status == "triggered":
         blocks.append(
             ActionsBlock(

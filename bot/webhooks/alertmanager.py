@@ -15,7 +15,7 @@ from typing import Literal
 
 from anyio import CapacityLimiter, to_thread
 from fastapi import APIRouter, HTTPException, Request
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.core.alerts import Alert, Notification, unquote_receiver
@@ -27,6 +27,7 @@ from bot.webhooks.common import ERROR_RESPONSES, json_body, parse_json, read_bod
 log = logging.getLogger(__name__)
 
 _LABELS = dict[str, str]
+KEY_MAX_BYTES = 2048
 
 
 class AlertIn(BaseModel):
@@ -52,10 +53,10 @@ class WebhookIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     version: Literal["4"]
-    groupKey: str = Field(min_length=1, max_length=4096)
+    groupKey: str = Field(min_length=1, max_length=KEY_MAX_BYTES)
     truncatedAlerts: int = Field(default=0, ge=0)
     status: Literal["firing", "resolved"]
-    receiver: str = Field(min_length=1)
+    receiver: str = Field(min_length=1, max_length=KEY_MAX_BYTES)
     groupLabels: _LABELS = Field(default_factory=dict)
     commonLabels: _LABELS = Field(default_factory=dict)
     commonAnnotations: _LABELS = Field(default_factory=dict)
@@ -71,6 +72,15 @@ class WebhookIn(BaseModel):
                 raise ValueError(f"fingerprint {alert.fingerprint!r} appears twice")
             seen.add(alert.fingerprint)
         return alerts
+
+    @model_validator(mode="after")
+    def _key_fits(self) -> WebhookIn:
+        # receiver|groupKey is the open incident's unique key: PostgreSQL's btree takes at most
+        # 2704 bytes, and a notification that cannot be stored must get a 4xx, not endless 503s.
+        size = len(self.receiver.encode()) + 1 + len(self.groupKey.encode())
+        if size > KEY_MAX_BYTES:
+            raise ValueError(f"receiver and groupKey together take {size} bytes; at most {KEY_MAX_BYTES} fit")
+        return self
 
     def to_core(self) -> Notification:
         return Notification(

@@ -17,13 +17,16 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_val
 from bot.core.pagerduty import DATA_TYPE_OF, PagerDutyEvent
 from bot.webhooks.common import utc_time
 
+# PagerDuty ids are about 7 characters; they end up in indexed columns, which have a size limit.
+_ID = Annotated[str, Field(min_length=1, max_length=256)]
+
 
 class Reference(BaseModel):
     """A PagerDuty `*_reference` object (user, service, escalation policy, priority, incident)."""
 
     model_config = ConfigDict(extra="ignore")
 
-    id: str = Field(min_length=1)
+    id: _ID
     type: str = ""
     summary: str | None = None
     html_url: str | None = None
@@ -33,7 +36,7 @@ class IncidentData(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     type: Literal["incident"]
-    id: str = Field(min_length=1)
+    id: _ID
     number: int
     title: str
     status: Literal["triggered", "acknowledged", "resolved"]
@@ -49,7 +52,7 @@ class NoteData(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     type: Literal["incident_note"]
-    id: str = Field(min_length=1)
+    id: _ID
     content: str
     trimmed: bool = False
     incident: Reference
