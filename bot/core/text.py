@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 
 _ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
 
@@ -18,6 +19,27 @@ CHANNEL_NAME_MAX = 80
 def escape(text: str) -> str:
     """Escape untrusted text for a mrkdwn or plain_text field (no mentions, no links)."""
     return text.translate(_ESCAPES)
+
+
+_USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
+_SLACK_MENTION = re.compile(r"<@([UW][A-Z0-9]{2,})(?:\|[^>]*)?>")
+
+
+def escape_keeping_mentions(text: str, users: Iterable[str]) -> str:
+    """`escape`, except mentions of `users`, which the bot wrote itself (a timeline entry lists them
+    in its data): alert or typed text cannot add to that list, so it cannot ping anyone."""
+    out = escape(text)
+    for user in users:
+        if _USER_ID.fullmatch(user):
+            out = out.replace(f"&lt;@{user}&gt;", f"<@{user}>")
+    return out
+
+
+def slack_unescape(text: str) -> str:
+    """Text as a person typed it, from Slack's encoding of messages and slash commands (Slack
+    sends `&`, `<`, `>` as entities; mentions arrive as `<@U123>`)."""
+    text = _SLACK_MENTION.sub(r"<@\1>", text)
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 # What may be a link target: in `<...|label>` anything else is Slack syntax (`!channel`, `@U123`).

@@ -70,7 +70,11 @@ def page(ctx: Context, incident_id: int, actor: str, user_id: str | None, rotati
             actor,
             "escalation",
             f"{mention(actor)} paged {who}",
-            {"step": "manual", "people": [p.person for p in pages]},
+            {
+                "step": "manual",
+                "people": [p.person for p in pages],
+                "mentions": [u for u in (user_id, actor.removeprefix("slack:")) if u],
+            },
         )
     ctx.wake()
     return Answer(f"Paging {who}.", changed=True)

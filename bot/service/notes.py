@@ -39,8 +39,8 @@ def _add(ctx: Context, incident_id: int, actor: str, kind: str, text: str, echo:
 def capture_message(
     ctx: Context, incident_id: int, actor: str, author: str | None, ts: str, text: str, how: str
 ) -> bool:
-    """A pinned (or :pushpin:-ed) message joins the timeline at its original time, once.
-    False when it was already there, or when `ts` is not a Slack message time."""
+    """A pinned (or :pushpin:-ed) message joins the timeline at its original time, once (`text` as
+    typed, not as Slack encodes it). False when it was already there, or `ts` is not a Slack time."""
     seconds = slack_ts_seconds(ts)
     if seconds is None:
         return False

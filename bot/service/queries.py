@@ -6,7 +6,7 @@ from sqlmodel import Session, col, select
 
 from bot.core.durations import format_duration
 from bot.core.incident import OPEN_STATUSES, Status
-from bot.core.text import escape
+from bot.core.text import escape, escape_keeping_mentions
 from bot.service.context import Context
 from bot.service.escalation import pending_step
 from bot.service.responders import mention
@@ -85,5 +85,6 @@ def timeline(ctx: Context, incident_id: int, limit: int = 20) -> str:
         ).all()
         lines = [f"*Last {len(rows)} timeline entries (UTC):*"]
         for entry in reversed(rows):
-            lines.append(f"`{entry.at:%H:%M:%S}` {mention(entry.actor)} · {escape(entry.text[:300])}")
+            text = escape_keeping_mentions(entry.text[:300], entry.data.get("mentions", ()))
+            lines.append(f"`{entry.at:%H:%M:%S}` {mention(entry.actor)} · {text}")
         return "\n".join(lines)

@@ -19,6 +19,7 @@ from slack_sdk.models.views import View
 from bot.core import commands
 from bot.core.errors import BadInput, IncidentBotError
 from bot.core.incident import Severity
+from bot.core.text import slack_unescape
 from bot.service import declare, lifecycle, manual_pages, notes, queries, responders, runbooks
 from bot.service.context import Context
 from bot.slack.sanitize import dig
@@ -32,7 +33,7 @@ DECLARE_FALLBACK = "Could not open the form; declare with `/incident declare <ti
 def register(app: AsyncApp, ctx: Context, archive_after: timedelta | None) -> None:
     @app.command("/incident")
     async def incident_command(ack: Any, command: dict[str, Any], client: Any) -> None:
-        cmd = commands.parse(command.get("text") or "")
+        cmd = commands.parse(slack_unescape(command.get("text") or ""))
         user, channel = command.get("user_id"), command.get("channel_id")
         if not user or not channel:
             await ack(text="This command arrived without a user or channel; nothing was done.")

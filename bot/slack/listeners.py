@@ -18,6 +18,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.errors import IncidentBotError
+from bot.core.text import slack_unescape
 from bot.service import lifecycle, notes, oncall, responders, runbooks
 from bot.service.context import Context
 from bot.slack import commands
@@ -145,8 +146,9 @@ def register(
         if incident_id is None:
             return
         try:
+            typed = slack_unescape(text)  # Slack sends &, <, > as entities
             await to_thread.run_sync(
-                notes.capture_message, ctx, incident_id, f"slack:{by}", author, ts, text, how
+                notes.capture_message, ctx, incident_id, f"slack:{by}", author, ts, typed, how
             )
         except Exception:
             log.exception("could not add a pinned message to the timeline")

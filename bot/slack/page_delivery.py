@@ -115,7 +115,7 @@ class PageDelivery:
                 "bot",
                 "paged",
                 f"Paged {page.person} by DM",
-                {"person": page.person, "user": user, "step": page.step_key},
+                {"person": page.person, "user": user, "step": page.step_key, "mentions": [user]},
             )
             for op, payload in (
                 ("invite", {"users": [user]}),
