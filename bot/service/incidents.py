@@ -222,14 +222,17 @@ def cancel_paging(session: Session, incident: Incident, now: datetime) -> int:
     return int(result.rowcount or 0)
 
 
-def expire_silences(session: Session, incident: Incident, now: datetime) -> None:
-    """Silences made from the card end with the incident (resolved or closed)."""
-    if incident.silences:
+def expire_silences(
+    session: Session, incident: Incident, now: datetime, ids: list[str] | None = None
+) -> None:
+    """Silences made from the card (all, or `ids`) end with the incident (resolved or closed)."""
+    ids = list(incident.silences) if ids is None else ids
+    if ids:
         outbox.enqueue(
             session,
             f"alertmanager:{incident.id}",
             "expire_silences",
             now,
-            {"ids": list(incident.silences)},
+            {"ids": ids},
             incident_id=incident.id,
         )

@@ -9,6 +9,7 @@ from sqlmodel import Session
 from bot.core.durations import format_duration
 from bot.integrations.alertmanager import AlertmanagerAPI
 from bot.integrations.errors import DeliveryError
+from bot.service.incidents import expire_silences
 from bot.service.timeline import record
 from bot.slack.delivery import Completion, Handler, SlackDelivery, require_channel
 from bot.store.tables import Incident, Outbox
@@ -48,6 +49,8 @@ class LifecycleDelivery:
         api = self._require_api()
         snap = await self.base.snapshot(row)
         incident = snap.incident
+        if incident.status in ("resolved", "closed"):
+            return None  # resolved before we got here: a silence now would mute its next firing
         labels = incident.group_labels or (snap.alerts[0].labels if snap.alerts else {})
         if not labels:
             raise DeliveryError(
@@ -69,10 +72,16 @@ class LifecycleDelivery:
         )
 
         def complete(session: Session) -> None:
-            stored = session.get(Incident, incident.id)
+            # Locked: a resolve committing meanwhile either sees this silence (and expires it) or
+            # is seen here.
+            stored = session.get(Incident, incident.id, with_for_update=True)
             assert stored is not None and stored.id is not None
             stored.silences = [*stored.silences, silence_id]
             session.add(stored)
+            if stored.status in ("resolved", "closed"):  # resolved while Alertmanager answered
+                record(session, stored.id, now, "bot", "silence", "Silence made after the incident resolved")
+                expire_silences(session, stored, now, [silence_id])
+                return
             record(
                 session,
                 stored.id,

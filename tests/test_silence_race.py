@@ -1,0 +1,90 @@
+"""A silence made from the card never outlives the incident. Found by audit: when the incident
+resolved while the silence request was on its way to Alertmanager (slow API, a retry), the silence
+was created afterwards and nobody expired it, so the group's next firing was muted for hours."""
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+import pytest
+
+from tests.harness import (
+    block_action_body,
+    free_port,
+    post_alertmanager,
+    slack_headers,
+    slash_command_body,
+    wait_until,
+)
+from tests.test_flow_paging import fixture
+
+
+class FakeAM:
+    def __init__(self) -> None:
+        self.created: list[dict] = []
+        self.expired: list[str] = []
+        self.port = free_port()
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a):  # quiet
+                pass
+
+            def _send(self, code: int, body: object) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                time.sleep(2.0)  # a slow Alertmanager (or one retry away)
+                owner.created.append(body)
+                self._send(200, {"silenceID": f"sil-{len(owner.created)}-0000"})
+
+            def do_GET(self):
+                self._send(200, [])
+
+            def do_DELETE(self):
+                owner.expired.append(self.path.rsplit("/", 1)[-1])
+                self._send(200, {})
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def post(bot, body: bytes) -> None:
+    r = httpx.post(f"{bot.url}/slack/events", content=body, headers=slack_headers(body), timeout=10)
+    assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_silence_created_after_resolution_is_expired(start_bot, fake_slack):
+    am = FakeAM()
+    fake = fake_slack.fake
+    bot = start_bot(alertmanager_url=am.url)
+    r = post_alertmanager(bot.url, fixture("firing-single-alert.json"))
+    assert r.status_code == 200, r.text
+    chan = wait_until(
+        lambda: next((c for c in fake.channels.values() if c.name.startswith("inc-") and c.pins), None),
+        15,
+        what="incident channel",
+    )
+    post(bot, block_action_body("incident_silence_4h", "1:14400", channel=chan.id))
+    time.sleep(0.7)  # the silence request is at Alertmanager now
+    post(bot, slash_command_body("/incident", "resolve fixed", channel=chan.id))
+    wait_until(lambda: am.created, 10, what="silence created")
+    time.sleep(4)
+    assert am.expired == ["sil-1-0000"], (
+        f"a 4h silence was created for a resolved incident and never expired: created "
+        f"{len(am.created)}, expired {am.expired}"
+    )
+    am.server.shutdown()
