@@ -1,5 +1,6 @@
 """Paging and escalation through the real endpoints: page -> no ack -> escalate -> ack -> quiet."""
 
+import copy
 import json
 import re
 from datetime import UTC, datetime
@@ -166,3 +167,46 @@ def test_bad_signature_and_stale_timestamp_are_rejected(paging_bot):
         timeout=5,
     )
     assert stale.status_code == 401
+
+
+# The pinned card survives hostile-but-real alert groups (Block Kit limits); found by audit.
+def test_card_is_posted_when_group_labels_are_long(paging_bot, fake_slack):
+    """`group_by: ['...']` makes every label a group label; one long label (a pod spec, a query,
+    an image list: 3.5 kB here) makes the "Open in Alertmanager" link longer than a context
+    element allows, and Slack refuses the whole card: no card, no buttons, ever."""
+    fake = fake_slack.fake
+    payload = copy.deepcopy(fixture("firing-single-alert.json"))
+    long_value = "v" * 3500
+    payload["groupLabels"]["query"] = long_value
+    payload["commonLabels"]["query"] = long_value
+    payload["alerts"][0]["labels"]["query"] = long_value
+    payload["groupKey"] = '{}:{alertname="WeaviateDown", query="...", service="weaviate"}'
+    r = post_alertmanager(paging_bot.url, payload)
+    assert r.status_code == 200, r.text
+    chan = wait_until(
+        lambda: next((c for c in fake.channels.values() if c.name.startswith("inc-") and c.pins), None),
+        15,
+        what="the pinned card",
+    )
+    failed = [(c.method, (c.response or {}).get("error")) for c in fake.calls if not c.ok]
+    assert not failed, failed
+    assert chan.pins
+
+
+# A page reaches the person whatever the alert says. Found by audit: the DM's `text` (and the
+# card's fallback text) carried the whole escaped summary, uncut; past 40,000 characters Slack answers
+# msg_too_long, a permanent error, and the page was dropped. Titles are now cut to TITLE_MAX.
+def test_page_dm_survives_a_huge_summary(paging_bot, fake_slack):
+    fake = fake_slack.fake
+    payload = copy.deepcopy(fixture("firing-single-alert.json"))
+    summary = "Disk almost full on /var/lib/data (" + "x" * 41_000 + ")"
+    payload["commonAnnotations"]["summary"] = summary
+    payload["alerts"][0]["annotations"]["summary"] = summary
+    r = post_alertmanager(paging_bot.url, payload)
+    assert r.status_code == 200, r.text
+    wait_until(lambda: fake.calls_to("chat.postMessage"), 10, what="any post")
+    try:
+        wait_until(lambda: dms_to(fake, "U01ALEX"), 8, what="page DM")
+    except AssertionError:
+        failed = [(c.method, (c.response or {}).get("error")) for c in fake.calls if not c.ok]
+        raise AssertionError(f"the page DM was never delivered; failed calls: {failed}") from None

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from bot.core.errors import BadInput
 from bot.core.incident import Severity
-from bot.core.text import escape
+from bot.core.text import TITLE_MAX, escape
 
 # name -> (usage, one-line help, needs an incident channel)
 SUBCOMMANDS: dict[str, tuple[str, str, bool]] = {
@@ -82,7 +82,7 @@ def declare_args(text: str) -> tuple[str, Severity]:
     title = " ".join(words).strip()
     if not title:
         raise BadInput("Give the incident a title: `/incident declare <title> [sev1|sev2|sev3]`.")
-    return title[:200], sev
+    return title[:TITLE_MAX], sev
 
 
 def mention(text: str) -> str | None:

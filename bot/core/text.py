@@ -14,6 +14,7 @@ from collections.abc import Iterable
 _ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
 
 CHANNEL_NAME_MAX = 80
+TITLE_MAX = 200  # an incident's title: alert summaries can be kilobytes, and titles go everywhere
 
 
 def escape(text: str) -> str:

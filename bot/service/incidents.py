@@ -8,7 +8,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select, update
 
 from bot.core.incident import OPEN_STATUSES, Event, IncidentState, Severity, Status, apply
-from bot.core.text import channel_name
+from bot.core.text import TITLE_MAX, channel_name, truncate
 from bot.service import pagerduty_sync
 from bot.service.context import Context
 from bot.service.timeline import record
@@ -84,7 +84,7 @@ def open_incident(
 ) -> Incident:
     incident = Incident(
         source=source,
-        title=title,
+        title=truncate(title, TITLE_MAX),
         severity=severity.value,
         status=Status.TRIGGERED.value,
         open_key=open_key,

@@ -16,6 +16,7 @@ from sqlmodel import Session, col, func, select
 
 from bot.core.alerts import Notification
 from bot.core.incident import OPEN_STATUSES, Event, Severity, Status
+from bot.core.text import TITLE_MAX, truncate
 from bot.service import escalation
 from bot.service.context import Context
 from bot.service.incidents import open_incident, resolve_incident, sync, transition
@@ -100,7 +101,7 @@ def fold(ctx: Context, session: Session, storm: Incident, note: Notification, no
     assert storm.id is not None
     child = Incident(
         source="alertmanager",
-        title=note.title,
+        title=truncate(note.title, TITLE_MAX),
         severity=note.severity.value,
         status=Status.TRIGGERED.value,
         open_key=note.key,

@@ -26,6 +26,7 @@ from bot.core.durations import format_duration
 from bot.core.text import escape, fit, link, truncate
 
 MAX_ALERTS_ON_CARD = 10
+LINK_MAX = 2000  # a link inside a 3000-character text, with room for its label
 _SEV_ICON = {"SEV1": ":red_circle:", "SEV2": ":large_orange_circle:", "SEV3": ":large_yellow_circle:"}
 _STATUS_ICON = {
     "triggered": ":rotating_light:",
@@ -102,7 +103,10 @@ def alertmanager_link(external_url: str, labels: dict[str, str]) -> str | None:
     if not external_url.startswith(("http://", "https://")):
         return None
     matchers = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    return f"{external_url.rstrip('/')}/#/alerts?filter={quote('{' + matchers + '}')}"
+    base = f"{external_url.rstrip('/')}/#/alerts"
+    url = f"{base}?filter={quote('{' + matchers + '}')}"
+    # Long labels make a URL Slack refuses, and with it the whole card: then the unfiltered page.
+    return next((u for u in (url, base) if len(u) <= LINK_MAX), None)
 
 
 def _alert_block(alert: AlertView) -> SectionBlock:
