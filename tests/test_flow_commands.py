@@ -240,3 +240,37 @@ def test_alertmanager_incident_card_has_silence_buttons(bot, fake_slack):
         "incident_silence_1h",
         "incident_silence_4h",
     } <= ids
+
+
+# A channel name taken in Slack outside the bot (another install, a person, an old database) is
+# retried as `<name>-N`. Found by audit: the retry stripped a trailing number as if it were a
+# suffix, so "502" failed forever and "Error rate above 5" became "...-above-2".
+def _take(fake, name: str):
+    channel = fake.create_channel(name)
+    channel.creator = "U0SOMEONE"  # not ours: the bot must not adopt it
+    return channel
+
+
+def test_declared_title_of_only_digits_gets_a_channel_when_the_name_is_taken(bot, fake_slack):
+    fake = fake_slack.fake
+    _take(fake, "inc-20261123-502")
+    assert "declared" in slash(bot, "declare 502 sev1")
+    wait_until(
+        lambda: any(c.name.startswith("inc-20261123-502-") for c in fake.channels.values()),
+        15,
+        what="a -2 channel for the incident titled '502'",
+    )
+
+
+def test_title_ending_in_digits_keeps_its_digits_in_the_suffixed_name(bot, fake_slack):
+    fake = fake_slack.fake
+    _take(fake, "inc-20261123-error-rate-above-5")
+    assert "declared" in slash(bot, "declare Error rate above 5 sev2")
+    created = wait_until(
+        lambda: [
+            c.name for c in fake.channels.values() if c.creator != "U0SOMEONE" and c.name.startswith("inc-")
+        ],
+        15,
+        what="incident channel",
+    )
+    assert created == ["inc-20261123-error-rate-above-5-2"], created

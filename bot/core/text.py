@@ -95,6 +95,13 @@ def channel_name(prefix: str, day: str, title: str, suffix: int = 1) -> str:
     return f"{head}{slugify(title, room)}{tail}"
 
 
+def with_suffix(name: str, suffix: int) -> str:
+    """`<name>-N` within Slack's 80 characters: for a name taken in Slack outside the bot. (Its
+    `-N` cannot be stripped to find a base: a title may end in digits, like "HTTP 502".)"""
+    tail = f"-{suffix}"
+    return name[: CHANNEL_NAME_MAX - len(tail)].rstrip("-") + tail
+
+
 _SLACK_TS = re.compile(r"\d{1,12}(\.\d{1,6})?")
 
 

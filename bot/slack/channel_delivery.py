@@ -11,7 +11,7 @@ from anyio import to_thread
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from bot.core.text import channel_name
+from bot.core.text import with_suffix
 from bot.service.timeline import record
 from bot.slack.api import SlackCallError
 from bot.slack.delivery import Completion, Handler, SlackDelivery
@@ -113,10 +113,8 @@ class ChannelDelivery:
         """Reserve the next `-N` suffix in the database (unique), so replicas never collide."""
 
         def reserve() -> str:
-            base = taken.rsplit("-", 1)[0] if taken.rsplit("-", 1)[-1].isdigit() else taken
-            prefix, day, slug = base.split("-", 2)
             for suffix in range(2, 1000):
-                candidate = channel_name(prefix, day, slug, suffix)
+                candidate = with_suffix(taken, suffix)
                 try:
                     with transaction(self.base.engine) as session:
                         inc = session.get(Incident, incident.id)
