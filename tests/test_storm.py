@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from tests.harness import Clock, post_alertmanager, wait_until
+from tests.test_flow_commands import slash
 from tests.test_flow_paging import dms_to
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -60,3 +61,18 @@ def test_a_storm_folds_into_one_incident_and_groups_resolve_alone(start_bot, fak
         post_alertmanager(bot.url, group(i, "resolved"))
     wait_until(lambda: fake.channel(chan.id).topic.startswith("SEV1 | resolved"), 15, what="storm resolved")
     assert len(dms_to(fake, "U01ALEX")) == 4
+
+
+# `/incident list` during a storm lists incidents (channels), not every folded group (found by audit:
+# 60 groups filled the list's 50 lines and pushed the real incidents and the storm off it).
+def test_list_counts_incidents_not_folded_groups(start_bot, fake_slack):
+    fake = fake_slack.fake
+    bot = start_bot(clock=Clock(T0), rotations_dir=FIXTURES / "rotations", storm_threshold=3)
+    for i in range(60):
+        post_alertmanager(bot.url, group(i))
+    wait_until(lambda: storm_channel(fake), 15, what="storm channel")
+    listed = slash(bot, "list")
+    head = listed.splitlines()[0]
+    # 3 incidents with their own channel + 1 storm incident holding the 57 other groups.
+    assert head == "*4 open incident(s):*", head + "\n" + "\n".join(listed.splitlines()[1:6])
+    assert "57 open alert groups" in listed, listed

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from bot.core.durations import format_duration
 from bot.core.incident import OPEN_STATUSES, Status
@@ -48,23 +48,41 @@ def status(ctx: Context, incident_id: int) -> str:
         return "\n".join(lines)
 
 
+LIST_MAX = 50
+
+
 def open_incidents(ctx: Context) -> str:
+    """Open incidents, newest first; a storm's folded groups are counted on its line, not listed."""
+    is_open = col(Incident.status).in_([s.value for s in OPEN_STATUSES])
     with reading(ctx.engine) as session:
+        total = session.exec(
+            select(func.count(col(Incident.id))).where(is_open, col(Incident.parent_id).is_(None))
+        ).one()
         rows = session.exec(
             select(Incident)
-            .where(col(Incident.status).in_([s.value for s in OPEN_STATUSES]))
+            .where(is_open, col(Incident.parent_id).is_(None))
             .order_by(col(Incident.id).desc())
-            .limit(50)
+            .limit(LIST_MAX)
         ).all()
         if not rows:
             return "No open incidents. :sunny:"
+        storms = [inc.id for inc in rows if inc.source == "storm"]
+        groups: dict[int, int] = dict(
+            session.exec(
+                select(Incident.parent_id, func.count(col(Incident.id)))
+                .where(is_open, col(Incident.parent_id).in_(storms))
+                .group_by(col(Incident.parent_id))
+            ).all()
+        )
         now = ctx.clock()
-        lines = [f"*{len(rows)} open incident(s):*"]
+        shown = f", the newest {len(rows)}" if total > len(rows) else ""
+        lines = [f"*{total} open incident(s){shown}:*"]
         for inc in rows:
             where = f"<#{inc.channel_id}>" if inc.channel_id else f"#{inc.channel_name}"
+            held = f" · {groups[inc.id]} open alert groups" if inc.id in groups else ""
             lines.append(
                 f"• {inc.severity} {where} {escape(inc.title)} · {inc.status} · "
-                f"{format_duration(now - inc.created_at)}"
+                f"{format_duration(now - inc.created_at)}{held}"
             )
         return "\n".join(lines)
 
