@@ -3,6 +3,7 @@
 import copy
 import json
 import re
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -210,3 +211,64 @@ def test_page_dm_survives_a_huge_summary(paging_bot, fake_slack):
     except AssertionError:
         failed = [(c.method, (c.response or {}).get("error")) for c in fake.calls if not c.ok]
         raise AssertionError(f"the page DM was never delivered; failed calls: {failed}") from None
+
+
+# The card's buttons do what they say in every state they are shown in (found by audit: Escalate
+# stayed on an acknowledged card and only refused; Silence showed with no ALERTMANAGER_URL, and the
+# silence then failed with nobody told).
+def _card_blocks(fake, chan):
+    pinned = chan.pins[0]
+    updates = [c for c in fake.calls_to("chat.update") if c.args.get("ts") == pinned and c.ok]
+    if updates:
+        return updates[-1].args["blocks"]
+    return next(m for m in fake.messages(chan.id) if m["ts"] == pinned)["blocks"]
+
+
+def _action_ids(blocks):
+    return {e.get("action_id") for b in blocks if b.get("type") == "actions" for e in b["elements"]}
+
+
+def _open(bot, fake):
+    r = post_alertmanager(bot.url, fixture("firing-single-alert.json"))
+    assert r.status_code == 200, r.text
+    incident = r.json()["incident"]
+    chan = wait_until(
+        lambda: next((c for c in fake.channels.values() if c.name.startswith("inc-") and c.pins), None),
+        15,
+        what="incident channel with its card",
+    )
+    return incident, chan
+
+
+def _answers(fake, chan, user="U01ALEX"):
+    return [m["text"] for m in fake.channel(chan.id).ephemeral if m.get("ephemeral_user") == user]
+
+
+def test_escalate_button_shown_after_acknowledge_works(paging_bot, fake_slack):
+    """After Acknowledge the card still offers Escalate; clicking it must not just refuse."""
+    fake = fake_slack.fake
+    incident, chan = _open(paging_bot, fake)
+    click(paging_bot, "incident_ack", str(incident), "U01ALEX", chan.id)
+    wait_until(lambda: "incident_ack" not in _action_ids(_card_blocks(fake, chan)), 10, what="card updated")
+    shown = _action_ids(_card_blocks(fake, chan))
+    click(paging_bot, "incident_escalate", str(incident), "U01ALEX", chan.id)
+    answer = wait_until(lambda: _answers(fake, chan)[-1:] or None, 10, what="answer")[0]
+    assert not ("incident_escalate" in shown and "escalation only runs while unacknowledged" in answer), (
+        f"card offers {sorted(shown)} but Escalate answers: {answer!r}"
+    )
+
+
+def test_silence_buttons_are_not_a_false_promise_without_alertmanager_url(paging_bot, fake_slack):
+    """No ALERTMANAGER_URL: the card still shows Silence 1h/4h, the click answers "Silencing the alert
+    group for 1h", the outbox row then fails for good and nobody is told: people think it is silenced."""
+    fake = fake_slack.fake
+    assert paging_bot.ctx is not None
+    incident, chan = _open(paging_bot, fake)
+    shown = _action_ids(_card_blocks(fake, chan))
+    click(paging_bot, "incident_silence_1h", f"{incident}:3600", "U01ALEX", chan.id)
+    answer = wait_until(lambda: _answers(fake, chan)[-1:] or None, 10, what="answer")[0]
+    time.sleep(3)
+    told = [m.get("text", "") for m in fake.messages(chan.id) if "silence" in m.get("text", "").lower()]
+    assert "incident_silence_1h" not in shown or told or "Silencing" not in answer, (
+        f"card offers {sorted(shown)}, the click answered {answer!r}, and no silence was made or reported"
+    )

@@ -22,7 +22,8 @@ from tests.test_flow_paging import fixture
 
 
 class FakeAM:
-    def __init__(self) -> None:
+    def __init__(self, refuse: bool = False) -> None:
+        self.refuse = refuse
         self.created: list[dict] = []
         self.expired: list[str] = []
         self.port = free_port()
@@ -42,6 +43,9 @@ class FakeAM:
 
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if owner.refuse:
+                    self._send(400, {"error": "bad matcher"})
+                    return
                 time.sleep(2.0)  # a slow Alertmanager (or one retry away)
                 owner.created.append(body)
                 self._send(200, {"silenceID": f"sil-{len(owner.created)}-0000"})
@@ -87,4 +91,25 @@ def test_silence_created_after_resolution_is_expired(start_bot, fake_slack):
         f"a 4h silence was created for a resolved incident and never expired: created "
         f"{len(am.created)}, expired {am.expired}"
     )
+    am.server.shutdown()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_refused_silence_is_said_in_the_channel(start_bot, fake_slack):
+    am = FakeAM(refuse=True)
+    fake = fake_slack.fake
+    bot = start_bot(alertmanager_url=am.url)
+    assert post_alertmanager(bot.url, fixture("firing-single-alert.json")).status_code == 200
+    chan = wait_until(
+        lambda: next((c for c in fake.channels.values() if c.name.startswith("inc-") and c.pins), None),
+        15,
+        what="incident channel",
+    )
+    post(bot, block_action_body("incident_silence_1h", "1:3600", channel=chan.id))
+    told = wait_until(
+        lambda: [m["text"] for m in fake.messages(chan.id) if "No silence was made" in m.get("text", "")],
+        10,
+        what="the channel told that no silence was made",
+    )
+    assert "bad matcher" in told[0] or "400" in told[0], told
     am.server.shutdown()

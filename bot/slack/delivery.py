@@ -40,6 +40,7 @@ class Snapshot:
     incident: Incident
     alerts: list[Alert]
     groups: list[Incident] = field(default_factory=list)  # a storm's folded alert groups
+    silences: bool = False  # the card can offer Silence: the bot can reach Alertmanager's API
 
     def view(self) -> views.IncidentView:
         inc = self.incident
@@ -64,17 +65,25 @@ class Snapshot:
                 for a in self.alerts
             ],
             groups=[views.GroupView(g.title, g.severity, g.status) for g in self.groups],
+            silences=self.silences,
         )
 
 
 class SlackDelivery:
     def __init__(
-        self, engine: Engine, slack: SlackAPI, announce_channel: str | None, clock: Callable
+        self,
+        engine: Engine,
+        slack: SlackAPI,
+        announce_channel: str | None,
+        clock: Callable,
+        *,
+        silences: bool = False,
     ) -> None:
         self.engine = engine
         self.slack = slack
         self.announce_channel = announce_channel
         self.clock = clock
+        self.silences = silences
         self._bot_user: str | None = None
 
     def handlers(self) -> dict[str, Handler]:
@@ -102,7 +111,7 @@ class SlackDelivery:
                 if incident.source == "storm"
                 else []
             )
-            return Snapshot(incident, alerts, groups)
+            return Snapshot(incident, alerts, groups, self.silences)
 
     async def snapshot(self, row: Outbox) -> Snapshot:
         return await to_thread.run_sync(self._snapshot, row.incident_id)

@@ -7,9 +7,10 @@ from datetime import timedelta
 from sqlmodel import Session
 
 from bot.core.durations import format_duration
+from bot.core.text import escape
 from bot.integrations.alertmanager import AlertmanagerAPI
 from bot.integrations.errors import DeliveryError
-from bot.service.incidents import expire_silences
+from bot.service.incidents import expire_silences, say
 from bot.service.timeline import record
 from bot.slack.delivery import Completion, Handler, SlackDelivery, require_channel
 from bot.store.tables import Incident, Outbox
@@ -46,25 +47,28 @@ class LifecycleDelivery:
 
     async def silence(self, row: Outbox) -> Completion | None:
         """Create the silence (matchers = the group's labels) and say where it is."""
-        api = self._require_api()
         snap = await self.base.snapshot(row)
         incident = snap.incident
         if incident.status in ("resolved", "closed"):
             return None  # resolved before we got here: a silence now would mute its next firing
         labels = incident.group_labels or (snap.alerts[0].labels if snap.alerts else {})
-        if not labels:
-            raise DeliveryError(
-                "alertmanager", "the incident has no alert labels to silence", recoverable=False
-            )
         duration = timedelta(seconds=int(row.payload["seconds"]))
         by = str(row.payload.get("by", "incidentbot"))
-        silence_id = await api.create_silence(
-            dict(labels),
-            self.base.clock(),
-            duration,
-            f"incidentbot ({by})",
-            f"Silenced from incident #{incident.id}",
-        )
+        try:  # a silence that cannot be made is said in the channel: whoever clicked must not think it is
+            if not labels:
+                raise DeliveryError("alertmanager", "the incident has no alert labels", recoverable=False)
+            api = self._require_api()
+            silence_id = await api.create_silence(
+                dict(labels),
+                self.base.clock(),
+                duration,
+                f"incidentbot ({by})",
+                f"Silenced from incident #{incident.id}",
+            )
+        except DeliveryError as exc:
+            if exc.recoverable:
+                raise
+            return self._not_silenced(incident, by, exc.error)
         now = self.base.clock()
         text = (
             f":no_bell: Silenced for {format_duration(duration)} by <@{by}>: "
@@ -103,6 +107,22 @@ class LifecycleDelivery:
             )
 
         require_channel(incident)
+        return complete
+
+    def _not_silenced(self, incident: Incident, by: str, error: str) -> Completion:
+        now = self.base.clock()
+
+        def complete(session: Session) -> None:
+            assert incident.id is not None
+            record(session, incident.id, now, f"slack:{by}", "silence_failed", f"Silence failed: {error}")
+            say(
+                session,
+                incident,
+                now,
+                f":warning: <@{by}> No silence was made: {escape(error)}",
+                trusted=True,
+            )
+
         return complete
 
     async def expire_silences(self, row: Outbox) -> Completion | None:

@@ -74,6 +74,7 @@ class IncidentView:
     alerts: Sequence[AlertView] = ()
     groups: Sequence[GroupView] = ()
     buttons: bool = True
+    silences: bool = False  # offer Silence (an Alertmanager API is configured)
 
 
 def slack_date(when: datetime) -> str:
@@ -194,11 +195,11 @@ def actions(view: IncidentView) -> ActionsBlock:
         elements.append(
             ButtonElement(text="Acknowledge", action_id="incident_ack", value=value, style="primary")
         )
-    elements += [
-        ButtonElement(text="Escalate", action_id="incident_escalate", value=value),
-        ButtonElement(text="Resolve", action_id="incident_resolve", value=value, style="danger"),
-    ]
-    if view.source == "alertmanager":
+    # Escalation runs while nobody has acknowledged, and PagerDuty runs its own incidents' escalation.
+    if view.status == "triggered" and view.source != "pagerduty":
+        elements.append(ButtonElement(text="Escalate", action_id="incident_escalate", value=value))
+    elements.append(ButtonElement(text="Resolve", action_id="incident_resolve", value=value, style="danger"))
+    if view.source == "alertmanager" and view.silences:
         elements += [
             ButtonElement(text="Silence 1h", action_id="incident_silence_1h", value=f"{view.id}:3600"),
             ButtonElement(text="Silence 4h", action_id="incident_silence_4h", value=f"{view.id}:14400"),
