@@ -22,6 +22,7 @@ from bot.core.incident import Severity
 from bot.core.text import slack_unescape
 from bot.service import declare, lifecycle, manual_pages, notes, queries, responders, runbooks
 from bot.service.context import Context
+from bot.slack.answering import GENERIC_ERROR, in_time
 from bot.slack.sanitize import dig
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ DECLARE_FALLBACK = "Could not open the form; declare with `/incident declare <ti
 
 def register(app: AsyncApp, ctx: Context, archive_after: timedelta | None) -> None:
     @app.command("/incident")
-    async def incident_command(ack: Any, command: dict[str, Any], client: Any) -> None:
+    async def incident_command(ack: Any, command: dict[str, Any], client: Any, respond: Any) -> None:
         cmd = commands.parse(slack_unescape(command.get("text") or ""))
         user, channel = command.get("user_id"), command.get("channel_id")
         if not user or not channel:
@@ -43,14 +44,25 @@ def register(app: AsyncApp, ctx: Context, archive_after: timedelta | None) -> No
             opened = await _open_declare_modal(client, command.get("trigger_id") or "", ctx)
             await (ack() if opened else ack(text=DECLARE_FALLBACK, response_type="ephemeral"))
             return
+
+        async def work() -> str:
+            try:
+                return await to_thread.run_sync(_dispatch, ctx, cmd, user, channel, archive_after)
+            except IncidentBotError as exc:
+                return str(exc)
+            except Exception:
+                log.exception("/incident %s failed", cmd.name)
+                return GENERIC_ERROR
+
+        text, running = await in_time(work())
+        if text is not None:
+            await ack(text=text, response_type="ephemeral")
+            return
+        await ack()  # the database is slow: answer through the command's response_url when done
         try:
-            text = await to_thread.run_sync(_dispatch, ctx, cmd, user, channel, archive_after)
-        except IncidentBotError as exc:
-            text = str(exc)
-        except Exception:
-            log.exception("/incident %s failed", cmd.name)
-            text = "Something went wrong on our side; it is logged. Please try again."
-        await ack(text=text, response_type="ephemeral")
+            await respond(text=await running, response_type="ephemeral")
+        except Exception as exc:
+            log.warning("could not answer /incident %s: %s", cmd.name, exc)
 
     @app.view(DECLARE_CALLBACK)
     async def declare_submitted(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:

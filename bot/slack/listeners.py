@@ -1,7 +1,8 @@
-"""Bolt listeners: ack at once, hand the work to a use case, answer the person ephemerally.
+"""Bolt listeners: hand the work to a use case, ack, answer the person ephemerally.
 
-Use cases touch the database, so they run in a worker thread; Slack's 3 seconds are never at
-risk because every listener acks before doing anything else.
+Use cases touch the database, so they run in a worker thread. Clicks and commands ack once their
+use case has committed, so Slack is not told "done" before it is; but never later than
+ACK_WITHIN_SECONDS (a busy database), after which they ack and answer when the work is done.
 """
 
 from __future__ import annotations
@@ -22,35 +23,11 @@ from bot.core.text import slack_unescape
 from bot.service import lifecycle, notes, oncall, responders, runbooks
 from bot.service.context import Context
 from bot.slack import commands
+from bot.slack.answering import ACK_WITHIN_SECONDS, ephemeral, in_time, run_use_case
 from bot.slack.runbook_blocks import STEP_ACTION_RE, parse_step_action
 from bot.slack.sanitize import CleanRequest
 
 log = logging.getLogger(__name__)
-
-GENERIC_ERROR = "Something went wrong on our side; it is logged. Please try again."
-ONCALL_ANSWER_SECONDS = 2.5
-
-
-async def run_use_case(func: Callable[..., responders.Answer], *args: Any) -> str:
-    try:
-        answer = await to_thread.run_sync(func, *args)
-    except IncidentBotError as exc:
-        return str(exc)
-    except Exception:
-        log.exception("use case %s failed", getattr(func, "__name__", func))
-        return GENERIC_ERROR
-    return answer.text
-
-
-async def ephemeral(client: AsyncWebClient, body: dict[str, Any], text: str) -> None:
-    channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
-    user = (body.get("user") or {}).get("id")
-    if not channel or not user:
-        return
-    try:
-        await client.chat_postEphemeral(channel=channel, user=user, text=text)
-    except Exception as exc:  # an answer that cannot be shown must not look like a failure
-        log.warning("could not answer %s ephemerally: %s", user, exc)
 
 
 def _incident_id(body: dict[str, Any]) -> int | None:
@@ -79,11 +56,11 @@ def register(
                 await ack()
                 await ephemeral(client, body, "This button does not name an incident.")
                 return
-            # Commit first, then answer Slack (milliseconds): a crash in between cannot lose a
-            # click that Slack was told succeeded.
-            text = await run_use_case(use_case, ctx, incident_id, f"slack:{body['user']['id']}")
+            text, work = await in_time(
+                run_use_case(use_case, ctx, incident_id, f"slack:{body['user']['id']}")
+            )
             await ack()
-            await ephemeral(client, body, text)
+            await ephemeral(client, body, text if text is not None else await work)
 
     button("incident_ack", responders.acknowledge)
     button("incident_escalate", responders.escalate)
@@ -183,7 +160,7 @@ def register(
 
         try:
             # Slack wants the answer within 3 s; PagerDuty lookups may be slower (then cached).
-            text = await asyncio.wait_for(to_thread.run_sync(describe), ONCALL_ANSWER_SECONDS)
+            text = await asyncio.wait_for(to_thread.run_sync(describe), ACK_WITHIN_SECONDS)
         except IncidentBotError as exc:
             text = str(exc)
         except TimeoutError:

@@ -1,0 +1,48 @@
+"""Answering people within Slack's 3 seconds: run a use case, ack, say the result ephemerally."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from anyio import to_thread
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.core.errors import IncidentBotError
+from bot.service import responders
+
+log = logging.getLogger(__name__)
+
+GENERIC_ERROR = "Something went wrong on our side; it is logged. Please try again."
+ACK_WITHIN_SECONDS = 2.5  # Slack gives up on an ack after 3 s
+
+
+async def run_use_case(func: Callable[..., responders.Answer], *args: Any) -> str:
+    try:
+        answer = await to_thread.run_sync(func, *args)
+    except IncidentBotError as exc:
+        return str(exc)
+    except Exception:
+        log.exception("use case %s failed", getattr(func, "__name__", func))
+        return GENERIC_ERROR
+    return answer.text
+
+
+async def in_time(work: Awaitable[str]) -> tuple[str | None, asyncio.Future[str]]:
+    """Wait for `work` up to ACK_WITHIN_SECONDS: (its answer, or None if still running; the work)."""
+    task = asyncio.ensure_future(work)
+    done, _ = await asyncio.wait({task}, timeout=ACK_WITHIN_SECONDS)
+    return (task.result() if done else None), task
+
+
+async def ephemeral(client: AsyncWebClient, body: dict[str, Any], text: str) -> None:
+    channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
+    user = (body.get("user") or {}).get("id")
+    if not channel or not user:
+        return
+    try:
+        await client.chat_postEphemeral(channel=channel, user=user, text=text)
+    except Exception as exc:  # an answer that cannot be shown must not look like a failure
+        log.warning("could not answer %s ephemerally: %s", user, exc)
