@@ -5,6 +5,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bot.service import postmortem, responders
 from tests.harness import Clock, post_alertmanager, wait_until
 from tests.test_flow_commands import slash
 from tests.test_flow_paging import dms_to
@@ -76,3 +77,22 @@ def test_list_counts_incidents_not_folded_groups(start_bot, fake_slack):
     # 3 incidents with their own channel + 1 storm incident holding the 57 other groups.
     assert head == "*4 open incident(s):*", head + "\n" + "\n".join(listed.splitlines()[1:6])
     assert "57 open alert groups" in listed, listed
+
+
+# A storm's post-mortem draft lists the alerts of its folded groups and knows when they started
+# (found by audit: it said "declared by hand" and had no detection time).
+def test_storm_postmortem_lists_the_alerts_of_its_groups(start_bot, fake_slack):
+    fake = fake_slack.fake
+    bot = start_bot(clock=Clock(T0), rotations_dir=FIXTURES / "rotations", storm_threshold=3)
+    for i in range(6):
+        post_alertmanager(bot.url, group(i))
+    chan = wait_until(lambda: storm_channel(fake), 15, what="storm channel")
+    storm_id = responders.by_channel(bot.ctx, chan.id)
+    for i in range(6):
+        post_alertmanager(bot.url, group(i, "resolved"))
+    text = postmortem.render(bot.ctx, storm_id, None)
+    alerts = text.split("## Alerts", 1)[1].split("## Runbook", 1)[0]
+    assert "declared by hand" not in alerts, alerts
+    assert "Weaviate shard 4 is down" in text or "shard-4" in alerts, alerts
+    facts = postmortem.facts_for(bot.ctx, storm_id)
+    assert facts.detected is not None, "the storm's alerts started before it was declared"

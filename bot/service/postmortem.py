@@ -99,7 +99,10 @@ def _load(ctx: Context, session: Session, incident_id: int) -> tuple[Incident, P
     incident = session.get(Incident, incident_id)
     if incident is None:
         raise UnknownIncident(f"There is no incident #{incident_id}.")
-    alerts = session.exec(select(Alert).where(col(Alert.incident_id) == incident_id).order_by(col(Alert.id)))
+    held = [incident_id]  # a storm's alerts belong to the groups folded into it
+    if incident.source == "storm":
+        held += session.exec(select(Incident.id).where(col(Incident.parent_id) == incident_id)).all()
+    alerts = session.exec(select(Alert).where(col(Alert.incident_id).in_(held)).order_by(col(Alert.id)))
     timeline = session.exec(
         select(TimelineEntry)
         .where(col(TimelineEntry.incident_id) == incident_id)
