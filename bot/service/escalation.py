@@ -1,4 +1,5 @@
-"""Use cases of paging: start paging an incident, fire a due step, escalate now, stop.
+"""Use cases of paging: start paging an incident, fire a due step, escalate now, re-time, stop.
+(Who a step pages, and how: bot/service/step_pages.py.)
 
 One escalation timer is pending per incident at a time: firing a step pages its people and
 schedules the next step, so acknowledging only has to cancel what is pending. The plan itself is
@@ -8,25 +9,21 @@ recomputed from the policy (pure core), the incident's anchor time and its sever
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlmodel import Session, col, select
 
 from bot.core.durations import format_duration
-from bot.core.escalation import PlannedStep, final_notice_due, pagerduty_keys, resolve_targets, schedule
-from bot.core.rotations import on_call_all
+from bot.core.escalation import PlannedStep, final_notice_due, schedule
 from bot.core.routing import Route
-from bot.core.text import escape
-from bot.service import pagerduty_sync
 from bot.service.context import Context
-from bot.service.incidents import cancel_paging, lane, page_lane, say
+from bot.service.incidents import cancel_paging, lane, say
+from bot.service.step_pages import page_step
 from bot.service.timeline import record
 from bot.store import outbox
-from bot.store.tables import Incident, Page, Timer
+from bot.store.tables import Incident, Timer
 
 log = logging.getLogger(__name__)
-
-LATE_AFTER = timedelta(seconds=5)  # a step fired later than this says so (a tick is 1 s)
 
 
 def _plan(ctx: Context, incident: Incident) -> list[PlannedStep]:
@@ -167,8 +164,15 @@ def _fire(
         )
     timer.status, timer.fired_at = "fired", now
     session.add(timer)
-    _page_step(
-        ctx, session, incident, step, now, manual=manual, late_by=None if manual else now - step.due_at
+    page_step(
+        ctx,
+        session,
+        incident,
+        step,
+        _key(incident, step),
+        now,
+        manual=manual,
+        late_by=None if manual else now - step.due_at,
     )
     if manual and step.due_at > now:
         # Escalating by hand pulls the rest of the plan forward, keeping its gaps.
@@ -184,85 +188,6 @@ def _schedule(
         if session.exec(select(Timer.id).where(*mine)).first() is not None:
             return
     session.add(Timer(incident_id=incident.id, kind=kind, key=key, due_at=due))
-
-
-def _page_step(
-    ctx: Context,
-    session: Session,
-    incident: Incident,
-    step: PlannedStep,
-    now: datetime,
-    *,
-    manual: bool,
-    late_by: timedelta | None,
-) -> None:
-    assert ctx.rotations is not None and incident.rotation is not None and incident.id is not None
-    rotation = ctx.rotations.rotations[incident.rotation]
-    people = resolve_targets(step, rotation, ctx.rotations.people, now)
-    shifts = on_call_all(rotation, now) if rotation.source == "file" else {}
-    layer_of: dict[str, str] = {}  # each person by the layer this step pages them for
-    for target in step.step.targets:
-        if target.kind == "layer" and target.value in shifts:
-            layer_of.setdefault(shifts[target.value].person, target.value)
-    label = f"step {step.index + 1}" + (f", round {step.round + 1}" if step.round else "")
-    key = _key(incident, step)
-    for person in people:
-        page = Page(
-            incident_id=incident.id,
-            person=person.name,
-            layer=layer_of.get(person.name),
-            step_key=key,
-            email=person.email,
-            slack_user=person.slack_id,
-            paged_at=now,
-        )
-        session.add(page)
-        session.flush()
-        outbox.enqueue(
-            session,
-            page_lane(incident),
-            "page",
-            now,
-            {"page_id": page.id},
-            incident_id=incident.id,
-            priority=outbox.PAGE,
-        )
-    # PagerDuty: routing keys get an Events API trigger; a step of a PagerDuty-sourced rotation that
-    # triggers none pages whoever PagerDuty has on call at level <step number> (looked up at delivery).
-    routing_keys = pagerduty_keys(step)
-    also = [f"PagerDuty (routing key …{k[-4:]})" for k in routing_keys]
-    if routing_keys:
-        pagerduty_sync.trigger(session, incident, routing_keys, key, now)
-    if rotation.source == "pagerduty" and rotation.pagerduty is not None and not routing_keys:
-        pagerduty_sync.page_level(session, incident, rotation, step.index + 1, key, now)
-        also.append(f"PagerDuty's on-call at level {step.index + 1}")
-    names = ", ".join([p.name for p in people] + also) or "nobody (no targets)"
-    why = (
-        "escalated by hand"
-        if manual
-        else ("first page" if step.index == 0 and step.round == 0 else "not acknowledged")
-    )
-    text = f"Paging {names} ({label}: {why})"
-    if late_by is not None and late_by > LATE_AFTER:  # say so: responders must know why
-        text += f", {format_duration(late_by)} late: the bot was not running when it was due"
-    record(
-        session,
-        incident.id,
-        now,
-        "bot",
-        "escalation",
-        text,
-        {
-            "step": key,
-            "people": [p.name for p in people],
-            "late_seconds": late_by.total_seconds() if late_by else 0,
-        },
-    )
-    late = late_by is not None and late_by > LATE_AFTER
-    if step.step.channel_mention:
-        say(session, incident, now, f"<!{step.step.channel_mention}> {escape(text)}", trusted=True)
-    elif late:
-        say(session, incident, now, f":hourglass: {text}")
 
 
 def on_timer(ctx: Context, session: Session, timer: Timer, now: datetime) -> None:
