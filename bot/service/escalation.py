@@ -83,9 +83,12 @@ def retime(ctx: Context, session: Session, incident: Incident, now: datetime) ->
         return
     plan = _plan(ctx, incident)
     keys = [_key(incident, step) for step in plan]
-    at = (
-        len(keys) if pending.kind == "final_notice" else keys.index(pending.key) if pending.key in keys else 0
-    )
+    if pending.kind == "final_notice":
+        at = len(plan)
+    elif pending.key in keys:
+        at = keys.index(pending.key)
+    else:
+        return  # the policy changed under the timer: it fires as it is
     if at == 0:
         return  # nothing paged yet: the first step's delay does not depend on severity
     before = session.exec(
