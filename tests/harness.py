@@ -231,3 +231,28 @@ def post_alertmanager(
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
     return httpx.post(f"{base_url}/webhooks/alertmanager", content=body, headers=headers, timeout=10, **kw)
+
+
+class FixedClock:
+    """A clock that stands still until a test sets `t` (use cases called directly, no bot process)."""
+
+    def __init__(self, t: datetime) -> None:
+        self.t = t
+
+    def __call__(self) -> datetime:
+        return self.t
+
+
+def service_context(
+    db_dir: Path, clock: Callable[[], datetime], rotations_dir: Path = ROOT / "rotations", **fields: Any
+):
+    """A Context on a fresh SQLite database in `db_dir`, with the rotations of `rotations_dir`."""
+    from bot.catalog.rotations import load_rotations
+    from bot.service.context import Context
+    from bot.store.db import make_engine, upgrade
+
+    catalog, problems = load_rotations(rotations_dir)
+    assert not problems and catalog is not None, problems
+    engine = make_engine(f"sqlite:///{db_dir / 'bot.db'}")
+    upgrade(engine)
+    return Context(engine=engine, clock=clock, rotations=catalog, **fields)

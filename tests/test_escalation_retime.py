@@ -12,36 +12,24 @@ from pathlib import Path
 import pytest
 from sqlmodel import col, select
 
-from bot.catalog.rotations import load_rotations
 from bot.core.alerts import Alert, Notification
 from bot.core.incident import Severity
 from bot.service import alertmanager, lifecycle
 from bot.service.context import Context, StormPolicy
 from bot.service.declare import declare
 from bot.service.timers import fire_due
-from bot.store.db import make_engine, reading, upgrade
+from bot.store.db import reading
 from bot.store.tables import Incident, Page
+from tests.harness import FixedClock, service_context
 
-ROOT = Path(__file__).resolve().parents[1]
 T0 = datetime(2026, 11, 24, 20, 0, tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = T0
-
-    def __call__(self) -> datetime:
-        return self.t
 
 
 @pytest.fixture
 def ctx(tmp_path: Path) -> Iterator[Context]:
-    catalog, problems = load_rotations(ROOT / "rotations")
-    assert not problems and catalog is not None
-    engine = make_engine(f"sqlite:///{tmp_path / 'bot.db'}")
-    upgrade(engine)
-    yield Context(engine=engine, clock=Clock(), rotations=catalog, storm=StormPolicy(threshold=2))
-    engine.dispose()
+    ctx = service_context(tmp_path, FixedClock(T0), storm=StormPolicy(threshold=2))
+    yield ctx
+    ctx.engine.dispose()
 
 
 def run_until(ctx: Context, minutes: int, start: int = 0) -> None:

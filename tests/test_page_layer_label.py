@@ -10,24 +10,16 @@ from pathlib import Path
 import pytest
 from sqlmodel import col, select
 
-from bot.catalog.rotations import load_rotations
 from bot.core.incident import Severity
 from bot.service.context import Context
 from bot.service.declare import declare
 from bot.service.timers import fire_due
-from bot.store.db import make_engine, reading, upgrade
+from bot.store.db import reading
 from bot.store.tables import Page
+from tests.harness import FixedClock, service_context
 
 ROOT = Path(__file__).resolve().parents[1]
 T0 = datetime(2026, 11, 17, 18, 0, tzinfo=UTC)  # week 3: primary david, secondary alex
-
-
-class Now:
-    def __init__(self, t: datetime) -> None:
-        self.t = t
-
-    def __call__(self) -> datetime:
-        return self.t
 
 
 @pytest.fixture
@@ -42,12 +34,9 @@ def ctx(tmp_path: Path) -> Iterator[Context]:
             "    - {layer: primary, who: alex, from: 2026-11-17T00:00, until: 2026-11-18T00:00}\n",
         )
     )
-    catalog, problems = load_rotations(d)
-    assert not problems and catalog is not None, problems
-    engine = make_engine(f"sqlite:///{tmp_path / 'bot.db'}")
-    upgrade(engine)
-    yield Context(engine=engine, clock=Now(T0), rotations=catalog)
-    engine.dispose()
+    ctx = service_context(tmp_path, FixedClock(T0), rotations_dir=d)
+    yield ctx
+    ctx.engine.dispose()
 
 
 def test_page_is_labelled_with_the_layer_the_step_targets(ctx: Context) -> None:
