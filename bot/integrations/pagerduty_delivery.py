@@ -30,7 +30,7 @@ from bot.core.pagerduty import OnCallEntry
 from bot.core.text import escape
 from bot.integrations.oncall_cache import OnCallCache
 from bot.integrations.pagerduty import PagerDutyCallError
-from bot.service.incidents import lane, page_lane
+from bot.service.incidents import lane, send_page
 from bot.service.timeline import record
 from bot.slack.api import SlackCallError
 from bot.slack.delivery import Completion, Handler
@@ -187,17 +187,7 @@ class PagerDutyDelivery:
             for target, entry in zip(pages, at_level, strict=True):
                 target.person = entry.user_summary or entry.user_email or entry.user_id
                 target.email = entry.user_email
-                session.add(target)
-                session.flush()
-                outbox.enqueue(
-                    session,
-                    page_lane(incident),
-                    "page",
-                    now,
-                    {"page_id": target.id},
-                    incident_id=incident.id,
-                    priority=outbox.PAGE,
-                )
+                send_page(session, incident, target, now)
             names = ", ".join(e.user_summary or e.user_id for e in at_level)
             note = " (last known list: PagerDuty is unreachable)" if stale else ""
             record(

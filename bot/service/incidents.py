@@ -13,7 +13,7 @@ from bot.service import pagerduty_sync
 from bot.service.context import Context
 from bot.service.timeline import record
 from bot.store import outbox
-from bot.store.tables import Incident, Timer
+from bot.store.tables import Incident, Page, Timer
 
 
 def lane(incident: Incident) -> str:
@@ -29,6 +29,21 @@ def page_lane(incident: Incident) -> str:
     """Pages have their own lane: a DM never waits for the channel, its card or a slow Slack call
     about them (the DM links the channel by name until it exists)."""
     return f"page:{incident.id}"
+
+
+def send_page(session: Session, incident: Incident, page: Page, now: datetime) -> None:
+    """Store `page` and queue its DM in the incident's page lane, ahead of cosmetic work."""
+    session.add(page)
+    session.flush()
+    outbox.enqueue(
+        session,
+        page_lane(incident),
+        "page",
+        now,
+        {"page_id": page.id},
+        incident_id=incident.id,
+        priority=outbox.PAGE,
+    )
 
 
 def _insert_with_channel_name(ctx: Context, session: Session, incident: Incident, slug_source: str) -> None:

@@ -5,10 +5,9 @@ from __future__ import annotations
 from bot.core.errors import BadInput
 from bot.core.escalation import resolve_targets
 from bot.service.context import Context
-from bot.service.incidents import page_lane
+from bot.service.incidents import send_page
 from bot.service.responders import Answer, load, mention
 from bot.service.timeline import record
-from bot.store import outbox
 from bot.store.db import transaction
 from bot.store.tables import Page
 
@@ -52,17 +51,7 @@ def page(ctx: Context, incident_id: int, actor: str, user_id: str | None, rotati
                 )
             who = ", ".join(p.name for p in people) + f" ({rotation})"
         for item in pages:
-            session.add(item)
-            session.flush()
-            outbox.enqueue(
-                session,
-                page_lane(incident),
-                "page",
-                now,
-                {"page_id": item.id},
-                incident_id=incident_id,
-                priority=outbox.PAGE,
-            )
+            send_page(session, incident, item, now)
         record(
             session,
             incident_id,

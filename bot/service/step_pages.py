@@ -13,9 +13,8 @@ from bot.core.rotations import on_call_all
 from bot.core.text import escape
 from bot.service import pagerduty_sync
 from bot.service.context import Context
-from bot.service.incidents import page_lane, say
+from bot.service.incidents import say, send_page
 from bot.service.timeline import record
-from bot.store import outbox
 from bot.store.tables import Incident, Page
 
 LATE_AFTER = timedelta(seconds=5)  # a step fired later than this says so (a tick is 1 s)
@@ -51,17 +50,7 @@ def page_step(
             slack_user=person.slack_id,
             paged_at=now,
         )
-        session.add(page)
-        session.flush()
-        outbox.enqueue(
-            session,
-            page_lane(incident),
-            "page",
-            now,
-            {"page_id": page.id},
-            incident_id=incident.id,
-            priority=outbox.PAGE,
-        )
+        send_page(session, incident, page, now)
     # PagerDuty: routing keys get an Events API trigger; a step of a PagerDuty-sourced rotation that
     # triggers none pages whoever PagerDuty has on call at level <step number> (looked up at delivery).
     routing_keys = pagerduty_keys(step)
