@@ -256,3 +256,20 @@ def service_context(
     engine = make_engine(f"sqlite:///{db_dir / 'bot.db'}")
     upgrade(engine)
     return Context(engine=engine, clock=clock, rotations=catalog, **fields)
+
+
+def slack_event(bot, event: dict[str, Any]) -> None:
+    """Deliver a signed Events API callback (pin_added, reaction_added, ...) to the bot."""
+    body = json.dumps(
+        {
+            "token": "x",
+            "team_id": "T0TEAM",
+            "api_app_id": "A0APP",
+            "type": "event_callback",
+            "event_id": f"Ev{time.time_ns()}",
+            "event_time": int(time.time()),
+            "event": event,
+        }
+    ).encode()
+    headers = slack_headers(body, content_type="application/json")
+    assert httpx.post(f"{bot.url}/slack/events", content=body, headers=headers, timeout=10).status_code == 200

@@ -31,6 +31,7 @@ from tests.harness import (
     Clock,
     block_action_body,
     post_alertmanager,
+    slack_event,
     slack_headers,
     slash_command_body,
     wait_until,
@@ -154,22 +155,6 @@ def click(bot, action_id: str, value: str, channel: str, user: str = "U01WEI") -
     body = block_action_body(action_id, value, user=user, channel=channel)
     r = httpx.post(f"{bot.url}/slack/events", content=body, headers=slack_headers(body), timeout=10)
     assert r.status_code == 200, r.text
-
-
-def slack_event(bot, event: dict[str, Any]) -> None:
-    body = json.dumps(
-        {
-            "token": "x",
-            "team_id": "T0TEAM",
-            "api_app_id": "A0APP",
-            "type": "event_callback",
-            "event_id": f"Ev{time.time_ns()}",
-            "event_time": int(time.time()),
-            "event": event,
-        }
-    ).encode()
-    headers = slack_headers(body, content_type="application/json")
-    assert httpx.post(f"{bot.url}/slack/events", content=body, headers=headers, timeout=10).status_code == 200
 
 
 def incident_channel(fake, prefix: str = "inc-"):

@@ -5,49 +5,16 @@ own `<@U...>` in manual-page entries as literal text."""
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import UTC, datetime
-from typing import Any
 
-import httpx
 import pytest
 
-from tests.harness import Clock, slack_headers, slash_command_body, wait_until
+from tests.harness import Clock, slack_event, wait_until
+from tests.test_flow_commands import incident_channel, slash
 
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
-
-
-def slash(bot, text: str, channel: str = "C0GENERAL") -> str:
-    body = slash_command_body("/incident", text, channel=channel)
-    r = httpx.post(f"{bot.url}/slack/events", content=body, headers=slack_headers(body), timeout=10)
-    assert r.status_code == 200, r.text
-    return r.json().get("text", "") if r.content else ""
-
-
-def slack_event(bot, event: dict[str, Any]) -> None:
-    body = json.dumps(
-        {
-            "token": "x",
-            "team_id": "T0TEAM",
-            "api_app_id": "A0APP",
-            "type": "event_callback",
-            "event_id": f"Ev{time.time_ns()}",
-            "event_time": int(time.time()),
-            "event": event,
-        }
-    ).encode()
-    headers = slack_headers(body, content_type="application/json")
-    assert httpx.post(f"{bot.url}/slack/events", content=body, headers=headers, timeout=10).status_code == 200
-
-
-def incident_channel(fake):
-    return wait_until(
-        lambda: next((c for c in fake.channels.values() if c.name.startswith("inc-")), None),
-        15,
-        what="incident channel",
-    )
 
 
 @sqlite_only
