@@ -14,6 +14,7 @@ from tests.harness import (
     Clock,
     block_action_body,
     post_alertmanager,
+    slack_event,
     slack_headers,
     slash_command_body,
     wait_until,
@@ -154,24 +155,7 @@ def test_pins_and_pushpin_reactions_join_the_timeline_once(bot, fake_slack):
             "event_ts": str(time.time()),
         },
     ):
-        body = json.dumps(
-            {
-                "token": "x",
-                "team_id": "T0TEAM",
-                "api_app_id": "A0APP",
-                "type": "event_callback",
-                "event_id": f"Ev{time.time_ns()}",
-                "event_time": int(time.time()),
-                "event": event,
-            }
-        ).encode()
-        r = httpx.post(
-            f"{bot.url}/slack/events",
-            content=body,
-            headers=slack_headers(body, content_type="application/json"),
-            timeout=10,
-        )
-        assert r.status_code == 200
+        slack_event(bot, event)
     wait_until(lambda: "p99 back to 200ms" in slash(bot, "timeline", channel=chan.id), 10)
     assert slash(bot, "timeline", channel=chan.id).count("p99 back to 200ms") == 1
 
