@@ -41,6 +41,8 @@ class Incident(SQLModel, table=True):
     created_at: datetime = _utc()
     acknowledged_at: datetime | None = _utc(default=None, nullable=True)
     acknowledged_by: str | None = None
+    # The first acknowledgement ever (MTTA): kept when PagerDuty un-acknowledges or we reopen.
+    first_acknowledged_at: datetime | None = _utc(default=None, nullable=True)
     resolved_at: datetime | None = _utc(default=None, nullable=True)
     resolved_by: str | None = None
     closed_at: datetime | None = _utc(default=None, nullable=True)
@@ -52,6 +54,14 @@ class Incident(SQLModel, table=True):
     # The PagerDuty incident this one mirrors (source "pagerduty"), for acks and resolutions.
     external_id: str | None = Field(default=None, unique=True)
     silences: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # The card's silence while one is active: until when and by whom (the card says so).
+    silenced_until: datetime | None = _utc(default=None, nullable=True)
+    silenced_by: str | None = None
+    # Alerts Alertmanager left out of the group (its `truncatedAlerts`, the receiver's max_alerts).
+    truncated_alerts: int = 0
+    # Set when the incident lives in a thread (of the announce channel or a DM) because its own
+    # channel could not be created; `channel_id` is then that channel.
+    thread_ts: str | None = None
     # Alert storms: the route an incident opened from (to count openings per route), and for a
     # group folded into a storm incident, that incident (a folded group has no channel of its own).
     route_key: str | None = Field(default=None, index=True)
@@ -144,6 +154,9 @@ class Page(SQLModel, table=True):
     dm_channel: str | None = None
     dm_ts: str | None = None
     paged_at: datetime = _utc()
+    # A page that could not be delivered for good: when, and what the far side answered.
+    failed_at: datetime | None = _utc(default=None, nullable=True)
+    failure: str | None = None
 
 
 class RunbookPost(SQLModel, table=True):
@@ -167,3 +180,11 @@ class WebhookReceipt(SQLModel, table=True):
     source: str
     key: str  # e.g. "event:<event.id>" or "webhook:<X-Webhook-Id>"
     received_at: datetime = _utc()
+
+
+class Instance(SQLModel, table=True):
+    """One row, made by the first migration: an id unique to this database. Messages the bot
+    posts carry it, so a lookup after a crash never mistakes another database's post for its own."""
+
+    id: str = Field(primary_key=True)
+    created_at: datetime = _utc()
