@@ -147,7 +147,8 @@ class ContainerLikeBot:
         def ready() -> bool:
             assert self.proc is not None
             if self.proc.poll() is not None:
-                raise AssertionError(f"bot exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
+                tail = self.log.read_text()[-3000:]
+                raise AssertionError(f"bot exited with {self.proc.returncode}:\n{tail}")
             try:
                 return httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200
             except httpx.HTTPError:
@@ -234,12 +235,14 @@ def test_unwritable_postmortem_directory_still_uploads_and_says_why(container, s
     said = draft.initial_comment or ""
     assert f"Could not write the post-mortem draft to {blocked}: permission denied" in said
     assert "POSTMORTEMS_DIR" in said and "DATA_DIR" in said
+
     # Settled, not retried for ever: the postmortem row is done and nothing is left pending.
     def outbox(query: str) -> list[tuple]:
         with sqlite3.connect(sandbox.data / "incidentbot.db") as db:
             return db.execute(query).fetchall()
 
-    wait_until(lambda: not outbox("SELECT id FROM outbox WHERE status = 'pending'"), 20, 0.1, "outbox drained")
+    pending = "SELECT id FROM outbox WHERE status = 'pending'"
+    wait_until(lambda: not outbox(pending), 20, 0.1, "outbox drained")
     assert outbox("SELECT status, attempts FROM outbox WHERE op = 'postmortem'") == [("sent", 1)]
     log = container.log.read_text()
     assert "permission denied" in log.lower() and BOT_TOKEN not in log
