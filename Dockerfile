@@ -1,8 +1,11 @@
 FROM python:3.11-slim
 
+# DATA_DIR is where the bot writes: relative DATABASE_URL (SQLite) and POSTMORTEMS_DIR paths resolve
+# under it, so a .env copied from .env.example (sqlite:///./incidentbot.db, ./postmortems) still
+# writes to the /data volume and never to /app, which the non-root user cannot write.
+# RUNBOOKS_DIR/ROTATIONS_DIR default to ./runbooks and ./rotations under the WORKDIR.
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
-    DATABASE_URL=sqlite:////data/incidentbot.db \
-    RUNBOOKS_DIR=/app/runbooks ROTATIONS_DIR=/app/rotations PORT=8080
+    DATA_DIR=/data PORT=8080
 
 WORKDIR /app
 COPY pyproject.toml README.md ./

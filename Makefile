@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-all chaos bench lint format check clean
+.PHONY: install test-deps run test test-all chaos bench lint format check clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -16,13 +16,18 @@ install: $(VENV)/.installed
 run: install  ## run the bot with SQLite (settings from the environment or .env)
 	$(VENV)/bin/incidentbot serve
 
-test: install  ## the CI suite: everything but the long chaos/benchmark-sized runs
+# Binaries and PostgreSQL the tests need: installed and started as root, otherwise the exact
+# commands to run (scripts/test-deps; TEST_POSTGRES_URL picks another PostgreSQL).
+test-deps: install
+	PYTHON=$(PY) scripts/test-deps
+
+test: test-deps  ## the CI suite: everything but the long chaos/benchmark-sized runs
 	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
 
-test-all: install  ## everything, including the full-size chaos runs
+test-all: test-deps  ## everything, including the full-size chaos runs
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-chaos: install
+chaos: test-deps
 	$(VENV)/bin/pytest -m slow $(PYTEST_ARGS)
 
 bench: install

@@ -8,11 +8,25 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The password in `scheme://user:password@host/db`.
 _URL_PASSWORD = re.compile(r"(?<=://)([^:/@]*:)([^@]*)(?=@)")
+# A SQLite URL with a file path: `sqlite[+driver]:///<path>[?query]` (absolute paths start with /).
+_SQLITE_PATH = re.compile(r"^(sqlite(?:\+\w+)?:///)([^?]*)(\?.*)?$")
+
+
+def under_data_dir(database_url: str, data_dir: Path) -> str:
+    """`database_url` with a relative SQLite file path moved under `data_dir`; every other URL
+    (PostgreSQL, in-memory, absolute or `file:` paths) as given."""
+    found = _SQLITE_PATH.match(database_url)
+    if not found:
+        return database_url
+    prefix, path, query = found.group(1), found.group(2), found.group(3) or ""
+    if not path or path.startswith(("/", ":memory:", "file:")):
+        return database_url
+    return f"{prefix}{(data_dir / path).as_posix()}{query}"
 
 
 class Settings(BaseSettings):
@@ -70,6 +84,21 @@ class Settings(BaseSettings):
     slack_timeout_seconds: float = Field(default=10.0, gt=0)
     log_level: str = "INFO"
     log_format: str = "json"
+
+    # First run (issue 17): where the bot writes. A relative SQLite path in DATABASE_URL and a
+    # relative POSTMORTEMS_DIR resolve under DATA_DIR; absolute ones are taken as given. The Docker
+    # image sets DATA_DIR=/data, so a .env copied from .env.example (sqlite:///./incidentbot.db,
+    # ./postmortems) still writes to the volume and not to the read-only /app. RUNBOOKS_DIR and
+    # ROTATIONS_DIR stay relative to the working directory: they ship with the app.
+    data_dir: Path = Path(".")
+
+    @model_validator(mode="after")
+    def _resolve_under_data_dir(self) -> Settings:
+        if self.data_dir != Path("."):
+            self.database_url = under_data_dir(self.database_url, self.data_dir)
+            if not self.postmortems_dir.is_absolute():
+                self.postmortems_dir = self.data_dir / self.postmortems_dir
+        return self
 
     @cached_property
     def is_sqlite(self) -> bool:

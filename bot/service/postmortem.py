@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -38,15 +38,16 @@ _UNSAFE = re.compile(r"[^a-z0-9_.-]+")
 
 @dataclass(frozen=True)
 class Draft:
-    """A written post-mortem: where it is, what it says, and the incident it is about."""
+    """A rendered post-mortem: what it says, the incident it is about, and where it was written
+    (None until `save_draft` wrote it: a draft can be uploaded without a file on disk)."""
 
-    path: Path
     text: str
     incident: Incident
+    path: Path | None = None
 
     @property
     def file_name(self) -> str:
-        return self.path.name
+        return file_name(self.incident)
 
 
 def _incident_record(inc: Incident) -> IncidentRecord:
@@ -169,29 +170,41 @@ def file_name(incident: Incident) -> str:
     return f"{day.isoformat()}-{safe}.md"
 
 
-def write_draft(ctx: Context, incident_id: int, directory: Path, template_text: str | None) -> Draft:
-    """Render, then write `directory/file_name(incident)` atomically (a rerun replaces it whole)."""
+def render_draft(ctx: Context, incident_id: int, template_text: str | None) -> Draft:
+    """The draft's text, not written anywhere yet (ConfigError for a broken template)."""
     with reading(ctx.engine) as session:
         incident, facts = _load(ctx, session, incident_id)
-    text = _render(facts, template_text)  # before touching the disk: a bad template writes nothing
+    return Draft(_render(facts, template_text), incident)
+
+
+def save_draft(draft: Draft, directory: Path) -> Draft:
+    """Write `directory/file_name(incident)` atomically (a rerun replaces it whole). OSError when the
+    directory cannot take it (permission denied, read-only file system, disk full)."""
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / file_name(incident)
+    path = directory / draft.file_name
     fd, temp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as out:
-            out.write(text)
+            out.write(draft.text)
             out.flush()
             os.fsync(out.fileno())
         os.replace(temp, path)  # readers see the old draft or the new one, never half of one
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
-    return Draft(path, text, incident)
+    return replace(draft, path=path)
+
+
+def write_draft(ctx: Context, incident_id: int, directory: Path, template_text: str | None) -> Draft:
+    """Render (before touching the disk: a bad template writes nothing), then save."""
+    return save_draft(render_draft(ctx, incident_id, template_text), directory)
 
 
 def write(ctx: Context, incident_id: int, directory: Path, template_text: str | None) -> Path:
     """Write the draft and return its path (see `write_draft`)."""
-    return write_draft(ctx, incident_id, directory, template_text).path
+    path = write_draft(ctx, incident_id, directory, template_text).path
+    assert path is not None
+    return path
 
 
 def enqueue_postmortem(session: Session, incident: Incident, now: datetime) -> None:

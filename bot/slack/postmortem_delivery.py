@@ -21,6 +21,7 @@ upload a second copy, which we accept over never uploading at all.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,18 +60,31 @@ class PostmortemDelivery:
         return {"postmortem": self.deliver, "postmortem_link": self.link}
 
     # -- the draft -------------------------------------------------------------------------------
-    def _write(self, incident_id: int) -> tuple[postmortem.Draft, str | None]:
-        """Write the draft; a broken custom template falls back to the default one (and says so),
-        because retrying cannot fix a template and a draft from the default beats none."""
+    def _render(self, incident_id: int) -> tuple[postmortem.Draft, str | None]:
+        """A broken custom template falls back to the default one (and says so), because retrying
+        cannot fix a template and a draft from the default beats none."""
         ctx = self.ctx
         try:
-            draft = postmortem.write_draft(ctx, incident_id, ctx.postmortems_dir, ctx.postmortem_template)
+            return postmortem.render_draft(ctx, incident_id, ctx.postmortem_template), None
         except ConfigError as exc:
             if ctx.postmortem_template is None:
                 raise
             log.error("post-mortem template problem, using the default template: %s", exc)
-            return postmortem.write_draft(ctx, incident_id, ctx.postmortems_dir, None), str(exc)
-        return draft, None
+            return postmortem.render_draft(ctx, incident_id, None), str(exc)
+
+    def _write(self, incident_id: int) -> tuple[postmortem.Draft, str | None, str | None]:
+        """The draft, its template problem, and why it could not be written to POSTMORTEMS_DIR.
+
+        A directory the bot cannot write (permission denied, read-only file system, full disk)
+        needs a person, not a retry: the draft is uploaded from memory and the channel is told."""
+        draft, template_problem = self._render(incident_id)
+        directory = self.ctx.postmortems_dir
+        try:
+            return postmortem.save_draft(draft, directory), template_problem, None
+        except OSError as exc:
+            reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+            log.error("could not write the post-mortem draft to %s: %s", directory, reason)
+            return draft, template_problem, f"{directory}: {reason}"
 
     def _recorded_file_ids(self, incident_id: int) -> set[str]:
         with reading(self.base.engine) as session:
@@ -85,7 +99,7 @@ class PostmortemDelivery:
     async def deliver(self, row: Outbox) -> Completion | None:
         if row.incident_id is None:
             return None
-        draft, template_problem = await to_thread.run_sync(self._write, row.incident_id)
+        draft, template_problem, write_problem = await to_thread.run_sync(self._write, row.incident_id)
         incident = draft.incident
         channel = require_channel(incident)
         uploaded = None
@@ -95,9 +109,9 @@ class PostmortemDelivery:
             if uploaded:
                 log.info("outbox %s: post-mortem already uploaded before a crash, not again", row.id)
         if uploaded is None:
-            uploaded = await self._upload(channel, draft, template_problem)
+            uploaded = await self._upload(channel, draft, template_problem, write_problem)
 
-        path, name, now = str(draft.path), draft.file_name, self.base.clock()
+        path, name, now = draft.path and str(draft.path), draft.file_name, self.base.clock()
         announced = bool(incident.announce_ts and self.base.announce_channel)
 
         def complete(session: Session) -> None:
@@ -108,12 +122,13 @@ class PostmortemDelivery:
                 now,
                 "bot",
                 "postmortem",
-                f"Post-mortem draft {name} written and uploaded",
+                f"Post-mortem draft {name} " + ("written and uploaded" if path else "uploaded (not written)"),
                 {
                     "path": path,
                     "file_id": uploaded.file_id,
                     "permalink": uploaded.permalink,
                     "template_problem": template_problem,
+                    "write_problem": write_problem,
                 },
             )
             if announced:
@@ -129,7 +144,9 @@ class PostmortemDelivery:
 
         return complete
 
-    async def _upload(self, channel: str, draft: postmortem.Draft, template_problem: str | None) -> Uploaded:
+    async def _upload(
+        self, channel: str, draft: postmortem.Draft, template_problem: str | None, write_problem: str | None
+    ) -> Uploaded:
         comment = (
             ":memo: Post-mortem draft, written from this incident's timeline. "
             "Fill in the sections left as prompts (impact, root cause, lessons)."
@@ -138,6 +155,11 @@ class PostmortemDelivery:
             comment += (
                 f"\n:warning: The custom template failed ({escape(template_problem)}), "
                 "so this draft uses the default one."
+            )
+        if write_problem:
+            comment += (
+                f"\n:warning: Could not write the post-mortem draft to {escape(write_problem)}; "
+                "set POSTMORTEMS_DIR/DATA_DIR to a directory the bot can write. This upload is the only copy."
             )
         try:
             response = await self.base.slack.call(

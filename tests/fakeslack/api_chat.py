@@ -81,7 +81,7 @@ def bot_message(ts: str, content: dict[str, Any]) -> dict[str, Any]:
 @api_method("chat.postMessage")
 def post_message(ws: Workspace, args: Args) -> dict[str, Any]:
     """Post to a channel (or a user's DM); replies via ``thread_ts``, optional ``reply_broadcast``."""
-    channel = ws.writable_channel(args.text("channel"))
+    channel = ws.writable_channel(args.text("channel"), public_without_joining=True)
     content = message_content(args)
     message = bot_message(ws.next_ts(), content)
     if args.text("thread_ts"):

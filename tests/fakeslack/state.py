@@ -29,6 +29,7 @@ from .model import (
     SlackError,
 )
 from .registry import HANDLERS
+from .scopes import check_scopes
 from .workspace import Workspace, check_channel_name
 
 DEFAULT_TS_START = 1732400000.0
@@ -53,6 +54,7 @@ class FakeSlack:
         self._ts_start = ts_start
         self._require_membership = require_membership
         self._directory: dict[str, Any] = dict(users or {})
+        self._scopes: frozenset[str] | None = None  # see grant_scopes
         self._ws = self._new_workspace()
         self._calls: list[Call] = []
         self._call_seq = 0  # never reset by clear_calls, so `since=` polling stays valid
@@ -61,6 +63,7 @@ class FakeSlack:
     def _new_workspace(self) -> Workspace:
         ws = Workspace(ts_start=self._ts_start, require_membership=self._require_membership)
         ws.set_users(self._directory)
+        ws.scopes = self._scopes
         return ws
 
     # -- configuration -------------------------------------------------------------------------------
@@ -78,6 +81,12 @@ class FakeSlack:
         with self._lock:
             self._directory = dict(directory)
             self._ws.set_users(self._directory)
+
+    def grant_scopes(self, scopes: Iterable[str] | None) -> None:
+        """Answer `missing_scope` like Slack for calls these bot scopes don't cover (None: no checks)."""
+        with self._lock:
+            self._scopes = None if scopes is None else frozenset(scopes)
+            self._ws.scopes = self._scopes
 
     def add_token(self, token: str) -> None:
         """Accept another bot token."""
@@ -183,6 +192,8 @@ class FakeSlack:
                 if handler is None:
                     raise SlackError("unknown_method", req_method=method)
                 self.check_token(token)
+                if self._ws.scopes is not None:
+                    check_scopes(self._ws, method, args, self._ws.scopes)
                 body = {"ok": True, **handler(self._ws, Args(args, base_url=base_url))}
             except SlackError as exc:
                 body = exc.body()

@@ -58,6 +58,7 @@ class Workspace:
         self.users: dict[str, dict[str, Any]] = {}
         self.emails: dict[str, str] = {}
         self.require_membership = require_membership
+        self.scopes: frozenset[str] | None = None  # granted bot scopes; None: every one (no checks)
         self._dm_by_key: dict[str, str] = {}
         self._counters: dict[str, int] = {}
         self._ts_fixed = ts_start is not None
@@ -160,13 +161,17 @@ class Workspace:
             raise SlackError("channel_not_found")  # private channels are invisible to non-members
         return channel
 
-    def writable_channel(self, channel_id: str) -> Channel:
-        """A channel the bot may post into: exists, not archived, and (optionally) bot is a member."""
+    def writable_channel(self, channel_id: str, *, public_without_joining: bool = False) -> Channel:
+        """A channel the bot may post into: exists, not archived, and (optionally) bot is a member.
+        `public_without_joining`: chat.postMessage into a public channel with `chat:write.public`."""
         channel = self.channel(channel_id)
         if channel.archived:
             raise SlackError("is_archived")
         if self.require_membership and BOT_USER_ID not in channel.members:
-            raise SlackError("not_in_channel")
+            public = not (channel.is_private or channel.is_im or channel.is_mpim)
+            granted = self.scopes is not None and "chat:write.public" in self.scopes
+            if not (public_without_joining and public and granted):
+                raise SlackError("not_in_channel")
         return channel
 
     # -- messages --------------------------------------------------------------------------------------
