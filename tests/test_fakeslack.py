@@ -679,3 +679,29 @@ def test_fake_slack_process_helper() -> None:
         assert client.auth_test()["ok"]
         assert [c["status"] for c in proc.admin.wait_for_call("auth.test", count=2)] == [500, 200]
     assert proc.proc is not None and proc.proc.returncode is not None
+
+
+def test_deactivated_bot_and_unknown_users_are_refused_like_slack(
+    fs: FakeSlackServer, client: WebClient, fake: FakeSlack
+) -> None:
+    """conversations.open: a deactivated account is `user_disabled`, a bot user `cannot_dm_bot`, an
+    ID unknown to the workspace `user_not_found`. A DM opened before the deactivation still takes
+    posts (Slack keeps the history and answers ok), so only opening a DM tells."""
+    earlier = client.conversations_open(users="U0ALICE")["channel"]["id"]
+    fake.deactivate_user("U0ALICE")
+    fake.update_user("U0HELPER", is_bot=True)
+    fake.update_user("U0GONE", exists=False)
+    assert client.users_info(user="U0ALICE")["user"]["deleted"] is True
+    assert slack_error(client.conversations_open, users="U0ALICE").response["error"] == "user_disabled"
+    assert slack_error(client.conversations_open, users="U0HELPER").response["error"] == "cannot_dm_bot"
+    assert slack_error(client.chat_postMessage, channel="U0HELPER", text="x").response["error"] == (
+        "cannot_dm_bot"
+    )
+    assert slack_error(client.conversations_open, users="U0GONE").response["error"] == "user_not_found"
+    assert slack_error(client.users_info, user="U0GONE").response["error"] == "user_not_found"
+    assert client.chat_postMessage(channel=earlier, text="still ok")["ok"]
+    fake.reset()  # account changes outlive a reset, like the directory
+    assert slack_error(client.conversations_open, users="U0ALICE").response["error"] == "user_disabled"
+    admin = RemoteFakeSlack(fs.base_url)
+    assert admin.update_user("U0ALICE", deleted=False)["deleted"] is False
+    assert client.conversations_open(users="U0ALICE")["ok"]
