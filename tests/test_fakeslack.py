@@ -705,3 +705,16 @@ def test_deactivated_bot_and_unknown_users_are_refused_like_slack(
     admin = RemoteFakeSlack(fs.base_url)
     assert admin.update_user("U0ALICE", deleted=False)["deleted"] is False
     assert client.conversations_open(users="U0ALICE")["ok"]
+
+
+def test_a_fault_can_target_one_channel_and_refuse_like_slack(client: WebClient, fake: FakeSlack) -> None:
+    """`channel` narrows a rule to matching `channel` arguments; `error500` with `status: 200` is how
+    Slack refuses a call (HTTP 200, ok: false) with any error code."""
+    dm = client.conversations_open(users="U0ALICE")["channel"]["id"]
+    cid = new_channel(client)
+    fake.add_fault(
+        method="chat.postMessage", channel="D*", mode="error500", status=200, error="restricted_action"
+    )
+    assert client.chat_postMessage(channel=cid, text="channels are fine")["ok"]
+    err = slack_error(client.chat_postMessage, channel=dm, text="you are paged")
+    assert (err.response.status_code, err.response["error"]) == (200, "restricted_action")

@@ -169,10 +169,10 @@ class FakeSlack:
         with self._lock:
             return self._faults.snapshot()
 
-    def take_fault(self, method: str) -> Fault | None:
+    def take_fault(self, method: str, channel: str | None = None) -> Fault | None:
         """The rule breaking this call, if any (a copy: the server applies it outside the lock)."""
         with self._lock:
-            fault = self._faults.take(method)
+            fault = self._faults.take(method, channel)
             return copy.deepcopy(fault) if fault else None
 
     # -- dispatch ------------------------------------------------------------------------------------
