@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 from bot.core.escalation import EarlyEscalation, EscalationStep, PageOutcome, Target, early_escalation
 from bot.store.tables import Incident, Page, TimelineEntry, Timer
 from tests.harness import Clock, post_alertmanager, wait_until
-from tests.test_flow_commands import incident_channel, slash, texts
+from tests.test_flow_commands import incident_channel, slash
 from tests.test_flow_paging import dms_to, fixture
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -189,6 +189,21 @@ def test_a_dm_post_refused_by_slack_fails_the_page(bot, fake_slack):
     wait_until(lambda: dms_to(fake, "U02SARAH"), 15, what="the secondary's page, at once")
     chan = incident_channel(fake)
     said(fake, chan.id, "Could not page <@U01ALEX>", "Slack answered restricted_action")
+
+
+def test_a_page_by_hand_that_fails_is_said_and_moves_nothing(bot, fake_slack):
+    """`/incident page @someone` outside the plan: said and shown, the plan keeps its pace."""
+    fake = fake_slack.fake
+    fake.update_user("U0HELPER", is_bot=True)
+    assert post_alertmanager(bot.url, fixture("firing-single-alert.json")).status_code == 200
+    wait_until(lambda: dms_to(fake, "U01ALEX"), 15, what="the primary's page")
+    chan = incident_channel(fake)
+    assert "Paging <@U0HELPER>" in slash(bot, "page <@U0HELPER|helper>", channel=chan.id)
+    line = said(fake, chan.id, "Could not page <@U0HELPER>", "Slack answered cannot_dm_bot")
+    assert "(paged by hand)" in line and "Nobody on" not in line, line
+    bot.tick()
+    assert step_2_waits_its_delay(bot) and not dms_to(fake, "U02SARAH")
+    assert "Could not page <@U0HELPER>: cannot_dm_bot" in slash(bot, "status", channel=chan.id)
 
 
 def test_transient_errors_are_retried_not_counted(bot, fake_slack):

@@ -53,7 +53,7 @@ def page_failed(
     page.slack_user = page.slack_user or user
     session.add(page)
     session.flush()
-    label = step_label(page.step_key)
+    label = "paged by hand" if page.step_key == "manual" else step_label(page.step_key)
     where = f"{page.layer}, {label}" if page.layer else label
     early = bring_forward(ctx, session, incident, page.step_key, _outcomes(session, page), now)
     reason = _reason(page, error)
@@ -68,8 +68,8 @@ def page_failed(
     )
     hint = " Add `slack:` to rotations/people.yaml." if error == NO_SLACK_USER else ""
     text = f":warning: Could not page {_who(ctx, page)} ({escape(where)}): {escape(reason)}.{hint}"
-    _tell(ctx, session, incident, now, text + (f" {escape(early)}" if early else ""))
-    log.warning(
+    _tell(ctx, session, incident, now, text + (f" {escape(early)}." if early else ""))
+    log.error(
         "page %s of incident %s failed for good: %s",
         page.id,
         incident.id,
