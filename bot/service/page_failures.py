@@ -116,8 +116,8 @@ def bring_forward(
             anchor = incident.escalation_anchor or incident.created_at
             incident.escalation_anchor = anchor - (pending.due_at - now)
             session.add(incident)
-        # on_timer gives this as the reason for firing the step (instead of "not acknowledged").
-        pending.payload = {**pending.payload, "early": f"nobody on {failed} could be paged"}
+            # on_timer gives this as the reason for firing the step (not "not acknowledged").
+            pending.payload = {**pending.payload, "early": f"nobody on {failed} could be paged"}
     pending.due_at = min(pending.due_at, now)
     session.add(pending)
     return text
