@@ -136,7 +136,7 @@ def build_background(settings: Settings, ctx: Context, client: AsyncWebClient) -
     handlers = {
         **delivery.handlers(),
         **ChannelDelivery(delivery).handlers(),
-        **PageDelivery(delivery).handlers(),
+        **PageDelivery(delivery, ctx).handlers(),
         **RunbookDelivery(delivery, ctx.runbooks).handlers(),
         **PostmortemDelivery(delivery, ctx).handlers(),
         **other_sides,

@@ -679,3 +679,42 @@ def test_fake_slack_process_helper() -> None:
         assert client.auth_test()["ok"]
         assert [c["status"] for c in proc.admin.wait_for_call("auth.test", count=2)] == [500, 200]
     assert proc.proc is not None and proc.proc.returncode is not None
+
+
+def test_deactivated_bot_and_unknown_users_are_refused_like_slack(
+    fs: FakeSlackServer, client: WebClient, fake: FakeSlack
+) -> None:
+    """conversations.open: a deactivated account is `user_disabled`, a bot user `cannot_dm_bot`, an
+    ID unknown to the workspace `user_not_found`. A DM opened before the deactivation still takes
+    posts (Slack keeps the history and answers ok), so only opening a DM tells."""
+    earlier = client.conversations_open(users="U0ALICE")["channel"]["id"]
+    fake.deactivate_user("U0ALICE")
+    fake.update_user("U0HELPER", is_bot=True)
+    fake.update_user("U0GONE", exists=False)
+    assert client.users_info(user="U0ALICE")["user"]["deleted"] is True
+    assert slack_error(client.conversations_open, users="U0ALICE").response["error"] == "user_disabled"
+    assert slack_error(client.conversations_open, users="U0HELPER").response["error"] == "cannot_dm_bot"
+    assert slack_error(client.chat_postMessage, channel="U0HELPER", text="x").response["error"] == (
+        "cannot_dm_bot"
+    )
+    assert slack_error(client.conversations_open, users="U0GONE").response["error"] == "user_not_found"
+    assert slack_error(client.users_info, user="U0GONE").response["error"] == "user_not_found"
+    assert client.chat_postMessage(channel=earlier, text="still ok")["ok"]
+    fake.reset()  # account changes outlive a reset, like the directory
+    assert slack_error(client.conversations_open, users="U0ALICE").response["error"] == "user_disabled"
+    admin = RemoteFakeSlack(fs.base_url)
+    assert admin.update_user("U0ALICE", deleted=False)["deleted"] is False
+    assert client.conversations_open(users="U0ALICE")["ok"]
+
+
+def test_a_fault_can_target_one_channel_and_refuse_like_slack(client: WebClient, fake: FakeSlack) -> None:
+    """`channel` narrows a rule to matching `channel` arguments; `error500` with `status: 200` is how
+    Slack refuses a call (HTTP 200, ok: false) with any error code."""
+    dm = client.conversations_open(users="U0ALICE")["channel"]["id"]
+    cid = new_channel(client)
+    fake.add_fault(
+        method="chat.postMessage", channel="D*", mode="error500", status=200, error="restricted_action"
+    )
+    assert client.chat_postMessage(channel=cid, text="channels are fine")["ok"]
+    err = slack_error(client.chat_postMessage, channel=dm, text="you are paged")
+    assert (err.response.status_code, err.response["error"]) == (200, "restricted_action")

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 from itertools import pairwise
 from typing import Literal
 
@@ -149,3 +150,34 @@ def pagerduty_keys(step: EscalationStep | PlannedStep) -> list[str]:
     if isinstance(step, PlannedStep):
         step = step.step
     return [t.value for t in step.targets if t.kind == "pagerduty_routing_key"]
+
+
+# How one page of a step stands: its DM still being sent (or retried), posted, or refused for good.
+PageOutcome = Literal["under_way", "delivered", "failed"]
+
+
+class EarlyEscalation(StrEnum):
+    """Whether a page that failed for good brings the next step forward now, and why (not)."""
+
+    NOBODY_REACHABLE = "nobody on the step could be paged"
+    SOMEONE_PAGED = "a page of the step reached someone or is still being sent"
+    PAGERDUTY = "the step also pages through PagerDuty"
+    NOT_WAITING = "the step is not the one waiting for an acknowledgement"
+
+
+def early_escalation(
+    step: EscalationStep | PlannedStep | None, outcomes: Collection[PageOutcome], *, waiting: bool
+) -> EarlyEscalation:
+    """After a page of `step` failed for good: fire the next step now only when no page of the step
+    can still reach anyone. Waiting out the step's delay then only delays the page that can.
+
+    `outcomes`: every page of the step. `waiting`: the incident is unacknowledged and `step` is the
+    last step fired (the one whose acknowledgement window is running); a page outside the plan
+    (`step` None: paged by hand) never moves it."""
+    if step is None or not waiting:
+        return EarlyEscalation.NOT_WAITING
+    if pagerduty_keys(step):
+        return EarlyEscalation.PAGERDUTY  # PagerDuty's own escalation may still reach someone
+    if outcomes and all(outcome == "failed" for outcome in outcomes):
+        return EarlyEscalation.NOBODY_REACHABLE
+    return EarlyEscalation.SOMEONE_PAGED

@@ -26,14 +26,16 @@ from bot.store.tables import Incident, Timer
 log = logging.getLogger(__name__)
 
 
-def _plan(ctx: Context, incident: Incident) -> list[PlannedStep]:
+def plan_of(ctx: Context, incident: Incident) -> list[PlannedStep]:
+    """The incident's escalation plan, from its policy, anchor time and severity."""
     if ctx.rotations is None or incident.rotation not in ctx.rotations.policies:
         return []
     anchor = incident.escalation_anchor or incident.created_at
     return schedule(ctx.rotations.policies[incident.rotation], anchor, incident.severity)
 
 
-def _key(incident: Incident, step: PlannedStep) -> str:
+def step_key(incident: Incident, step: PlannedStep) -> str:
+    """The key of a step's timer and pages: paging cycle, round, step ("c0r1s2")."""
     return f"c{incident.paging_cycle}r{step.round}s{step.index}"
 
 
@@ -81,8 +83,8 @@ def retime(ctx: Context, session: Session, incident: Incident, now: datetime) ->
     pending = pending_step(session, incident)
     if pending is None or incident.status != "triggered":
         return
-    plan = _plan(ctx, incident)
-    keys = [_key(incident, step) for step in plan]
+    plan = plan_of(ctx, incident)
+    keys = [step_key(incident, step) for step in plan]
     if pending.kind == "final_notice":
         at = len(plan)
     elif pending.key in keys:
@@ -134,10 +136,10 @@ def _advance(
 ) -> None:
     """Page every step due by `now` that has not fired, then schedule the next one (or the final notice)."""
     session.flush()
-    plan = _plan(ctx, incident)
+    plan = plan_of(ctx, incident)
     fired = set() if fresh else _fired(session, incident)
     for step in plan:
-        key = _key(incident, step)
+        key = step_key(incident, step)
         if key in fired:
             continue
         if step.due_at > now:
@@ -159,11 +161,12 @@ def _fire(
     *,
     manual: bool,
     timer: Timer | None = None,
+    why: str | None = None,
 ) -> None:
     """Page one step and record it as fired (the timer row, or a new one for catch-up steps)."""
     if timer is None:
         timer = Timer(
-            incident_id=incident.id, kind="escalation", key=_key(incident, step), due_at=step.due_at
+            incident_id=incident.id, kind="escalation", key=step_key(incident, step), due_at=step.due_at
         )
     timer.status, timer.fired_at = "fired", now
     session.add(timer)
@@ -172,10 +175,11 @@ def _fire(
         session,
         incident,
         step,
-        _key(incident, step),
+        step_key(incident, step),
         now,
         manual=manual,
         late_by=None if manual else now - step.due_at,
+        why=why,
     )
     if manual and step.due_at > now:
         # Escalating by hand pulls the rest of the plan forward, keeping its gaps.
@@ -205,17 +209,17 @@ def on_timer(ctx: Context, session: Session, timer: Timer, now: datetime) -> Non
         return
     step = _step_of(ctx, incident, timer)
     if step is not None:
-        _fire(ctx, session, incident, step, now, manual=False, timer=timer)
+        _fire(ctx, session, incident, step, now, manual=False, timer=timer, why=timer.payload.get("early"))
     _advance(ctx, session, incident, now)
 
 
 def _step_of(ctx: Context, incident: Incident, timer: Timer) -> PlannedStep | None:
-    return next((s for s in _plan(ctx, incident) if _key(incident, s) == timer.key), None)
+    return next((s for s in plan_of(ctx, incident) if step_key(incident, s) == timer.key), None)
 
 
 def _final_notice(ctx: Context, session: Session, incident: Incident, now: datetime) -> None:
     assert incident.id is not None
-    plan = _plan(ctx, incident)
+    plan = plan_of(ctx, incident)
     mention = next((s.step.channel_mention for s in reversed(plan) if s.step.channel_mention), None) or "here"
     age = format_duration(now - incident.created_at)
     text = (

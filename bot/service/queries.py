@@ -36,9 +36,15 @@ def status(ctx: Context, incident_id: int) -> str:
             )
         if incident.lead:
             lines.append(f"Lead: {mention(incident.lead)}")
-        paged = session.exec(select(Page).where(col(Page.incident_id) == incident_id).order_by(col(Page.id)))
-        names = [f"<@{p.slack_user}>" if p.slack_user else escape(p.person) for p in paged]
+        pages = list(
+            session.exec(select(Page).where(col(Page.incident_id) == incident_id).order_by(col(Page.id)))
+        )
+        names = [_who(p) for p in pages if p.failed_at is None]
         lines.append("Paged: " + (", ".join(dict.fromkeys(names)) if names else "nobody yet"))
+        # A page Slack refused is not a page: shown apart, with Slack's answer.
+        failed = [f"{_who(p)}: {escape(p.failure or 'failed')}" for p in pages if p.failed_at is not None]
+        if failed:
+            lines.append("Could not page " + "; ".join(dict.fromkeys(failed)))
         timer = pending_step(session, incident) if Status(incident.status) in OPEN_STATUSES else None
         if timer is not None:
             what = "final @here notice" if timer.kind == "final_notice" else "next escalation step"
@@ -46,6 +52,10 @@ def status(ctx: Context, incident_id: int) -> str:
         elif incident.status == Status.TRIGGERED:
             lines.append("Pending: nothing (every step has paged)")
         return "\n".join(lines)
+
+
+def _who(page: Page) -> str:
+    return f"<@{page.slack_user}>" if page.slack_user else escape(page.person)
 
 
 LIST_MAX = 50

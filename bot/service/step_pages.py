@@ -30,7 +30,9 @@ def page_step(
     *,
     manual: bool,
     late_by: timedelta | None,
+    why: str | None = None,
 ) -> None:
+    """`why`: the reason to give for firing (default: by hand, first page or not acknowledged)."""
     assert ctx.rotations is not None and incident.rotation is not None and incident.id is not None
     rotation = ctx.rotations.rotations[incident.rotation]
     people = resolve_targets(step, rotation, ctx.rotations.people, now)
@@ -61,7 +63,7 @@ def page_step(
         pagerduty_sync.page_level(session, incident, rotation, step.index + 1, key, now)
         also.append(f"PagerDuty's on-call at level {step.index + 1}")
     names = ", ".join([p.name for p in people] + also) or "nobody (no targets)"
-    why = (
+    why = why or (
         "escalated by hand"
         if manual
         else ("first page" if step.index == 0 and step.round == 0 else "not acknowledged")

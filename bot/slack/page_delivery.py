@@ -1,14 +1,23 @@
-"""Outbox operations that page people: a DM with the buttons, an invite, a line in the channel."""
+"""Outbox operations that page people: a DM with the buttons, an invite, a line in the channel.
+
+A page Slack refuses for good (a deactivated account, a bot, an unknown user, a workspace rule, no
+Slack user for the email) is settled with `page_failures.page_failed` in the same transaction:
+said in the channel, recorded, and the next step brought forward when nobody else on the step can
+be reached. Rate limits, 5xx and network trouble are retried by the worker as for any call.
+"""
 
 from __future__ import annotations
 
 import time
+from datetime import datetime, timedelta
 
 from anyio import to_thread
 from sqlmodel import Session, col, select
 
 from bot.core.text import escape
+from bot.service.context import Context
 from bot.service.incidents import incident_lane
+from bot.service.page_failures import NO_SLACK_USER, page_failed
 from bot.service.timeline import record
 from bot.slack import views
 from bot.slack.api import SlackCallError
@@ -17,13 +26,18 @@ from bot.store.db import reading
 from bot.store.tables import Outbox, Page
 
 USER_CACHE_SECONDS = 3600.0
+# A DM channel never changes, but Slack keeps accepting posts into it after the account is
+# deactivated; only conversations.open says `user_disabled`. Opening it again after a while finds
+# that out, at one call per person per this long.
+DM_CACHE = timedelta(minutes=5)
 
 
 class PageDelivery:
-    def __init__(self, base: SlackDelivery) -> None:
+    def __init__(self, base: SlackDelivery, ctx: Context) -> None:
         self.base = base
+        self.ctx = ctx
         self._users_by_email: dict[str, tuple[str, float]] = {}  # email -> (user id, fetched at)
-        self._dm_channels: dict[str, str] = {}  # user id -> DM channel id (it never changes)
+        self._dm_channels: dict[str, tuple[str, datetime]] = {}  # user id -> (DM channel, opened at)
 
     def handlers(self) -> dict[str, Handler]:
         return {"page": self.page, "invite": self.invite, "update_pages": self.update_pages}
@@ -56,51 +70,35 @@ class PageDelivery:
         return user_id
 
     async def dm_channel(self, user: str) -> str:
-        if user not in self._dm_channels:
+        now = self.base.clock()
+        cached = self._dm_channels.get(user)
+        if cached is None or now - cached[1] >= DM_CACHE:
             opened = await self.base.slack.call("conversations.open", users=user)
-            self._dm_channels[user] = str(opened["channel"]["id"])
-        return self._dm_channels[user]
+            cached = self._dm_channels[user] = (str(opened["channel"]["id"]), now)
+        return cached[0]
 
     async def page(self, row: Outbox) -> Completion | None:
         page = await to_thread.run_sync(self._page_row, int(row.payload["page_id"]))
-        if page.dm_ts:
+        if page.dm_ts or page.failed_at:
             return None
         snap = await self.base.snapshot(row)
         incident_id = snap.incident.id
-        user = await self.slack_user(page)
+        assert incident_id is not None and page.id is not None
+        user: str | None = None
+        try:
+            user = await self.slack_user(page)
+            if user is None:
+                return self._failed(incident_id, page.id, NO_SLACK_USER, None)
+            dm = await self.dm_channel(user)
+            text, blocks = views.page_message(snap.view(), _page_label(page))
+            ts = await self.base.post_once(row, dm, text=text, blocks=[b.to_dict() for b in blocks])
+        except SlackCallError as exc:
+            if exc.recoverable:
+                raise  # rate limits, 5xx, network: the worker retries with backoff
+            if user is not None:
+                self._dm_channels.pop(user, None)  # open it again next time
+            return self._failed(incident_id, page.id, exc.error, user)
         now = self.base.clock()
-        if user is None:
-
-            def unreachable(session: Session) -> None:
-                assert incident_id is not None
-                text = (
-                    f":warning: Could not page {escape(page.person)}: no Slack user for "
-                    f"{escape(page.email or 'them')}. Add `slack:` to rotations/people.yaml."
-                )
-                session.add(
-                    Outbox(
-                        lane=incident_lane(incident_id),
-                        incident_id=incident_id,
-                        op="say",
-                        not_before=now,
-                        created_at=now,
-                        payload={"text": text, "trusted": True},
-                        priority=row.priority,
-                    )
-                )
-                record(
-                    session,
-                    incident_id,
-                    now,
-                    "bot",
-                    "page_failed",
-                    f"Could not page {page.person}: no Slack user",
-                )
-
-            return unreachable
-        dm = await self.dm_channel(user)
-        text, blocks = views.page_message(snap.view(), _page_label(page))
-        ts = await self.base.post_once(row, dm, text=text, blocks=[b.to_dict() for b in blocks])
 
         def complete(session: Session) -> None:
             assert incident_id is not None
@@ -132,6 +130,14 @@ class PageDelivery:
                         priority=row.priority,
                     )
                 )
+
+        return complete
+
+    def _failed(self, incident_id: int, page_id: int, error: str, user: str | None) -> Completion:
+        now = self.base.clock()
+
+        def complete(session: Session) -> None:
+            page_failed(self.ctx, session, incident_id, page_id, error, now, user=user)
 
         return complete
 

@@ -9,6 +9,8 @@ in another process (e.g. ``python -m tests.fakeslack`` next to a bot subprocess)
 * ``GET    /_fake/faults``                 -> installed rules; ``POST`` installs one (or a list), ``DELETE``
   clears all; ``DELETE /_fake/faults/<id>`` removes one
 * ``GET|POST /_fake/users``                -> read / replace the email directory (``{email: user_id}``)
+* ``POST   /_fake/users/<id>``             -> change one account: ``{"deleted": true}`` (deactivate),
+  ``{"is_bot": true}``, ``{"exists": false}`` (unknown ID), other keys go to the profile
 * ``POST   /_fake/channels``               -> ``{"name", "members", "bot_member", "is_private", "archived"}``
 * ``POST   /_fake/messages``               -> ``{"channel", "text", "user", "thread_ts"}`` (a human message)
 * ``GET    /_fake/files/<id>``             -> the uploaded bytes
@@ -98,6 +100,15 @@ async def users(request: Request) -> Response:
     return JSONResponse({"ok": True, "users": fake.users})
 
 
+async def user_item(request: Request) -> Response:
+    """Change one account (deactivate it, make it a bot, make its ID unknown)."""
+    body = await _json(request)
+    if not isinstance(body, dict):
+        return _error("expected an object")
+    user = _fake(request).update_user(request.path_params["user_id"], **body)
+    return JSONResponse({"ok": True, "user": user})
+
+
 async def channels(request: Request) -> Response:
     """Create a pre-existing channel."""
     body = await _json(request)
@@ -148,6 +159,7 @@ def admin_routes() -> list[Route]:
         Route("/_fake/faults", faults, methods=["GET", "POST", "DELETE"]),
         Route("/_fake/faults/{fault_id:int}", fault_item, methods=["DELETE"]),
         Route("/_fake/users", users, methods=["GET", "POST"]),
+        Route("/_fake/users/{user_id}", user_item, methods=["POST"]),
         Route("/_fake/channels", channels, methods=["POST"]),
         Route("/_fake/messages", messages, methods=["POST"]),
         Route("/_fake/files/{file_id}", file_content, methods=["GET"]),

@@ -201,7 +201,7 @@ def open_(ws: Workspace, args: Args) -> dict[str, Any]:
     users = args.csv("users")
     if not users:
         raise SlackError("users_list_not_supplied")
-    channel, already_open = ws.dm_with(users)
+    channel, already_open = ws.dm_with(users, opening=True)
     body: dict[str, Any] = {"channel": channel.to_api() if args.flag("return_im") else {"id": channel.id}}
     if already_open:
         body.update({"no_op": True, "already_open": True})

@@ -4,7 +4,8 @@ A fault is a JSON-friendly rule so tests in another process can install it over 
 
     {"method": "chat.postMessage", "mode": "ratelimit", "retry_after": 2, "count": 3}
 
-``method`` is an fnmatch pattern ("*", "chat.*", "conversations.create"). A rule fires for matching calls
+``method`` is an fnmatch pattern ("*", "chat.*", "conversations.create"); ``channel``, if given, is one
+for the call's ``channel`` argument ("D*": only posts into DMs). A rule fires for matching calls
 after letting ``after`` of them through, at most ``count`` times, only within ``duration`` seconds of being
 installed, and each time with ``probability`` (drawn from a per-rule seeded ``random.Random`` so a failing
 chaos test replays identically). Without count/probability/duration it fires until cleared.
@@ -23,6 +24,7 @@ DEFAULT_DELAY = {"slow": 1.0, "timeout": 30.0}
 _SPEC_KEYS = frozenset(
     {
         "method",
+        "channel",
         "mode",
         "count",
         "probability",
@@ -42,6 +44,7 @@ class Fault:
     """One installed fault rule plus its bookkeeping (how often it matched and fired)."""
 
     method: str = "*"
+    channel: str | None = None
     mode: str = "ratelimit"
     count: int | None = None
     probability: float | None = None
@@ -81,9 +84,11 @@ class Fault:
             return True
         return self.count is not None and self.fired >= self.count
 
-    def fires_for(self, method: str, now: float) -> bool:
+    def fires_for(self, method: str, now: float, channel: str | None = None) -> bool:
         """Decide (and account) whether this rule breaks this call."""
         if not fnmatch.fnmatchcase(method, self.method) or self.expired(now):
+            return False
+        if self.channel is not None and not fnmatch.fnmatchcase(channel or "", self.channel):
             return False
         self.matched += 1
         if self.matched <= self.after:
@@ -98,6 +103,7 @@ class Fault:
         return {
             "id": self.id,
             "method": self.method,
+            "channel": self.channel,
             "mode": self.mode,
             "count": self.count,
             "probability": self.probability,
@@ -138,11 +144,11 @@ class FaultBook:
         """Uninstall all rules."""
         self._faults.clear()
 
-    def take(self, method: str) -> Fault | None:
+    def take(self, method: str, channel: str | None = None) -> Fault | None:
         """The rule that breaks this call, if any (consumes one count/probability draw)."""
         now = time.monotonic()
         for fault in self._faults:
-            if fault.fires_for(method, now):
+            if fault.fires_for(method, now, channel):
                 return fault
         return None
 

@@ -66,6 +66,10 @@ class RemoteFakeSlack:
         """Replace the email directory."""
         self.request("POST", "users", {"directory": directory})
 
+    def update_user(self, user_id: str, **fields: Any) -> dict[str, Any] | None:
+        """Change one account: ``deleted=True``, ``is_bot=True``, ``exists=False`` (see FakeSlack)."""
+        return self.request("POST", f"users/{user_id}", fields).get("user")
+
     def create_channel(self, name: str, **options: Any) -> dict[str, Any]:
         """Pre-create a channel (options: members, bot_member, is_private, archived)."""
         return self.request("POST", "channels", {"name": name, **options})["channel"]

@@ -167,7 +167,8 @@ async def api_endpoint(request: Request) -> Response:
         result = ApiResult(200, {"ok": False, "error": str(exc)})
         fake.record(method, {}, None, result, None, arrival)
         return to_response(result)
-    fault = fake.take_fault(method)
+    channel = args.get("channel")
+    fault = fake.take_fault(method, channel if isinstance(channel, str) else None)
     if fault is not None:
         response = await apply_fault(request, fake, method, args, token, fault, arrival)
         if response is not None:

@@ -55,6 +55,7 @@ class FakeSlack:
         self._require_membership = require_membership
         self._directory: dict[str, Any] = dict(users or {})
         self._scopes: frozenset[str] | None = None  # see grant_scopes
+        self._accounts: dict[str, dict[str, Any]] = {}  # user id -> account changes (update_user)
         self._ws = self._new_workspace()
         self._calls: list[Call] = []
         self._call_seq = 0  # never reset by clear_calls, so `since=` polling stays valid
@@ -64,7 +65,12 @@ class FakeSlack:
         ws = Workspace(ts_start=self._ts_start, require_membership=self._require_membership)
         ws.set_users(self._directory)
         ws.scopes = self._scopes
+        self._apply_accounts(ws)
         return ws
+
+    def _apply_accounts(self, ws: Workspace) -> None:
+        for user_id, fields in self._accounts.items():
+            ws.update_user(user_id, **fields)
 
     # -- configuration -------------------------------------------------------------------------------
 
@@ -77,9 +83,11 @@ class FakeSlack:
             self._changed.notify_all()
 
     def set_users(self, directory: dict[str, Any]) -> None:
-        """Email directory for users.lookupByEmail/users.info: ``{email: user_id | {"id": ..., ...}}``."""
+        """Email directory for users.lookupByEmail/users.info: ``{email: user_id | {"id": ..., ...}}``
+        (it also forgets :meth:`update_user` changes)."""
         with self._lock:
             self._directory = dict(directory)
+            self._accounts = {}  # a new directory: earlier account changes go with the old one
             self._ws.set_users(self._directory)
 
     def grant_scopes(self, scopes: Iterable[str] | None) -> None:
@@ -87,6 +95,21 @@ class FakeSlack:
         with self._lock:
             self._scopes = None if scopes is None else frozenset(scopes)
             self._ws.scopes = self._scopes
+
+    def update_user(self, user_id: str, **fields: Any) -> dict[str, Any] | None:
+        """Change one account as a workspace admin would: ``deleted=True`` deactivates
+        (conversations.open then answers ``user_disabled``), ``is_bot=True`` makes a bot user
+        (``cannot_dm_bot``), ``exists=False`` makes the ID unknown (``user_not_found``). Kept across
+        :meth:`reset`, not across :meth:`set_users` (a new directory). Returns the user as
+        users.info shows it."""
+        with self._lock:
+            self._accounts[user_id] = {**self._accounts.get(user_id, {}), **fields}
+            self._ws.update_user(user_id, **fields)
+            return copy.deepcopy(self._ws.users.get(user_id))
+
+    def deactivate_user(self, user_id: str) -> None:
+        """An admin deactivates the account (users.info: ``deleted: true``)."""
+        self.update_user(user_id, deleted=True)
 
     def add_token(self, token: str) -> None:
         """Accept another bot token."""
@@ -155,10 +178,10 @@ class FakeSlack:
         with self._lock:
             return self._faults.snapshot()
 
-    def take_fault(self, method: str) -> Fault | None:
+    def take_fault(self, method: str, channel: str | None = None) -> Fault | None:
         """The rule breaking this call, if any (a copy: the server applies it outside the lock)."""
         with self._lock:
-            fault = self._faults.take(method)
+            fault = self._faults.take(method, channel)
             return copy.deepcopy(fault) if fault else None
 
     # -- dispatch ------------------------------------------------------------------------------------

@@ -57,6 +57,7 @@ class Workspace:
         self.used_triggers: set[str] = set()
         self.users: dict[str, dict[str, Any]] = {}
         self.emails: dict[str, str] = {}
+        self.missing: set[str] = set()  # well-formed IDs that belong to nobody here (user_not_found)
         self.require_membership = require_membership
         self.scopes: frozenset[str] | None = None  # granted bot scopes; None: every one (no checks)
         self._dm_by_key: dict[str, str] = {}
@@ -94,12 +95,40 @@ class Workspace:
             self.emails[email.lower()] = user_id
 
     def user(self, user_id: str) -> dict[str, Any]:
-        """A user by ID; any well-formed U/W id is accepted (lenient), others are ``user_not_found``."""
+        """A user by ID; any well-formed U/W id is accepted (lenient) unless it was removed with
+        ``update_user(exists=False)``; others are ``user_not_found``."""
         if user_id in self.users:
             return self.users[user_id]
-        if not USER_ID_RE.match(user_id):
+        if not USER_ID_RE.match(user_id) or user_id in self.missing:
             raise SlackError("user_not_found")
         return make_user(user_id)
+
+    def update_user(self, user_id: str, *, exists: bool = True, **fields: Any) -> None:
+        """Change one user's account: ``deleted=True`` deactivates it (as an admin does; users.info
+        then says ``deleted: true``), ``is_bot=True`` makes it a bot user, ``exists=False`` makes
+        the ID unknown to the workspace. Other fields go to the profile."""
+        if not exists:
+            self.users.pop(user_id, None)
+            self.missing.add(user_id)
+            return
+        self.missing.discard(user_id)
+        user = self.users.get(user_id) or make_user(user_id)
+        for key in ("deleted", "is_bot", "name", "real_name", "tz"):
+            if key in fields:
+                user[key] = fields.pop(key)
+        user["profile"].update(fields)
+        self.users[user_id] = user
+
+    def dm_target(self, user_id: str, *, opening: bool) -> dict[str, Any]:
+        """Who a DM can go to, with Slack's refusals: another bot user is ``cannot_dm_bot``; a
+        deactivated user is ``user_disabled`` when a DM is opened (conversations.open). Posting
+        into a DM that is already open succeeds even after deactivation, as in real Slack."""
+        user = self.user(user_id)
+        if user.get("is_bot") and user_id != BOT_USER_ID:
+            raise SlackError("cannot_dm_bot")
+        if opening and user.get("deleted"):
+            raise SlackError("user_disabled")
+        return user
 
     # -- channels --------------------------------------------------------------------------------------
 
@@ -123,10 +152,11 @@ class Workspace:
         name = name.lstrip("#")
         return next((c for c in self.channels.values() if not c.is_im and c.name == name), None)
 
-    def dm_with(self, user_ids: list[str]) -> tuple[Channel, bool]:
-        """The stable DM (one user) or group DM (several) with the bot; returns (channel, already_open)."""
+    def dm_with(self, user_ids: list[str], *, opening: bool = False) -> tuple[Channel, bool]:
+        """The stable DM (one user) or group DM (several) with the bot; returns (channel, already_open).
+        `opening`: conversations.open (refuses deactivated users), not a post to a user ID."""
         for user_id in user_ids:
-            self.user(user_id)
+            self.dm_target(user_id, opening=opening)
         key = ",".join(sorted(set(user_ids)))
         if key in self._dm_by_key:
             return self.channels[self._dm_by_key[key]], True
