@@ -18,7 +18,8 @@ from zoneinfo import ZoneInfo
 from bot.catalog.escalation import parse_policy
 from bot.catalog.yaml_lines import Checker, YList, YMap
 from bot.core.escalation import EscalationPolicy
-from bot.core.rotations import Override, PagerDutySource, Person, Rotation, local_to_utc
+from bot.core.local_time import local_to_utc
+from bot.core.rotations import Override, PagerDutySource, Person, Rotation
 
 MIN_SHIFT = timedelta(minutes=1)  # anything shorter is a typo ('1m' for '1w')
 _FILE_KEYS = ("escalation", "repeat", "ack_timeout")
