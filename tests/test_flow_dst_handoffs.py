@@ -5,6 +5,7 @@ Each rotation is chosen so the old rule named someone else at the same instant:
   1. a 12h Chicago rota handed off at 07:00/19:00 after the clocks went back (elapsed time);
   2. a daily 02:30 handoff on the spring-forward night happened at 03:30 (the old offset), not 03:00;
   3. a daily rotation starting at the second 01:30 in New York (written with -05:00) began an hour early.
+A length with no fixed local time (36h) is a logged warning: the bot still starts and pages.
 """
 
 import json
@@ -128,3 +129,20 @@ def test_start_written_in_the_repeated_hour_starts_at_the_instant_written(
     page(bot)
     wait_until(lambda: dms_to(fake, "U0OLGA"), 10, what="page DM to olga")
     assert not dms_to(fake, "U0WEI")
+
+
+def test_a_shift_with_no_fixed_local_time_is_logged_and_the_bot_still_pages(
+    start_bot, fake_slack, tmp_path, caplog
+):
+    # 36h without `handoff: elapsed`: `incidentbot check` warns; the bot starts and pages anyway,
+    # with elapsed-time shifts from 08:00 CDT (13:00 UTC): shift 5 (olga) runs Nov 3 01:00-Nov 4 13:00 UTC.
+    fake = fake_slack.fake
+    caplog.set_level("WARNING", logger="bot.wiring")
+    bot = start_bot(
+        clock=Clock(datetime(2026, 11, 3, 13, 50, tzinfo=UTC)),
+        rotations_dir=rotations_dir(tmp_path, FOLLOW_THE_SUN.replace("shift: 12h", "shift: 36h")),
+    )
+    assert any("rotation warning" in r.getMessage() and "36h" in r.getMessage() for r in caplog.records)
+    assert "primary: <@U0OLGA> until Wed Nov 04 07:00 CST" in slash(bot, "", command="/oncall")
+    page(bot)
+    wait_until(lambda: dms_to(fake, "U0OLGA"), 10, what="page DM to olga")
