@@ -1,8 +1,8 @@
 """Who is on call: people, rotations with layers, overrides, and the pure `on_call` query.
 
 Handoff rule. Shift k of a rotation starts at handoff H(k); `start` is naive local time in `timezone`.
-  * Clock time (`handoff_rule="clock"`, the default) for a shift that divides a day (1m..12h, 24h)
-    or is a whole number of days (1d, 2d, 1w, 2w): H(k) is the LOCAL wall-clock time
+  * Clock time (`handoff_rule="clock"`, the default) for a shift that divides a day (1h, 2h, 3h,
+    4h, 6h, 8h, 12h, 24h; 30m, 90m) or is whole days (2d, 1w, 2w): H(k) is the LOCAL wall-clock time
     `start + k*shift` (naive arithmetic), read with `local_time.local_to_utc`. A 12h rota starting
     08:00 hands off at 08:00 and 20:00 all year; the shift that spans a DST change is an hour
     shorter or longer (30 minutes in Lord Howe). A local time in a DST gap hands off when the gap
@@ -20,11 +20,13 @@ night both map to 03:00): the shift between them is empty and skipped, so its pe
 turn; the index k stays tied to local time, so the cycle is unchanged on every other day. Times
 before `start` belong to shifts -1, -2, ... and layer members wrap around with modulo.
 
-Overrides replace a layer's person inside [start, end) only. Overrides of one layer must not
-overlap (the catalog reports it with a line; the constructor refuses it), so a bisect finds the
-one that matters. A returned `Shift` is clipped so that `end` is the next moment the schedule
-changes (handoff, override start or end) and `start` the previous one; consecutive shifts tile time.
-They are not merged when the same person follows themself (one-member layers never end).
+Overrides replace a layer's person inside [start, end) only; local times in files are read with
+the same `local_to_utc` (one written in a DST gap starts when the clock jumps). Overrides of one
+layer must not overlap (the catalog reports it with a line; the constructor refuses it), so a
+bisect finds the one that matters. A returned `Shift` is clipped so that `end` is the next moment
+the schedule changes (handoff, override start or end) and `start` the previous one; consecutive
+shifts tile time. They are not merged when the same person follows themself (one-member layers
+never end).
 """
 
 from __future__ import annotations
