@@ -142,6 +142,20 @@ def test_a_start_in_the_gap_begins_when_the_gap_ends() -> None:
     assert rotation.handoff(-1) == at("2027-03-13T14:30-06:00")
 
 
+def test_an_empty_shift_is_skipped_and_the_cycle_keeps_its_local_times() -> None:
+    # Hourly on the hour in Chicago, 2020-03-08: 02:00 and 03:00 both hand off at 03:00 CDT.
+    rotation = rota(ZONE["CHI"], datetime(2020, 3, 6, 2), H)
+    assert rotation.handoff(48) == rotation.handoff(49) == at("2020-03-08T03:00-05:00")
+    around = upcoming(rotation, "primary", at("2020-03-08T07:30Z"), 3)
+    assert [(s.person, s.start, s.end) for s in around] == [
+        ("cat", at("2020-03-08T01:00-06:00"), at("2020-03-08T03:00-05:00")),
+        ("bob", at("2020-03-08T03:00-05:00"), at("2020-03-08T04:00-05:00")),
+        ("cat", at("2020-03-08T04:00-05:00"), at("2020-03-08T05:00-05:00")),
+    ]
+    # The next day ann has 02:00 again: the cycle is tied to local time, not to elapsed turns.
+    assert on_call(rotation, "primary", at("2020-03-09T02:30-05:00")).person == "ann"
+
+
 def test_finding_the_shift_does_not_walk_every_shift_since_the_start(monkeypatch: pytest.MonkeyPatch) -> None:
     rotation = rota("Australia/Lord_Howe", datetime(2019, 1, 1), timedelta(minutes=1))
     calls = 0
