@@ -44,7 +44,12 @@ def main() -> None:
         datetime(2026, 1, 5, tzinfo=UTC) + timedelta(seconds=rng.uniform(0, span)) for _ in range(10_000)
     ]
     number = 100_000
-    for label, shift in (("weekly (calendar)", timedelta(weeks=1)), ("12h (elapsed)", timedelta(hours=12))):
+    for label, shift in (
+        ("weekly (clock)", timedelta(weeks=1)),
+        ("12h (clock)", timedelta(hours=12)),
+        ("1h (clock)", timedelta(hours=1)),
+        ("36h (elapsed)", timedelta(hours=36)),
+    ):
         rotation = build(shift)
         times = cycle(instants)
         best = min(

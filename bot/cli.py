@@ -134,14 +134,18 @@ def _check(settings: Settings) -> int:
     result = check(settings.rotations_dir, settings.runbooks_dir)
     for problem in result.problems:
         print(problem, file=sys.stderr)
+    for warning in result.warnings:  # shown, but they never fail the check (nor stop `serve`)
+        where = f"{warning.file}:{warning.line}" if warning.line else warning.file
+        print(f"{where}: warning: {warning.message}", file=sys.stderr)
     if result.problems:
         print(f"{len(result.problems)} problem(s) found", file=sys.stderr)
         return 1
     rotations = result.rotations
     assert rotations is not None
+    warned = f", {len(result.warnings)} warning(s)" if result.warnings else ""
     print(
         f"ok: {len(rotations.rotations)} rotations, {len(rotations.people)} people, "
-        f"{len(rotations.routes)} routes, {len(result.runbooks)} runbooks"
+        f"{len(rotations.routes)} routes, {len(result.runbooks)} runbooks{warned}"
     )
     return 0
 

@@ -50,6 +50,8 @@ def load_config(settings: Settings) -> tuple[Catalog, RunbookCatalog]:
         raise ConfigError(rotation_problems or checked.problems)
     for problem in checked.problems:
         log.warning("runbook problem: %s", problem)
+    for warning in checked.warnings:
+        log.warning("rotation warning: %s", warning)
     return checked.rotations, checked.runbooks
 
 

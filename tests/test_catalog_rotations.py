@@ -78,8 +78,9 @@ def assert_problem(directory: Path, file: str, line: int, *fragments: str) -> No
 
 
 def test_shipped_rotations_load_clean() -> None:
-    catalog, problems = load_rotations(SHIPPED)
-    assert problems == []
+    warnings: list[ConfigProblem] = []
+    catalog, problems = load_rotations(SHIPPED, warnings)
+    assert problems == [] and warnings == []
     assert catalog is not None
     assert {"platform", "ai-platform", "data-platform"} <= set(catalog.rotations)
     assert any(p.slack_id is None and p.email for p in catalog.people.values())
@@ -188,6 +189,15 @@ def test_no_routes_file_at_all(tmp_path: Path) -> None:
         ("platform.yaml", "  repeat: 1", "  repeat: many", 18, ("repeat",)),
         ("platform.yaml", "channel_mention: here", "channel_mention: everyone", 17, ("'here' or 'channel'",)),
         ("platform.yaml", "{SEV1: 5m", "{P1: 5m", 19, ("unknown severity 'P1'",)),
+        # the handoff rule: a known word, and `clock` only for lengths that have a fixed local time
+        (
+            "platform.yaml",
+            "  shift: 1w",
+            "  shift: 1w\n  handoff: sometimes",
+            6,
+            ("`handoff`", "'clock'", "'elapsed'", "'sometimes'"),
+        ),
+        ("platform.yaml", "  shift: 1w", "  shift: 36h\n  handoff: clock", 6, ("`handoff: clock`", "36h")),
         # duplicate keys are reported, not silently overwritten
         ("platform.yaml", "  shift: 1w", "  shift: 1w\n  shift: 1d", 6, ("duplicate key 'shift'", "line 5")),
         # routes
@@ -386,3 +396,45 @@ def test_recursive_alias_is_a_problem_not_a_crash(tmp_path: Path) -> None:
     catalog, problems = load_rotations(directory)
     assert catalog is None and problems
     assert all(Path(p.file).name == "loop.yaml" for p in problems)
+
+
+def test_a_shift_with_no_fixed_local_time_is_a_warning_not_a_problem(tmp_path: Path) -> None:
+    warnings: list[ConfigProblem] = []
+    directory = write(tmp_path, platform_yaml=PLATFORM.replace("shift: 1w", "shift: 36h"))
+    catalog, problems = load_rotations(directory, warnings)
+    assert problems == [] and catalog is not None  # it loads: the bot starts
+    assert catalog.rotations["platform"].handoff_rule == "elapsed"  # what 36h can only be
+    (warning,) = warnings
+    assert warning.file.endswith("platform.yaml") and warning.line == 5, warning
+    assert "36h" in warning.message and "handoff: elapsed" in warning.message, warning
+
+
+@pytest.mark.parametrize(
+    ("shift", "handoff", "rule"),
+    [
+        ("36h", "elapsed", "elapsed"),
+        ("12h", "elapsed", "elapsed"),
+        ("12h", None, "clock"),
+        ("2w", "clock", "clock"),
+    ],
+)
+def test_handoff_rule_without_warnings(tmp_path: Path, shift: str, handoff: str | None, rule: str) -> None:
+    extra = f"\n  handoff: {handoff}" if handoff else ""
+    warnings: list[ConfigProblem] = []
+    text = PLATFORM.replace("shift: 1w", f"shift: {shift}{extra}")
+    catalog, problems = load_rotations(write(tmp_path, platform_yaml=text), warnings)
+    assert problems == [] and warnings == [] and catalog is not None
+    assert catalog.rotations["platform"].handoff_rule == rule
+
+
+def test_an_override_written_in_the_skipped_hour_starts_when_the_clock_jumps(tmp_path: Path) -> None:
+    # 2027-03-14 02:30 does not exist in Los Angeles: the override starts at 03:00 PDT (10:00 UTC),
+    # the same rule as handoffs (it used to start at 03:30 PDT).
+    text = PLATFORM.replace(
+        "from: 2026-11-24T09:00, until: 2026-11-25T09:00", "from: 2027-03-14T02:30, until: 2027-03-14T12:00"
+    )
+    catalog, problems = load_rotations(write(tmp_path, platform_yaml=text))
+    assert problems == [] and catalog is not None
+    rotation = catalog.rotations["platform"]
+    assert rotation.overrides[0].start == datetime(2027, 3, 14, 10, tzinfo=UTC)
+    assert on_call(rotation, "primary", datetime(2027, 3, 14, 10, 5, tzinfo=UTC)).person == "david"

@@ -6,10 +6,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.core.rotations import Override, Rotation, local_to_utc, on_call, on_call_all, upcoming
+from tests.test_rotation_dst import oracle_index
 
 ZONES = ["America/Los_Angeles", "Europe/Berlin", "Australia/Sydney", "Asia/Kolkata", "UTC"]
 CALENDAR_SHIFTS = [timedelta(days=1), timedelta(days=3), timedelta(weeks=1), timedelta(weeks=2)]
-ELAPSED_SHIFTS = [timedelta(hours=12), timedelta(hours=8), timedelta(hours=36), timedelta(minutes=90)]
+# Sub-day lengths that divide a day keep their local handoff times too (issue 21).
+SUB_DAY_SHIFTS = [timedelta(hours=12), timedelta(hours=8), timedelta(minutes=90)]
+# Lengths with no fixed local time stay elapsed time.
+ELAPSED_SHIFTS = [timedelta(hours=36), timedelta(hours=5), timedelta(hours=10)]
 # Handoff times that fall into DST gaps/folds somewhere (02:30, 01:30, 03:00) plus ordinary ones.
 HANDOFF_TIMES = [time(9), time(0), time(2, 30), time(1, 30), time(3), time(23, 59), time(17, 45)]
 NAMES = ["alex", "sarah", "david", "mike", "lisa"]
@@ -29,7 +33,7 @@ def rotations(draw: st.DrawFn, shifts: list[timedelta] | None = None) -> Rotatio
     tz = draw(st.sampled_from(ZONES))
     day = draw(st.dates(min_value=datetime(2019, 1, 1).date(), max_value=datetime(2030, 12, 31).date()))
     start = datetime.combine(day, draw(st.sampled_from(HANDOFF_TIMES)))
-    shift = draw(st.sampled_from(shifts or CALENDAR_SHIFTS + ELAPSED_SHIFTS))
+    shift = draw(st.sampled_from(shifts or CALENDAR_SHIFTS + SUB_DAY_SHIFTS + ELAPSED_SHIFTS))
     layers = {
         layer: tuple(draw(st.lists(st.sampled_from(NAMES), min_size=1, max_size=5)))
         for layer in draw(
@@ -45,16 +49,8 @@ instants = st.datetimes(
 
 
 def expected_shift_index(rotation: Rotation, at: datetime) -> int:
-    """Independent oracle: estimate from elapsed UTC time, then scan neighbours for the last handoff <= at."""
-    assert rotation.start is not None and rotation.shift is not None
-    zone = ZoneInfo(rotation.timezone)
-    k = (at - local_to_utc(rotation.start, zone)) // rotation.shift
-    candidates = range(k - 3, k + 4)
-    if rotation.shift % timedelta(days=1):
-        handoffs = {i: local_to_utc(rotation.start, zone) + i * rotation.shift for i in candidates}
-    else:
-        handoffs = {i: local_to_utc(rotation.start + i * rotation.shift, zone) for i in candidates}
-    return max(i for i, h in handoffs.items() if h <= at)
+    """Independent oracle (tests/test_rotation_dst.py): handoffs from the definition of the rule."""
+    return oracle_index(rotation, at)
 
 
 # --- properties -------------------------------------------------------------------------------
@@ -97,14 +93,15 @@ def test_whole_day_handoffs_happen_at_the_local_wall_clock_time(rotation: Rotati
             assert local.replace(tzinfo=None) == wanted
             assert timedelta(days=days) % rotation.shift == timedelta(0)
         else:
-            # DST gap: read with the pre-transition offset (fold=0), i.e. one hour later on the clock.
+            # DST gap: the handoff is when the clock jumps, the earliest local time after `wanted`.
             assert moment == local_to_utc(wanted, zone)
+            assert moment.astimezone(zone).utcoffset() != (moment - US).astimezone(zone).utcoffset()
     # A shift lasts its nominal length give or take the DST hour.
     assert abs((shift.end - shift.start) - rotation.shift) <= timedelta(hours=1)
 
 
 @given(rotations(shifts=ELAPSED_SHIFTS), instants)
-def test_sub_day_shifts_are_elapsed_time(rotation: Rotation, at: datetime) -> None:
+def test_lengths_with_no_fixed_local_time_are_elapsed_time(rotation: Rotation, at: datetime) -> None:
     shift = on_call(rotation, next(iter(rotation.layers)), at)
     assert shift.end - shift.start == rotation.shift
 
@@ -226,15 +223,16 @@ def test_year_end_and_times_before_start_wrap_around() -> None:
     )
 
 
-def test_handoff_in_a_dst_gap_uses_the_pre_transition_offset() -> None:
-    # 02:30 does not exist in Los Angeles on 2027-03-14: read as 02:30 PST = 10:30 UTC (03:30 PDT).
+def test_handoff_in_a_dst_gap_happens_when_the_clock_jumps() -> None:
+    # 02:30 does not exist in Los Angeles on 2027-03-14: the handoff is at 03:00 PDT (10:00 UTC),
+    # when the clocks jump (issue 21; it used to be 02:30 PST = 03:30 PDT).
     rotation = Rotation(
         "r", "America/Los_Angeles", datetime(2027, 3, 1, 2, 30), timedelta(days=1), {"p": ("a", "b")}
     )
     gap_day = on_call(rotation, "p", utc(2027, 3, 14, 12))
-    assert gap_day.start == utc(2027, 3, 14, 10, 30)
-    assert gap_day.end == utc(2027, 3, 15, 9, 30)  # 02:30 PDT the next day: a 23-hour shift
-    assert on_call(rotation, "p", utc(2027, 3, 14, 10, 29)).end == gap_day.start
+    assert gap_day.start == utc(2027, 3, 14, 10)
+    assert gap_day.end == utc(2027, 3, 15, 9, 30)  # 02:30 PDT the next day: a 23.5-hour shift
+    assert on_call(rotation, "p", utc(2027, 3, 14, 9, 59)).end == gap_day.start
 
 
 def test_handoff_in_a_dst_fold_uses_the_first_occurrence() -> None:
@@ -247,11 +245,23 @@ def test_handoff_in_a_dst_fold_uses_the_first_occurrence() -> None:
     assert shift.end == utc(2026, 11, 2, 9, 30)  # 25 hours
 
 
-def test_twelve_hour_shifts_drift_by_the_dst_hour_locally() -> None:
-    rotation = Rotation(
+def test_twelve_hour_shifts_keep_their_local_handoff_times() -> None:
+    # 08:00 CDT before the change, 08:00 CST after it (issue 21); `elapsed` keeps exact 12 hours.
+    clock = Rotation(
         "r", "America/Chicago", datetime(2026, 10, 30, 8), timedelta(hours=12), {"p": ("a", "b")}
     )
-    shift = on_call(rotation, "p", utc(2026, 11, 3, 15))
+    shift = on_call(clock, "p", utc(2026, 11, 3, 15))
+    assert shift.end - shift.start == timedelta(hours=12)
+    assert shift.start.astimezone(ZoneInfo("America/Chicago")).hour == 8
+    elapsed = Rotation(
+        "r",
+        "America/Chicago",
+        datetime(2026, 10, 30, 8),
+        timedelta(hours=12),
+        {"p": ("a", "b")},
+        handoff_rule="elapsed",
+    )
+    shift = on_call(elapsed, "p", utc(2026, 11, 3, 15))
     assert shift.end - shift.start == timedelta(hours=12)
     assert shift.start.astimezone(ZoneInfo("America/Chicago")).hour == 7  # was 08:00 CDT, now 07:00 CST
 

@@ -2,8 +2,11 @@
 
 Layer members may repeat (`[mike, mike, lisa, lisa]` gives a two-week manager turn on a weekly
 rotation); a single name is a one-member layer. Times are local to the rotation's `timezone`
-unless written with an offset. `source: pagerduty` replaces layers with a PagerDuty schedule or
-escalation policy id (fetched by a later integration). The policy is parsed in `escalation.py`.
+unless written with an offset. `handoff:` is `clock` (default: same local handoff times across
+DST, for lengths that divide a day or are whole days) or `elapsed` (exact hours); another length
+without `handoff: elapsed` is a warning, not a problem (see bot/core/rotations.py).
+`source: pagerduty` replaces layers with a PagerDuty schedule or escalation policy id (fetched by
+a later integration). The policy is parsed in `escalation.py`.
 """
 
 from __future__ import annotations
@@ -18,11 +21,23 @@ from zoneinfo import ZoneInfo
 from bot.catalog.escalation import parse_policy
 from bot.catalog.yaml_lines import Checker, YList, YMap
 from bot.core.escalation import EscalationPolicy
-from bot.core.rotations import Override, PagerDutySource, Person, Rotation, local_to_utc
+from bot.core.local_time import local_to_utc
+from bot.core.rotations import HandoffRule, Override, PagerDutySource, Person, Rotation, keeps_clock_time
 
 MIN_SHIFT = timedelta(minutes=1)  # anything shorter is a typo ('1m' for '1w')
 _FILE_KEYS = ("escalation", "repeat", "ack_timeout")
-_ROTATION_KEYS = ("name", "description", "timezone", "start", "shift", "layers", "overrides", "source")
+_ROTATION_KEYS = (
+    "name",
+    "description",
+    "timezone",
+    "start",
+    "shift",
+    "handoff",
+    "layers",
+    "overrides",
+    "source",
+)
+_HANDOFF_RULES = ("clock", "elapsed")
 _PD_KEYS = ("schedule_id", "escalation_policy_id")
 
 
@@ -72,14 +87,48 @@ def _rotation(m: YMap, check: Checker, people: Mapping[str, Person]) -> Rotation
         check.problem(m.line_of("shift"), f"rotation `shift` {m.raw.get('shift')!r} is shorter than 1m")
         shift = None
     layers = _layers(m, check, people) if "layers" in m else None
-    if name is None or tz is None or shift is None or layers is None:
+    rule = _handoff_rule(m, check, shift)
+    if name is None or tz is None or shift is None or layers is None or rule is None:
         return None
     zone = ZoneInfo(tz)
     start = _local_time(m, "start", check, zone)
     overrides = _overrides(m, check, zone, layers, people)
     if start is None or overrides is None:
         return None
-    return Rotation(name, tz, start, shift, layers, overrides)
+    return Rotation(name, tz, start, shift, layers, overrides, handoff_rule=rule)
+
+
+def _handoff_rule(m: YMap, check: Checker, shift: timedelta | None) -> HandoffRule | None:
+    """`handoff: clock` (default: same local times across DST) or `elapsed` (exact hours). A length
+    with no fixed local time (36h) is elapsed time either way: a warning unless the file says so."""
+    rule = check.text(m, "handoff", "rotation") if "handoff" in m else "clock"
+    if rule is None:
+        return None
+    if rule not in _HANDOFF_RULES:
+        check.problem(
+            m.line_of("handoff"),
+            f"rotation `handoff` must be 'clock' (same local times across DST) or 'elapsed' "
+            f"(exact hours), not {rule!r}",
+        )
+        return None
+    if shift is None or keeps_clock_time(shift):
+        return "clock" if rule == "clock" else "elapsed"
+    length = m.raw.get("shift", "")
+    if "handoff" in m and rule == "clock":
+        check.problem(
+            m.line_of("handoff"),
+            f"`handoff: clock` needs a shift that divides a day or is whole days (1h, 8h, 12h, 1d, 1w); "
+            f"{length} has no fixed local time: write `handoff: elapsed` or change the shift",
+        )
+        return None
+    if "handoff" not in m:
+        check.warning(
+            m.line_of("shift"),
+            f"`shift` {length} neither divides a day nor is whole days, so handoffs are elapsed time "
+            "and their local time moves from day to day and at DST changes; write `handoff: elapsed` "
+            "if that is intended, or use a length such as 8h, 12h, 1d or 1w",
+        )
+    return "elapsed"
 
 
 def _pagerduty_rotation(m: YMap, check: Checker) -> Rotation | None:

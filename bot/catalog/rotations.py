@@ -45,7 +45,11 @@ class Catalog:
         return next(iter(self.rotations.values())), None
 
 
-def load_rotations(directory: Path) -> tuple[Catalog | None, list[ConfigProblem]]:
+def load_rotations(
+    directory: Path, warnings: list[ConfigProblem] | None = None
+) -> tuple[Catalog | None, list[ConfigProblem]]:
+    """The catalog, or None and every problem. Warnings (doubtful but valid settings, which never
+    stop a load) are appended to `warnings` when given."""
     problems: list[ConfigProblem] = []
     if not directory.is_dir():
         return None, [ConfigProblem(str(directory), 0, f"rotations directory {directory} not found")]
@@ -62,7 +66,7 @@ def load_rotations(directory: Path) -> tuple[Catalog | None, list[ConfigProblem]
     for path in files:
         if path.name in PEOPLE_FILES or path.name in ROUTES_FILES:
             continue
-        check = Checker(_display(path), problems)
+        check = Checker(_display(path), problems, warnings)
         data = _load(path, check)
         parsed = parse_rotation_file(data, check, people) if data is not None else None
         if parsed is None:

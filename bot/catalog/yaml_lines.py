@@ -123,14 +123,22 @@ def _convert(
 
 
 class Checker:
-    """Reads typed fields out of a YMap, appending a ConfigProblem (file, line, what) for each fault."""
+    """Reads typed fields out of a YMap, appending a ConfigProblem (file, line, what) for each fault
+    to `problems`, and for each doubtful but valid setting to `warnings`."""
 
-    def __init__(self, file: str, problems: list[ConfigProblem]) -> None:
+    def __init__(
+        self, file: str, problems: list[ConfigProblem], warnings: list[ConfigProblem] | None = None
+    ) -> None:
         self.file = file
         self.problems = problems
+        self.warnings = [] if warnings is None else warnings
 
     def problem(self, line: int, message: str) -> None:
         self.problems.append(ConfigProblem(self.file, line, message))
+
+    def warning(self, line: int, message: str) -> None:
+        """Worth a look, but the file still loads (a problem stops the start; a warning never does)."""
+        self.warnings.append(ConfigProblem(self.file, line, message))
 
     def mapping(self, value: Any, line: int, what: str) -> YMap | None:
         if isinstance(value, YMap):

@@ -1,31 +1,53 @@
 """Who is on call: people, rotations with layers, overrides, and the pure `on_call` query.
 
-Handoff rule. Shift k of a rotation starts at handoff H(k):
-  * whole-day shifts (1d, 1w, 2w, ...): H(k) is the LOCAL wall-clock time `start + k*shift` in the
-    rotation's zone, converted to UTC. A weekly 09:00 handoff stays at 09:00 local across DST, so a
-    week can last 167 or 169 hours. A local time that does not exist (DST gap) or exists twice (DST
-    fold) is read with fold=0, i.e. with the offset in force before the transition, and normalised
-    by a UTC round trip; deterministic, and H stays strictly increasing.
-  * sub-day or mixed shifts (12h, 8h, 36h): H(k) = H(0) + k*shift in elapsed UTC time, because
-    "every 12 hours" must mean 12 hours even on the night the clocks change.
-Times before `start` belong to shifts -1, -2, ... and layer members wrap around with modulo.
+Handoff rule. Shift k of a rotation starts at handoff H(k); `start` is naive local time in `timezone`.
+  * Clock time (`handoff_rule="clock"`, the default) for a shift that divides a day (1h, 2h, 3h,
+    4h, 6h, 8h, 12h, 24h; 30m, 90m) or is whole days (2d, 1w, 2w): H(k) is the LOCAL wall-clock time
+    `start + k*shift` (naive arithmetic), read with `local_time.local_to_utc`. A 12h rota starting
+    08:00 hands off at 08:00 and 20:00 all year; the shift that spans a DST change is an hour
+    shorter or longer (30 minutes in Lord Howe). A local time in a DST gap hands off when the gap
+    ends (02:30 on a spring-forward night: at 03:00, the earliest local time that exists after
+    it); a repeated local time hands off at its first occurrence.
+  * H(0) is exactly the instant written: a `start` with an explicit offset in a repeated hour
+    (the second 01:30) keeps that fold. Only that instant is special: later days hand off at 01:30
+    local, the first 01:30 on later fall-back nights; a handoff that would land before H(0) (a
+    sub-hour shift in the same repeated hour) takes that time's second occurrence, so H never
+    goes backwards.
+  * Elapsed time for other lengths (5h, 7h, 10h, 36h: they have no fixed local time) and for
+    `handoff_rule="elapsed"`: H(k) = H(0) + k*shift, exact hours whatever the clocks do.
+Handoffs never decrease but two can coincide (hourly shifts at 02:00 and 03:00 on a spring-forward
+night both map to 03:00): the shift between them is empty and skipped, so its person misses that
+turn; the index k stays tied to local time, so the cycle is unchanged on every other day. Times
+before `start` belong to shifts -1, -2, ... and layer members wrap around with modulo.
 
-Overrides replace a layer's person inside [start, end) only. Overrides of one layer must not
-overlap (the catalog reports it with a line; the constructor refuses it), so a bisect finds the
-one that matters. A returned `Shift` is clipped so that `end` is the next moment the schedule
-changes (handoff, override start or end) and `start` the previous one; consecutive shifts tile time.
-They are not merged when the same person follows themself (one-member layers never end).
+Overrides replace a layer's person inside [start, end) only; local times in files are read with
+the same `local_to_utc` (one written in a DST gap starts when the clock jumps). Overrides of one
+layer must not overlap (the catalog reports it with a line; the constructor refuses it), so a
+bisect finds the one that matters. A returned `Shift` is clipped so that `end` is the next moment
+the schedule changes (handoff, override start or end) and `start` the previous one; consecutive
+shifts tile time. They are not merged when the same person follows themself (one-member layers
+never end).
 """
 
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from bot.core.local_time import local_to_utc
+
 _DAY = timedelta(days=1)
+HandoffRule = Literal["clock", "elapsed"]
+
+
+def keeps_clock_time(shift: timedelta) -> bool:
+    """Whether handoffs of this length can stay at the same local times: it divides a day or is
+    whole days. Other lengths are elapsed time (and `incidentbot check` warns about them)."""
+    return shift > timedelta(0) and (_DAY % shift == timedelta(0) or shift % _DAY == timedelta(0))
 
 
 @dataclass(frozen=True)
@@ -86,9 +108,10 @@ class Rotation:
     overrides: tuple[Override, ...] = ()
     source: Literal["file", "pagerduty"] = "file"
     pagerduty: PagerDutySource | None = None
+    handoff_rule: HandoffRule = "clock"  # "clock" keeps local times where the length allows it
     # Precomputed in __post_init__ so a query is a handful of arithmetic operations and bisects.
     _zone: ZoneInfo = field(init=False, repr=False, compare=False)
-    _calendar: bool = field(init=False, repr=False, compare=False)
+    _clock: bool = field(init=False, repr=False, compare=False)
     _first: datetime | None = field(init=False, repr=False, compare=False)
     _by_layer: dict[str, _LayerOverrides] = field(init=False, repr=False, compare=False)
 
@@ -98,6 +121,8 @@ class Rotation:
             raise ValueError("rotation start is a naive local time (its zone is `timezone`)")
         if self.shift is not None and self.shift <= timedelta(0):
             raise ValueError("rotation shift must be positive")
+        if self.handoff_rule not in ("clock", "elapsed"):
+            raise ValueError(f"rotation handoff rule must be 'clock' or 'elapsed', not {self.handoff_rule!r}")
         for layer, members in self.layers.items():
             if not members:
                 raise ValueError(f"layer {layer!r} has no members")
@@ -113,9 +138,10 @@ class Rotation:
         set_ = object.__setattr__
         set_(self, "overrides", overrides)
         set_(self, "_zone", zone)
-        set_(self, "_calendar", self.shift is not None and self.shift % _DAY == timedelta(0))
+        clock = self.handoff_rule == "clock" and self.shift is not None and keeps_clock_time(self.shift)
+        set_(self, "_clock", clock)
         # The start keeps the fold the file gave it (an explicit offset in a repeated DST hour).
-        set_(self, "_first", None if self.start is None else self.start.replace(tzinfo=zone).astimezone(UTC))
+        set_(self, "_first", None if self.start is None else local_to_utc(self.start, zone))
         set_(
             self,
             "_by_layer",
@@ -128,41 +154,67 @@ class Rotation:
         )
 
     def handoff(self, k: int) -> datetime:
-        """The UTC instant shift k starts (k may be negative)."""
-        start, shift, first = self.start, self.shift, self._first
-        if start is None or shift is None or first is None:
-            raise ValueError(f"rotation {self.name!r} has no schedule of its own (source: {self.source})")
-        if self._calendar:
-            return local_to_utc(start + k * shift, self._zone)
-        return first + k * shift
+        """The UTC instant shift k starts (k may be negative); never earlier than handoff(k - 1)."""
+        start, shift, first = self._schedule()
+        if not self._clock:
+            return first + k * shift
+        if k == 0:
+            return first  # the instant written, fold included
+        local = start + k * shift  # naive arithmetic: fold 0, i.e. a repeated time's first occurrence
+        at = local_to_utc(local, self._zone)
+        if k > 0 and at < first:  # start written as the second occurrence of a repeated time
+            at = local.replace(tzinfo=self._zone, fold=1).astimezone(UTC)
+        return at
 
     def shift_index(self, at: datetime) -> int:
         """k such that handoff(k) <= at < handoff(k+1), computed arithmetically."""
         return self.shift_span(_utc(at, "query time"))[0]
 
     def shift_span(self, at: datetime) -> tuple[int, datetime, datetime]:
-        """(k, handoff(k), handoff(k+1)) for the shift holding `at` (aware UTC), no loop over shifts."""
-        start, shift, first = self.start, self.shift, self._first
-        if start is None or shift is None or first is None:
-            raise ValueError(f"rotation {self.name!r} has no schedule of its own (source: {self.source})")
-        if not self._calendar:
+        """(k, handoff(k), handoff(k+1)) for the shift holding `at` (aware UTC): the largest k with
+        handoff(k) <= at, so an empty shift (two coinciding handoffs) is never the answer."""
+        start, shift, first = self._schedule()
+        if not self._clock:
             k = (at - first) // shift
             begin = first + k * shift
             return k, begin, begin + shift
-        # Estimate from the local wall time; DST offsets can put it off by one near a handoff.
-        zone = self._zone
-        k = (at.astimezone(zone).replace(tzinfo=None) - start) // shift
-        h0, h1 = local_to_utc(start + k * shift, zone), local_to_utc(start + (k + 1) * shift, zone)
-        while h0 > at:
-            k, h1, h0 = k - 1, h0, local_to_utc(start + (k - 1) * shift, zone)
-        while h1 <= at:
-            k, h0, h1 = k + 1, h1, local_to_utc(start + (k + 2) * shift, zone)
-        return k, h0, h1
+        # Estimate from the local wall time: right, or off by one (more only when the shift is
+        # shorter than the DST change); the search then computes a few handoffs, never all since start.
+        estimate = (at.astimezone(self._zone).replace(tzinfo=None) - start) // shift
+        return _last_handoff_at_or_before(self.handoff, estimate, at)
+
+    def _schedule(self) -> tuple[datetime, timedelta, datetime]:
+        start, shift, first = self.start, self.shift, self._first
+        if start is None or shift is None or first is None:
+            raise ValueError(f"rotation {self.name!r} has no schedule of its own (source: {self.source})")
+        return start, shift, first
 
 
-def local_to_utc(local: datetime, zone: ZoneInfo) -> datetime:
-    """Naive local wall time -> aware UTC; DST gaps and folds resolve with fold=0 (see module doc)."""
-    return local.replace(tzinfo=zone, fold=0).astimezone(UTC)
+def _last_handoff_at_or_before(
+    handoff: Callable[[int], datetime], k: int, at: datetime
+) -> tuple[int, datetime, datetime]:
+    """(k, handoff(k), handoff(k+1)) for the largest k with handoff(k) <= at, for a non-decreasing
+    `handoff`, starting from a guess: gallop outwards until bracketed, then bisect."""
+    lo, lo_at = k, handoff(k)
+    hi, hi_at, step = k + 1, None, 1
+    while lo_at > at:  # the guess is too late
+        hi, hi_at = lo, lo_at
+        lo -= step
+        lo_at, step = handoff(lo), step * 2
+    hi_at = handoff(hi) if hi_at is None else hi_at
+    step = 1
+    while hi_at <= at:  # the guess is too early
+        lo, lo_at = hi, hi_at
+        hi += step
+        hi_at, step = handoff(hi), step * 2
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        mid_at = handoff(mid)
+        if mid_at <= at:
+            lo, lo_at = mid, mid_at
+        else:
+            hi, hi_at = mid, mid_at
+    return lo, lo_at, hi_at
 
 
 def _utc(at: datetime, what: str) -> datetime:
