@@ -86,7 +86,14 @@ def build_context(settings: Settings, clock: Callable[[], datetime]) -> Context:
         postmortem_template=settings.postmortem_template.read_text()
         if settings.postmortem_template
         else None,
+        silence_check_interval=parse_duration(settings.silence_check_interval),
+        pagerduty_api=pagerduty_api(settings),
     )
+
+
+def pagerduty_api(settings: Settings) -> bool:
+    """A REST API token is configured: PagerDuty's incidents can be updated from here."""
+    return bool(settings.pagerduty_api_token and settings.pagerduty_api_token.get_secret_value())
 
 
 def pagerduty_client(settings: Settings) -> PagerDutyClient:
@@ -130,7 +137,7 @@ def build_background(settings: Settings, ctx: Context, client: AsyncWebClient) -
     pd_client = pagerduty_client(settings)
     pd_oncall = oncall_cache(pd_client, clock)
     other_sides = {
-        **LifecycleDelivery(delivery, am_api).handlers(),  # archive calls Slack; silences Alertmanager
+        **LifecycleDelivery(delivery, am_api, ctx).handlers(),  # archive calls Slack; silences Alertmanager
         **PagerDutyDelivery(engine, pd_client, pd_oncall, clock).handlers(),
     }
     handlers = {
