@@ -193,7 +193,7 @@ def resolve_incident(
     expire_silences(session, incident, now)
     incident.silenced_until = incident.silenced_by = None  # the card shows no silence once resolved
     if tell_pagerduty:
-        pagerduty_sync.mirror(session, incident, "resolved", now)
+        pagerduty_sync.mirror(session, incident, "resolved", now, api=ctx.pagerduty_api)
     say(session, incident, now, f":white_check_mark: Resolved {why}.", trusted=trusted)
     sync(ctx, session, incident, now)
     outbox.enqueue(
