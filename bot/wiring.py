@@ -9,14 +9,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.catalog.check import check
 from bot.catalog.rotations import Catalog
 from bot.core.durations import parse_duration
-from bot.core.errors import ConfigError
+from bot.core.errors import ConfigError, ConfigProblem
 from bot.core.runbook_links import RunbookCatalog
 from bot.integrations.alertmanager import AlertmanagerAPI
 from bot.integrations.oncall_cache import OnCallCache
@@ -86,9 +86,22 @@ def build_context(settings: Settings, clock: Callable[[], datetime]) -> Context:
         postmortem_template=settings.postmortem_template.read_text()
         if settings.postmortem_template
         else None,
-        silence_check_interval=parse_duration(settings.silence_check_interval),
+        silence_check_interval=silence_check_interval(settings),
         pagerduty_api=pagerduty_api(settings),
     )
+
+
+def silence_check_interval(settings: Settings) -> timedelta:
+    """SILENCE_CHECK_INTERVAL, at least a second (Alertmanager is asked once per silenced group)."""
+    problem = "must be a duration of at least 1s, e.g. '1m'"
+    try:
+        interval = parse_duration(settings.silence_check_interval)
+    except ValueError as exc:
+        problem = str(exc)
+        interval = timedelta(0)
+    if interval < timedelta(seconds=1):
+        raise ConfigError(ConfigProblem("SILENCE_CHECK_INTERVAL", 0, problem))
+    return interval
 
 
 def pagerduty_api(settings: Settings) -> bool:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -267,10 +267,15 @@ def test_with_two_replicas_only_one_asks_alertmanager(start_bot, fake_slack, am,
     assert incident(first).status == "triggered"
 
 
-def test_check_interval_is_a_setting():
+def test_check_interval_is_a_setting_of_at_least_a_second():
+    from bot.core.errors import ConfigError
     from bot.settings import Settings
+    from bot.wiring import silence_check_interval
 
-    assert Settings(_env_file=None).silence_check_interval == "1m"
-    assert Settings(_env_file=None, silence_check_interval="30s").silence_check_interval == "30s"
-    with pytest.raises(ValueError):
-        Settings(_env_file=None, silence_check_interval="0")
+    assert silence_check_interval(Settings(_env_file=None)) == timedelta(minutes=1)
+    assert silence_check_interval(Settings(_env_file=None, silence_check_interval="30s")) == timedelta(
+        seconds=30
+    )
+    for bad in ("0", "500ms", "soon", "10"):
+        with pytest.raises(ConfigError, match="SILENCE_CHECK_INTERVAL"):
+            silence_check_interval(Settings(_env_file=None, silence_check_interval=bad))
