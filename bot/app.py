@@ -113,6 +113,11 @@ def create_app(
             )
         if not pd_secrets:
             log.warning("PAGERDUTY_WEBHOOK_SECRET is not set: /webhooks/pagerduty rejects every delivery")
+        elif not ctx.pagerduty_api:
+            log.warning(
+                "PAGERDUTY_API_TOKEN is not set: PagerDuty incidents acknowledged or resolved in Slack"
+                " are not updated in PagerDuty (Slack says so when it happens)"
+            )
         if background is not None:
             task = asyncio.create_task(background.worker.run(), name="outbox-worker")
             background.scheduler.start()

@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     # Alertmanager API v2, for silences from the incident card.
     alertmanager_url: str | None = None
 
+    # Card silences (issue 16): while one is active, how often the bot asks Alertmanager whether
+    # the group's alerts still fire (it sends no resolved notification for silenced alerts).
+    silence_check_interval: str = "1m"  # at least 1s (checked at start, see bot.wiring)
+
     # Post-mortems and channel lifecycle.
     postmortems_dir: Path = Path("./postmortems")
     postmortem_template: Path | None = None

@@ -9,14 +9,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.catalog.check import check
 from bot.catalog.rotations import Catalog
 from bot.core.durations import parse_duration
-from bot.core.errors import ConfigError
+from bot.core.errors import ConfigError, ConfigProblem
 from bot.core.runbook_links import RunbookCatalog
 from bot.integrations.alertmanager import AlertmanagerAPI
 from bot.integrations.oncall_cache import OnCallCache
@@ -88,7 +88,27 @@ def build_context(settings: Settings, clock: Callable[[], datetime]) -> Context:
         postmortem_template=settings.postmortem_template.read_text()
         if settings.postmortem_template
         else None,
+        silence_check_interval=silence_check_interval(settings),
+        pagerduty_api=pagerduty_api(settings),
     )
+
+
+def silence_check_interval(settings: Settings) -> timedelta:
+    """SILENCE_CHECK_INTERVAL, at least a second (Alertmanager is asked once per silenced group)."""
+    problem = "must be a duration of at least 1s, e.g. '1m'"
+    try:
+        interval = parse_duration(settings.silence_check_interval)
+    except ValueError as exc:
+        problem = str(exc)
+        interval = timedelta(0)
+    if interval < timedelta(seconds=1):
+        raise ConfigError(ConfigProblem("SILENCE_CHECK_INTERVAL", 0, problem))
+    return interval
+
+
+def pagerduty_api(settings: Settings) -> bool:
+    """A REST API token is configured: PagerDuty's incidents can be updated from here."""
+    return bool(settings.pagerduty_api_token and settings.pagerduty_api_token.get_secret_value())
 
 
 def pagerduty_client(settings: Settings) -> PagerDutyClient:
@@ -132,7 +152,7 @@ def build_background(settings: Settings, ctx: Context, client: AsyncWebClient) -
     pd_client = pagerduty_client(settings)
     pd_oncall = oncall_cache(pd_client, clock)
     other_sides = {
-        **LifecycleDelivery(delivery, am_api).handlers(),  # archive calls Slack; silences Alertmanager
+        **LifecycleDelivery(delivery, am_api, ctx).handlers(),  # archive calls Slack; silences Alertmanager
         **PagerDutyDelivery(engine, pd_client, pd_oncall, clock).handlers(),
     }
     handlers = {

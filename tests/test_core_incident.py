@@ -58,3 +58,17 @@ def test_apply_follows_the_table_exactly(status, event):
 )
 def test_severity_from_label(label, sev):
     assert severity_from_label(label) is sev
+
+
+def test_the_first_acknowledgement_is_kept_for_mtta():
+    s = apply(IncidentState(Status.TRIGGERED, T0), Event.ACKNOWLEDGE, "slack:U1", T0 + timedelta(minutes=3))
+    assert s.first_acknowledged_at == T0 + timedelta(minutes=3)
+    s = apply(s, Event.UNACKNOWLEDGE, "pagerduty:PagerDuty", T0 + timedelta(minutes=10))
+    assert s.acknowledged_at is None and s.first_acknowledged_at == T0 + timedelta(minutes=3)
+    s = apply(s, Event.ACKNOWLEDGE, "slack:U2", T0 + timedelta(minutes=20))
+    assert s.acknowledged_at == T0 + timedelta(minutes=20)
+    assert s.first_acknowledged_at == T0 + timedelta(minutes=3)
+    s = apply(s, Event.RESOLVE, "slack:U2", T0 + timedelta(minutes=30))
+    s = apply(s, Event.REOPEN, "slack:U2", T0 + timedelta(minutes=40))
+    s = apply(s, Event.ACKNOWLEDGE, "slack:U3", T0 + timedelta(minutes=50))
+    assert s.first_acknowledged_at == T0 + timedelta(minutes=3)

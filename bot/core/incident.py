@@ -76,6 +76,8 @@ class IncidentState:
     resolved_at: datetime | None = None
     resolved_by: str | None = None
     closed_at: datetime | None = None
+    # The first acknowledgement ever (MTTA): un-acknowledging or reopening keeps it.
+    first_acknowledged_at: datetime | None = None
 
 
 def can(status: Status, event: Event) -> bool:
@@ -93,7 +95,14 @@ def apply(state: IncidentState, event: Event, actor: str, now: datetime) -> Inci
         )
     match event:
         case Event.ACKNOWLEDGE:
-            return replace(state, status=target, acknowledged_at=now, acknowledged_by=actor)
+            first = state.first_acknowledged_at or now
+            return replace(
+                state,
+                status=target,
+                acknowledged_at=now,
+                acknowledged_by=actor,
+                first_acknowledged_at=first,
+            )
         case Event.UNACKNOWLEDGE:
             return replace(state, status=target, acknowledged_at=None, acknowledged_by=None)
         case Event.RESOLVE:

@@ -71,6 +71,9 @@ class IncidentRecord:
     source: str = ""
     acknowledged_at: datetime | None = None
     acknowledged_by: str | None = None
+    # The first acknowledgement (kept when PagerDuty un-acknowledges or the incident is reopened):
+    # what "acknowledged" and the time to acknowledge mean in a post-mortem.
+    first_acknowledged_at: datetime | None = None
     resolved_at: datetime | None = None
     resolved_by: str | None = None
     closed_at: datetime | None = None
@@ -164,7 +167,8 @@ def build_facts(
     declared = moment(incident.created_at)
     detected = moment(sorted_alerts[0].starts_at) if sorted_alerts else None
     start = detected if detected is not None and detected.at < declared.at else declared
-    acknowledged, resolved = opt(incident.acknowledged_at), opt(incident.resolved_at)
+    acknowledged = opt(incident.first_acknowledged_at or incident.acknowledged_at)
+    resolved = opt(incident.resolved_at)
 
     def since(a: Moment | None, b: Moment | None) -> timedelta | None:
         return None if a is None or b is None else b.at - a.at

@@ -46,7 +46,7 @@ class ReportIncident:
     id: int
     severity: str
     created_at: datetime
-    acknowledged_at: datetime | None = None
+    acknowledged_at: datetime | None = None  # the first acknowledgement (MTTA), even if undone since
     resolved_at: datetime | None = None
     alert_names: tuple[str, ...] = ()  # one per alert row, so repeats count alerts
     pages: tuple[ReportPage, ...] = ()

@@ -1,4 +1,5 @@
-"""Alertmanager API v2 (httpx): create and expire silences for an incident's alert group."""
+"""Alertmanager API v2 (httpx): create and expire silences for an incident's alert group, and list
+the group's alerts that are still active (silenced and inhibited ones included)."""
 
 from __future__ import annotations
 
@@ -45,9 +46,23 @@ class AlertmanagerAPI:
         try:
             await self._call("DELETE", f"/api/v2/silence/{silence_id}")
         except DeliveryError as exc:
-            # Already expired or gone: the goal (no active silence) is met.
-            if exc.recoverable:
+            # Already expired or gone: the goal (no active silence) is met. Alertmanager up to 0.26
+            # answers an unknown id with a 500 "silence not found": gone too, not an outage.
+            if exc.recoverable and "silence not found" not in exc.error:
                 raise
+
+    async def active_alerts(self, labels: dict[str, str]) -> set[str]:
+        """Fingerprints of the alerts matching `labels` that have not ended, silenced and inhibited
+        ones included (Alertmanager lists no alert whose `endsAt` has passed)."""
+        params = [("filter", matcher(k, v)) for k, v in sorted(labels.items())]
+        params += [("silenced", "true"), ("inhibited", "true"), ("active", "true")]
+        data = await self._call("GET", "/api/v2/alerts", params=params)
+        try:
+            return {str(alert["fingerprint"]) for alert in data}
+        except (TypeError, KeyError) as exc:
+            raise DeliveryError(
+                "alertmanager GET /api/v2/alerts", "unexpected answer", recoverable=False
+            ) from exc
 
     async def _call(self, method: str, path: str, **kw: Any) -> Any:
         what = f"alertmanager {method} {path}"
@@ -58,12 +73,23 @@ class AlertmanagerAPI:
                 what, f"network: {type(exc).__name__}", recoverable=True, maybe_done=True, unfinished=True
             ) from exc
         if response.status_code == 429 or response.status_code >= 500:
-            raise DeliveryError(what, f"http {response.status_code}", recoverable=True, maybe_done=True)
+            raise DeliveryError(
+                what, f"http {response.status_code}: {response.text[:200]}", recoverable=True, maybe_done=True
+            )
         if response.status_code >= 400:
             raise DeliveryError(
                 what, f"http {response.status_code}: {response.text[:200]}", recoverable=False
             )
-        return response.json() if response.content else None
+        try:
+            return response.json() if response.content else None
+        except ValueError as exc:
+            raise DeliveryError(what, "the answer is not JSON", recoverable=False) from exc
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+def matcher(name: str, value: str) -> str:
+    """`name="value"` as Alertmanager's `filter` parameter parses it (quotes and backslashes escaped)."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'{name}="{escaped}"'

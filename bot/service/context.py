@@ -38,5 +38,9 @@ class Context:
     heartbeat_alertname: str = "Watchdog"
     heartbeat_timeout: timedelta = timedelta(minutes=10)
     postmortem_template: str | None = None  # the custom template's text; None: the default
+    # While a card silence is active, ask Alertmanager this often whether its alerts still fire.
+    silence_check_interval: timedelta = timedelta(minutes=1)
+    # PAGERDUTY_API_TOKEN is set: acknowledging or resolving here updates PagerDuty's incident.
+    pagerduty_api: bool = False
     # Called after a commit that enqueued outbox rows, so delivery starts without polling delay.
     wake: Callable[[], None] = field(default=lambda: None)

@@ -141,6 +141,7 @@ def state_of(incident: Incident) -> IncidentState:
         created_at=incident.created_at,
         acknowledged_at=incident.acknowledged_at,
         acknowledged_by=incident.acknowledged_by,
+        first_acknowledged_at=incident.first_acknowledged_at,
         resolved_at=incident.resolved_at,
         resolved_by=incident.resolved_by,
         closed_at=incident.closed_at,
@@ -155,6 +156,7 @@ def transition(
     state = apply(state_of(incident), event, actor, now)
     incident.status = state.status.value
     incident.acknowledged_at, incident.acknowledged_by = state.acknowledged_at, state.acknowledged_by
+    incident.first_acknowledged_at = state.first_acknowledged_at
     incident.resolved_at, incident.resolved_by = state.resolved_at, state.resolved_by
     incident.closed_at = state.closed_at
     if state.status in (Status.RESOLVED, Status.CLOSED):
@@ -189,8 +191,9 @@ def resolve_incident(
         _resolve_folded(ctx, session, incident, actor, now)
     cancel_paging(session, incident, now)
     expire_silences(session, incident, now)
+    incident.silenced_until = incident.silenced_by = None  # the card shows no silence once resolved
     if tell_pagerduty:
-        pagerduty_sync.mirror(session, incident, "resolved", now)
+        pagerduty_sync.mirror(session, incident, "resolved", now, api=ctx.pagerduty_api)
     say(session, incident, now, f":white_check_mark: Resolved {why}.", trusted=trusted)
     sync(ctx, session, incident, now)
     outbox.enqueue(
@@ -238,9 +241,10 @@ def cancel_paging(session: Session, incident: Incident, now: datetime) -> int:
 
 
 def expire_silences(
-    session: Session, incident: Incident, now: datetime, ids: list[str] | None = None
+    session: Session, incident: Incident, now: datetime, ids: list[str] | None = None, *, by: str = ""
 ) -> None:
-    """Silences made from the card (all, or `ids`) end with the incident (resolved or closed)."""
+    """Silences made from the card (all, or `ids`) end with the incident (resolved or closed), or
+    when `by` unsilences it."""
     ids = list(incident.silences) if ids is None else ids
     if ids:
         outbox.enqueue(
@@ -248,6 +252,6 @@ def expire_silences(
             f"alertmanager:{incident.id}",
             "expire_silences",
             now,
-            {"ids": ids},
+            {"ids": ids, "by": by},
             incident_id=incident.id,
         )

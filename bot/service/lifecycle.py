@@ -158,37 +158,6 @@ def postmortem_again(ctx: Context, incident_id: int, actor: str) -> Answer:
     return Answer("Writing the post-mortem draft; it will be uploaded to this channel.", changed=True)
 
 
-def silence(ctx: Context, incident_id: int, user: str, seconds: int) -> Answer:
-    """Ask Alertmanager for a silence matching the group's labels (delivered by the outbox)."""
-    with transaction(ctx.engine) as session:
-        incident = load(session, incident_id)
-        if incident.source != "alertmanager":
-            raise IllegalTransition("Only Alertmanager incidents can be silenced from here.")
-        if incident.status not in (Status.TRIGGERED, Status.ACKNOWLEDGED):
-            raise IllegalTransition(f"Incident #{incident_id} is {incident.status}; nothing to silence.")
-        now = ctx.clock()
-        outbox.enqueue(
-            session,
-            f"alertmanager:{incident_id}",
-            "silence",
-            now,
-            {"seconds": seconds, "by": user},
-            incident_id=incident_id,
-        )
-        record(
-            session,
-            incident_id,
-            now,
-            f"slack:{user}",
-            "silence_requested",
-            f"Silence for {format_duration(timedelta(seconds=seconds))} requested",
-        )
-    ctx.wake()
-    return Answer(
-        f"Silencing the alert group for {format_duration(timedelta(seconds=seconds))}.", changed=True
-    )
-
-
 def archive_due(ctx: Context, session: Session, timer: Timer, now: datetime) -> None:
     """The archive timer of a closed incident fired: archive its channel (if still closed)."""
     timer.status, timer.fired_at = "fired", now

@@ -33,10 +33,20 @@ def pd_lane(incident: Incident) -> str:
     return f"pagerduty:{incident.id}"
 
 
-def mirror(session: Session, incident: Incident, status: str, now: datetime) -> None:
-    """After an acknowledgement or resolution from Slack: tell PagerDuty (never for PD-made changes)."""
+# Said where a PagerDuty incident is acknowledged or resolved in Slack when PagerDuty can't be told.
+NOT_UPDATED = "PagerDuty is not updated (PAGERDUTY_API_TOKEN is not set)"
+
+
+def here_only(incident: Incident, api: bool) -> bool:
+    """A change to a PagerDuty incident stays here: without an API token PagerDuty is never told."""
+    return bool(incident.external_id) and not api
+
+
+def mirror(session: Session, incident: Incident, status: str, now: datetime, *, api: bool) -> None:
+    """After an acknowledgement or resolution from Slack: tell PagerDuty (never for PD-made changes).
+    Its incident needs the REST API (`api`: a token is set); Events API alerts need only their key."""
     assert status in ("acknowledged", "resolved")
-    if incident.external_id:
+    if incident.external_id and api:
         outbox.enqueue(
             session,
             pd_lane(incident),

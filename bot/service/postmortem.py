@@ -61,6 +61,7 @@ def _incident_record(inc: Incident) -> IncidentRecord:
         source=inc.source,
         acknowledged_at=inc.acknowledged_at,
         acknowledged_by=inc.acknowledged_by,
+        first_acknowledged_at=inc.first_acknowledged_at,
         resolved_at=inc.resolved_at,
         resolved_by=inc.resolved_by,
         closed_at=inc.closed_at,

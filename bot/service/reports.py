@@ -44,7 +44,8 @@ def incidents_since(ctx: Context, since: datetime) -> list[ReportIncident]:
                 id=inc.id,
                 severity=inc.severity,
                 created_at=inc.created_at,
-                acknowledged_at=inc.acknowledged_at,
+                # MTTA counts the first acknowledgement, kept across un-acknowledge and reopen.
+                acknowledged_at=inc.first_acknowledged_at or inc.acknowledged_at,
                 resolved_at=inc.resolved_at,
                 alert_names=tuple(names[inc.id]),
                 pages=tuple(pages[inc.id]),

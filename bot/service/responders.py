@@ -63,13 +63,23 @@ def acknowledge(ctx: Context, incident_id: int, actor: str) -> Answer:
         transition(ctx, session, incident, Event.ACKNOWLEDGE, actor, now)
         cancel_paging(session, incident, now)
         after = format_duration(now - incident.created_at)
-        say(session, incident, now, f":eyes: Acknowledged by {mention(actor)} after {after}.", trusted=True)
+        here_only = pagerduty_sync.here_only(incident, ctx.pagerduty_api)
+        note = f", here only: {pagerduty_sync.NOT_UPDATED}" if here_only else ""
+        say(
+            session,
+            incident,
+            now,
+            f":eyes: Acknowledged by {mention(actor)} after {after}{note}.",
+            trusted=True,
+        )
         sync(ctx, session, incident, now)
         outbox.enqueue(
             session, lane(incident), "update_pages", now, incident_id=incident.id, priority=outbox.NORMAL
         )
-        pagerduty_sync.mirror(session, incident, "acknowledged", now)
+        pagerduty_sync.mirror(session, incident, "acknowledged", now, api=ctx.pagerduty_api)
     ctx.wake()
+    if here_only:  # PagerDuty keeps escalating: saying "escalation stopped" would be a false promise
+        return Answer(f"Acknowledged here only: {pagerduty_sync.NOT_UPDATED}.", changed=True)
     return Answer(
         f"You acknowledged incident #{incident_id} after {after}; escalation stopped.", changed=True
     )
@@ -81,9 +91,14 @@ def resolve(ctx: Context, incident_id: int, actor: str, summary: str = "") -> An
         if incident.status in (Status.RESOLVED, Status.CLOSED):
             return Answer(f"Incident #{incident_id} is already {incident.status}.")
         why = f"by {mention(actor)}" + (f": {escape(summary)}" if summary else "")
+        here_only = pagerduty_sync.here_only(incident, ctx.pagerduty_api)
+        if here_only:
+            why += f", here only: {pagerduty_sync.NOT_UPDATED}"
         now = ctx.clock()
         resolve_incident(ctx, session, incident, now, actor, why, trusted=True)
     ctx.wake()
+    if here_only:
+        return Answer(f"Resolved here only: {pagerduty_sync.NOT_UPDATED}.", changed=True)
     return Answer(f"You resolved incident #{incident_id}.", changed=True)
 
 

@@ -66,6 +66,8 @@ class Snapshot:
             ],
             groups=[views.GroupView(g.title, g.severity, g.status) for g in self.groups],
             silences=self.silences,
+            silenced_until=inc.silenced_until,
+            silenced_by=inc.silenced_by,
         )
 
 

@@ -1,7 +1,9 @@
-"""Outbox operations around an incident's life: silences at Alertmanager, archiving the channel."""
+"""Outbox operations around an incident's life: silences at Alertmanager (make, expire, and look
+at a silenced group's alerts), archiving the channel."""
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from sqlmodel import Session
@@ -10,19 +12,29 @@ from bot.core.durations import format_duration
 from bot.core.text import escape
 from bot.integrations.alertmanager import AlertmanagerAPI
 from bot.integrations.errors import DeliveryError
-from bot.service.incidents import expire_silences, say
+from bot.service import silences
+from bot.service.context import Context
+from bot.service.incidents import say
 from bot.service.timeline import record
-from bot.slack.delivery import Completion, Handler, SlackDelivery, require_channel
+from bot.slack.delivery import Completion, Handler, SlackDelivery, Snapshot
 from bot.store.tables import Incident, Outbox
+
+log = logging.getLogger(__name__)
 
 
 class LifecycleDelivery:
-    def __init__(self, base: SlackDelivery, alertmanager: AlertmanagerAPI | None) -> None:
+    def __init__(self, base: SlackDelivery, alertmanager: AlertmanagerAPI | None, ctx: Context) -> None:
         self.base = base
         self.alertmanager = alertmanager
+        self.ctx = ctx  # silences' completions are use cases (they resolve, say, sync)
 
     def handlers(self) -> dict[str, Handler]:
-        return {"archive": self.archive, "silence": self.silence, "expire_silences": self.expire_silences}
+        return {
+            "archive": self.archive,
+            "silence": self.silence,
+            "expire_silences": self.expire_silences,
+            silences.CHECK_OP: self.check_silenced,
+        }
 
     async def archive(self, row: Outbox) -> Completion | None:
         incident = (await self.base.snapshot(row)).incident
@@ -51,62 +63,33 @@ class LifecycleDelivery:
         incident = snap.incident
         if incident.status in ("resolved", "closed"):
             return None  # resolved before we got here: a silence now would mute its next firing
-        labels = incident.group_labels or (snap.alerts[0].labels if snap.alerts else {})
+        labels = _group_labels(snap)
         duration = timedelta(seconds=int(row.payload["seconds"]))
         by = str(row.payload.get("by", "incidentbot"))
+        start = self.base.clock()
         try:  # a silence that cannot be made is said in the channel: whoever clicked must not think it is
             if not labels:
                 raise DeliveryError("alertmanager", "the incident has no alert labels", recoverable=False)
             api = self._require_api()
             silence_id = await api.create_silence(
-                dict(labels),
-                self.base.clock(),
-                duration,
-                f"incidentbot ({by})",
-                f"Silenced from incident #{incident.id}",
+                labels, start, duration, f"incidentbot ({by})", f"Silenced from incident #{incident.id}"
             )
         except DeliveryError as exc:
             if exc.recoverable:
                 raise
             return self._not_silenced(incident, by, exc.error)
-        now = self.base.clock()
         text = (
             f":no_bell: Silenced for {format_duration(duration)} by <@{by}>: "
             f"<{api.silence_link(silence_id)}|silence {silence_id[:8]}>"
         )
+        assert incident.id is not None
+        incident_id = incident.id  # recorded even if the channel is gone: it must be expired later
 
         def complete(session: Session) -> None:
-            # Locked: a resolve committing meanwhile either sees this silence (and expires it) or
-            # is seen here.
-            stored = session.get(Incident, incident.id, with_for_update=True)
-            assert stored is not None and stored.id is not None
-            stored.silences = [*stored.silences, silence_id]
-            session.add(stored)
-            if stored.status in ("resolved", "closed"):  # resolved while Alertmanager answered
-                record(session, stored.id, now, "bot", "silence", "Silence made after the incident resolved")
-                expire_silences(session, stored, now, [silence_id])
-                return
-            record(
-                session,
-                stored.id,
-                now,
-                f"slack:{by}",
-                "silence",
-                f"Silenced for {format_duration(duration)}",
-                {"silence_id": silence_id, "seconds": duration.total_seconds()},
-            )
-            session.add(
-                Outbox(
-                    lane=f"incident:{stored.id}",
-                    incident_id=stored.id,
-                    op="say",
-                    payload={"text": text, "trusted": True},
-                    not_before=now,
-                    created_at=now,
-                )
+            silences.made(
+                self.ctx, session, incident_id, silence_id, start + duration, by, text, self.base.clock()
             )
 
-        require_channel(incident)
         return complete
 
     def _not_silenced(self, incident: Incident, by: str, error: str) -> Completion:
@@ -130,21 +113,39 @@ class LifecycleDelivery:
         ids = [str(i) for i in row.payload.get("ids", [])]
         for silence_id in ids:
             await api.expire_silence(silence_id)
+        by = str(row.payload.get("by") or "")
+        incident_id = row.incident_id
+        assert incident_id is not None
 
         def complete(session: Session) -> None:
-            stored = session.get(Incident, row.incident_id)
-            if stored is None or stored.id is None:
-                return
-            stored.silences = [s for s in stored.silences if s not in ids]
-            session.add(stored)
-            record(
-                session,
-                stored.id,
-                self.base.clock(),
-                "bot",
-                "silence_expired",
-                f"Expired {len(ids)} silence(s)",
-                {"silence_ids": ids},
-            )
+            silences.expired(self.ctx, session, incident_id, ids, by or None)
 
         return complete
+
+    async def check_silenced(self, row: Outbox) -> Completion | None:
+        """Which of the group's alerts are still active at Alertmanager (silenced ones included)?
+        Any failure is logged and left to the next check: never resolve on an error."""
+        snap = await self.base.snapshot(row)
+        incident = snap.incident
+        if incident.status in ("resolved", "closed") or incident.id is None:
+            return None
+        incident_id = incident.id
+        try:
+            listed = await self._require_api().active_alerts(_group_labels(snap))
+        except DeliveryError as exc:
+            log.warning(
+                "could not ask Alertmanager about a silenced group; asking again at the next check: %s",
+                exc.error,
+                extra={"incident": incident_id},
+            )
+            return None
+
+        def complete(session: Session) -> None:
+            silences.alerts_checked(self.ctx, session, incident_id, listed)
+
+        return complete
+
+
+def _group_labels(snap: Snapshot) -> dict[str, str]:
+    """The group's labels: what the silence matches and what Alertmanager is asked about."""
+    return dict(snap.incident.group_labels or (snap.alerts[0].labels if snap.alerts else {}))

@@ -20,7 +20,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.errors import IncidentBotError
 from bot.core.text import slack_unescape
-from bot.service import lifecycle, notes, oncall, responders, runbooks
+from bot.service import notes, oncall, responders, runbooks, silences
 from bot.service.context import Context
 from bot.slack import commands
 from bot.slack.answering import ACK_WITHIN_SECONDS, ephemeral, in_time, run_use_case
@@ -73,10 +73,15 @@ def register(
             incident_text, seconds_text = str(body["actions"][0]["value"]).split(":")
             incident_id, seconds = int(incident_text), int(seconds_text)
         except (KeyError, IndexError, ValueError):
+            incident_id, seconds = 0, 0
+        if not 0 < incident_id < 2**31:  # an id the database can hold
             await ephemeral(client, body, "This button does not name an incident.")
             return
-        text = await run_use_case(lifecycle.silence, ctx, incident_id, body["user"]["id"], seconds)
+        # The duration is checked by the use case: a button's value is text anyone can forge.
+        text = await run_use_case(silences.silence, ctx, incident_id, body["user"]["id"], seconds)
         await ephemeral(client, body, text)
+
+    button("incident_unsilence", silences.unsilence)
 
     @app.event("pin_added")
     async def pinned(event: dict[str, Any]) -> None:

@@ -23,6 +23,7 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.core.durations import format_duration
+from bot.core.silences import OFFERED, label
 from bot.core.text import escape, fit, link, truncate
 
 MAX_ALERTS_ON_CARD = 10
@@ -75,6 +76,8 @@ class IncidentView:
     groups: Sequence[GroupView] = ()
     buttons: bool = True
     silences: bool = False  # offer Silence (an Alertmanager API is configured)
+    silenced_until: datetime | None = None  # a card silence is active: until when, and who made it
+    silenced_by: str | None = None
 
 
 def slack_date(when: datetime) -> str:
@@ -148,6 +151,9 @@ def card(view: IncidentView) -> list[Block]:
         progress.append(f"Resolved by {_who(view.resolved_by)} after {_since(view, view.resolved_at)}")
     if progress:
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=" · ".join(progress))]))
+    if view.silenced_until and view.status in ("triggered", "acknowledged"):
+        silenced = f":no_bell: Silenced until {slack_date(view.silenced_until)} by {_who(view.silenced_by)}"
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=silenced)]))
     if view.alerts:
         blocks.append(DividerBlock())
         for alert in view.alerts[:MAX_ALERTS_ON_CARD]:
@@ -199,10 +205,16 @@ def actions(view: IncidentView) -> ActionsBlock:
     if view.status == "triggered" and view.source != "pagerduty":
         elements.append(ButtonElement(text="Escalate", action_id="incident_escalate", value=value))
     elements.append(ButtonElement(text="Resolve", action_id="incident_resolve", value=value, style="danger"))
-    if view.source == "alertmanager" and view.silences:
+    if view.source == "alertmanager" and view.silenced_until:
+        elements.append(ButtonElement(text="Unsilence", action_id="incident_unsilence", value=value))
+    elif view.source == "alertmanager" and view.silences:
         elements += [
-            ButtonElement(text="Silence 1h", action_id="incident_silence_1h", value=f"{view.id}:3600"),
-            ButtonElement(text="Silence 4h", action_id="incident_silence_4h", value=f"{view.id}:14400"),
+            ButtonElement(
+                text=f"Silence {label(d)}",
+                action_id=f"incident_silence_{label(d)}",
+                value=f"{view.id}:{int(d.total_seconds())}",
+            )
+            for d in OFFERED
         ]
     return ActionsBlock(block_id=f"incident_actions_{view.id}", elements=elements)
 
