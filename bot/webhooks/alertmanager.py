@@ -54,7 +54,8 @@ class WebhookIn(BaseModel):
 
     version: Literal["4"]
     groupKey: str = Field(min_length=1, max_length=KEY_MAX_BYTES)
-    truncatedAlerts: int = Field(default=0, ge=0)
+    # Stored in an INTEGER column: a larger count is not Alertmanager's (it could never be stored).
+    truncatedAlerts: int = Field(default=0, ge=0, le=2**31 - 1)
     status: Literal["firing", "resolved"]
     receiver: str = Field(min_length=1, max_length=KEY_MAX_BYTES)
     groupLabels: _LABELS = Field(default_factory=dict)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -77,13 +78,52 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+# No webhook payload nests deeper than about 6 levels; a deeper one is an attack on the parser (the
+# standard library's recurses, and so do pydantic and the JSON encoder after it).
+MAX_JSON_DEPTH = 32
+
+
+def _not_json(constant: str) -> float:
+    raise ValueError(f"{constant} is not JSON")  # Python's json accepts NaN and Infinity; JSON does not
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400
+        raise ValueError(f"the number {text[:20]} is out of range")
+    return value
+
+
+def _deeper_than(data: Any, limit: int) -> bool:
+    """Iterative, so it cannot itself run out of stack."""
+    stack = [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
 def parse_json(raw: bytes) -> Any:
+    """The body as JSON, or 400 for anything that is not (strict) JSON, including what makes Python's
+    parser fail other than with a syntax error: nesting past its recursion limit, integers past
+    `sys.get_int_max_str_digits()` (4300 digits). Never a 5xx: the sender would retry it for ever."""
     if not raw.strip():
         raise HTTPException(400, "empty body: expected a JSON object")
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, parse_constant=_not_json, parse_float=_finite)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise HTTPException(400, f"malformed JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise HTTPException(400, f"malformed JSON: nested deeper than {MAX_JSON_DEPTH} levels") from exc
+    except ValueError as exc:  # an integer of more than 4300 digits, NaN, Infinity
+        reason = "a number has too many digits" if "digits" in str(exc) else str(exc)
+        raise HTTPException(400, f"malformed JSON: {reason}") from exc
+    count = raw.count(b"[") + raw.count(b"{")  # an upper bound of the depth, counted in C
+    if count > MAX_JSON_DEPTH and isinstance(data, dict | list) and _deeper_than(data, MAX_JSON_DEPTH):
+        raise HTTPException(400, f"malformed JSON: nested deeper than {MAX_JSON_DEPTH} levels")
     try:  # valid JSON may still hold text no database can store (a lone surrogate: "\ud800")
         text = json.dumps(data, ensure_ascii=False)
         text.encode("utf-8")
