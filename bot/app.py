@@ -61,6 +61,21 @@ async def _connect_socket_mode(bolt: AsyncApp, settings: Settings) -> AsyncSocke
     return handler
 
 
+def _say_alertmanager_auth(settings: Settings) -> None:
+    """Fail closed: without a token nothing gets in, unless ALERTMANAGER_AUTH=none says so on purpose."""
+    if settings.alertmanager_token is not None:
+        if settings.alertmanager_auth == "none":
+            log.warning("ALERTMANAGER_AUTH=none is ignored: ALERTMANAGER_TOKEN is set, so it is required")
+    elif settings.alertmanager_auth == "none":
+        log.warning("ALERTMANAGER_AUTH=none: /webhooks/alertmanager accepts unauthenticated requests")
+    else:
+        log.error(
+            "ALERTMANAGER_TOKEN is not set: /webhooks/alertmanager refuses every request (401, which "
+            "Alertmanager drops). Set ALERTMANAGER_TOKEN to the bearer token Alertmanager sends, or "
+            "ALERTMANAGER_AUTH=none to accept unauthenticated requests on purpose"
+        )
+
+
 def create_app(
     settings: Settings,
     clock: Callable[[], datetime] = utcnow,
@@ -107,10 +122,7 @@ def create_app(
             log.warning("SLACK_BOT_TOKEN is not set: Slack calls wait in the outbox until it is")
         if not settings.slack_signing_secret.get_secret_value():
             log.warning("SLACK_SIGNING_SECRET is not set: every request to /slack/events is refused")
-        if settings.alertmanager_token is None:
-            log.warning(
-                "ALERTMANAGER_TOKEN is not set: /webhooks/alertmanager accepts unauthenticated requests"
-            )
+        _say_alertmanager_auth(settings)
         if not pd_secrets:
             log.warning("PAGERDUTY_WEBHOOK_SECRET is not set: /webhooks/pagerduty rejects every delivery")
         if background is not None:
@@ -141,7 +153,8 @@ def create_app(
         app.state.worker = background.worker
         app.state.scheduler = background.scheduler
     am_token = settings.alertmanager_token.get_secret_value() if settings.alertmanager_token else None
-    app.include_router(alertmanager.router(ctx, am_token))
+    am_open = am_token is None and settings.alertmanager_auth == "none"
+    app.include_router(alertmanager.router(ctx, am_token, unauthenticated=am_open))
     app.include_router(pagerduty.router(ctx, pd_secrets))
 
     secret = settings.slack_signing_secret.get_secret_value()

@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     runbooks_dir: Path = Path("./runbooks")
     rotations_dir: Path = Path("./rotations")
     alertmanager_token: SecretStr | None = None
+    # Without a token every Alertmanager request is refused, unless "none" says so on purpose.
+    alertmanager_auth: Literal["bearer", "none"] = "bearer"
     incident_announce_channel: str | None = None
     port: int = 8080
     host: str = "0.0.0.0"
