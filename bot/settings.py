@@ -8,17 +8,34 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The password in `scheme://user:password@host/db`.
 _URL_PASSWORD = re.compile(r"(?<=://)([^:/@]*:)([^@]*)(?=@)")
 
 
+# Fail closed (issue 16): the placeholder credentials `.env.example` ships are refused at start, in
+# every credential setting, with what to put there instead.
+PLACEHOLDERS = frozenset({"change-me", "your-signing-secret", "xoxb-your-bot-token", "xapp-your-app-token"})
+_PLACEHOLDER_HINTS = {
+    "slack_bot_token": "set the app's Bot User OAuth Token (xoxb-...)",
+    "slack_signing_secret": "set the app's signing secret",
+    "alertmanager_token": "set the bearer token Alertmanager sends",
+    "slack_app_token": "set the app-level token (xapp-...) or leave it empty",
+    "pagerduty_api_token": "set a PagerDuty REST API key or leave it empty",
+    "pagerduty_webhook_secret": "set the webhook subscription's signing secret or leave it empty",
+}
+
+
 class Settings(BaseSettings):
     # Empty values mean "not set", so a copied .env.example with blanks behaves like the defaults.
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        env_ignore_empty=True,
+        hide_input_in_errors=True,  # a settings error must not print the secrets it was given
     )
 
     slack_bot_token: SecretStr = SecretStr("")
@@ -72,6 +89,20 @@ class Settings(BaseSettings):
     slack_timeout_seconds: float = Field(default=10.0, gt=0)
     log_level: str = "INFO"
     log_format: str = "json"
+
+    @model_validator(mode="after")
+    def _no_placeholders(self) -> Settings:
+        problems = []
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                parts = value.get_secret_value().split(",")
+                if any(part.strip().lower() in PLACEHOLDERS for part in parts):
+                    hint = _PLACEHOLDER_HINTS.get(name, "set the real value")
+                    problems.append(f"{name.upper()} is still the placeholder from .env.example; {hint}")
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
 
     @cached_property
     def is_sqlite(self) -> bool:
