@@ -221,5 +221,9 @@ def create_app(
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimit,
+        limit=settings.max_body_bytes,
+        routes={"/webhooks/alertmanager": settings.alertmanager_max_body_bytes},
+    )
     return app

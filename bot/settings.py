@@ -90,6 +90,10 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: str = "json"
 
+    # The HTTP edge (issue 16: large groups, slow clients). Alertmanager drops a 413, and a group of
+    # ~1,600 alerts is more than 1 MiB: its endpoint has its own, larger cap.
+    alertmanager_max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+
     @model_validator(mode="after")
     def _no_placeholders(self) -> Settings:
         problems = []

@@ -66,6 +66,7 @@ class Snapshot:
             ],
             groups=[views.GroupView(g.title, g.severity, g.status) for g in self.groups],
             silences=self.silences,
+            truncated_alerts=inc.truncated_alerts,
         )
 
 
