@@ -16,7 +16,6 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
-from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.signature import SignatureVerifier
@@ -27,6 +26,7 @@ from bot.observability import OUTBOX_DEPTH
 from bot.service.context import utcnow
 from bot.settings import Settings
 from bot.slack.listeners import register
+from bot.slack.socket_mode import SocketModeLink, bolt_connect
 from bot.store import outbox
 from bot.store.db import ping, upgrade
 from bot.webhooks import alertmanager, pagerduty
@@ -45,20 +45,6 @@ from bot.worker_process import WorkerProcess
 log = logging.getLogger(__name__)
 
 _SLACK_TIMESTAMP = re.compile(r"[0-9]{1,12}")  # Unix seconds, ASCII digits only
-
-
-async def _connect_socket_mode(bolt: AsyncApp, settings: Settings) -> AsyncSocketModeHandler | None:
-    """With SLACK_APP_TOKEN, also take events over Socket Mode (no public URL needed); HTTP stays up."""
-    if settings.slack_app_token is None:
-        return None
-    handler = AsyncSocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
-    try:
-        await handler.connect_async()
-    except Exception as exc:  # Slack unreachable at start: keep serving webhooks, say why
-        log.error("Socket Mode connection failed: %s", exc)
-        return None
-    log.info("connected to Slack over Socket Mode")
-    return handler
 
 
 def _say_alertmanager_auth(settings: Settings) -> None:
@@ -130,19 +116,26 @@ def create_app(
             background.scheduler.start()
         if worker_process is not None:
             await worker_process.start()
-        socket_mode = await _connect_socket_mode(bolt, settings)
+        # Socket Mode connects in the background: Slack being unreachable must not hold the start
+        # (webhooks) or the stop (SIGTERM).
+        socket_mode = None
+        if settings.slack_app_token is not None:
+            socket_mode = SocketModeLink(bolt_connect(bolt, settings.slack_app_token.get_secret_value()))
+            socket_mode.start()
         log.info("incidentbot ready", extra={"database": engine.dialect.name})
         try:
             yield
         finally:
-            if socket_mode is not None:
-                await socket_mode.close_async()
+            # Closing Socket Mode (at most 2 s) runs alongside the worker's grace, not before it.
+            closing = asyncio.create_task(socket_mode.stop()) if socket_mode is not None else None
             if background is not None:
                 await background.stop(grace_seconds=5)
                 task.cancel()
             if worker_process is not None:
                 # The child's own grace is 5 s; with uvicorn's 3 s the bot is gone within 10 s.
                 await worker_process.stop(grace_seconds=6)
+            if closing is not None:
+                await closing
             if pd_web is not None:
                 pd_web.close()
             engine.dispose()
