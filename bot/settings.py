@@ -93,6 +93,14 @@ class Settings(BaseSettings):
     # The HTTP edge (issue 16: large groups, slow clients). Alertmanager drops a 413, and a group of
     # ~1,600 alerts is more than 1 MiB: its endpoint has its own, larger cap.
     alertmanager_max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    # A client must send its request line and headers within this (from connecting, or from the first
+    # byte of a later request on a kept-alive connection), then its body within HTTP_BODY_TIMEOUT.
+    http_header_timeout: float = Field(default=10.0, gt=0)
+    http_body_timeout: float = Field(default=30.0, gt=0)
+    # An idle kept-alive connection is closed after this.
+    http_keepalive_timeout: float = Field(default=5.0, gt=0)
+    # Open connections (and requests in progress) beyond which requests get 503.
+    http_max_connections: int = Field(default=1000, ge=1)
 
     @model_validator(mode="after")
     def _no_placeholders(self) -> Settings:

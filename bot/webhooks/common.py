@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 from fastapi import HTTPException, Request
 from pydantic import BaseModel, ValidationError
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 M = TypeVar("M", bound=BaseModel)
@@ -55,6 +56,8 @@ class BodyLimit:
         except _BodyTooLarge:
             if not started:
                 await _too_large(send, limit)
+        except ClientDisconnect:
+            pass  # the client left (or was cut off for sending too slowly): nobody to answer
 
 
 class _BodyTooLarge(Exception):
