@@ -19,9 +19,19 @@ import pytest
 from sqlmodel import Session, func, select
 
 from bot.store.tables import Alert, Incident, Page
+from tests.alertmanager_proc import Alertmanager, now_iso
 from tests.conftest import PD_WEBHOOK_SECRETS
 from tests.fakepagerduty import sign_webhook
-from tests.harness import Clock, post_alertmanager, slack_headers, slash_command_body, wait_until
+from tests.harness import (
+    AM_TOKEN,
+    BotProcess,
+    Clock,
+    bot_env,
+    post_alertmanager,
+    slack_headers,
+    slash_command_body,
+    wait_until,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PD_TRIGGERED = json.loads((FIXTURES / "pagerduty-v3/events/incident.triggered.json").read_text())
@@ -231,3 +241,27 @@ def test_realistic_group_is_realistic():
     assert set(made["alerts"][0]) == set(captured["alerts"][0])
     per_alert = len(compact(realistic_group(100))) / 100
     assert 700 < per_alert < 1000, per_alert  # 1,600 of them: more than 1 MiB
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_real_alertmanager_with_max_alerts_says_how_many_it_left_out(fake_slack, database_url, tmp_path):
+    """The README's advice (`max_alerts` on the webhook receiver) with the real binary: Alertmanager
+    sends the first alerts and `truncatedAlerts`; the card says how many more there are."""
+    fake = fake_slack.fake
+    bot = BotProcess(bot_env(fake_slack.url, database_url), tmp_path / "bot.log").start()
+    alerts = [
+        {
+            "labels": {"alertname": "KubePodCrashLooping", "service": "checkout-api", "severity": "critical",
+                       "pod": f"checkout-api-{n}"},
+            "annotations": {"summary": "Pod is crash looping."},
+            "startsAt": now_iso(),
+        }
+        for n in range(8)
+    ]  # fmt: skip
+    try:
+        with Alertmanager(tmp_path / "am", f"{bot.url}/webhooks/alertmanager", AM_TOKEN, max_alerts=3) as am:
+            am.post_alerts(alerts)
+            wait_until(lambda: f"… and 5 more {TRUNCATED_LINE}" in card_text(fake), 30, 0.2, "the card")
+    finally:
+        bot.stop()
