@@ -143,7 +143,10 @@ def test_a_1600_alert_group_over_one_mebibyte_opens_one_incident_that_pages(pagi
     assert count(bot, Incident) == 1 and count(bot, Alert) == 1600
     page_rows = wait_until(lambda: count(bot, Page), 15, what="a page row")
     assert page_rows >= 1
+    wait_until(lambda: [c for c in fake.channels.values() if c.is_im], 30, what="the page DM")
+    print(f"paged {time.perf_counter() - started:.2f}s after the webhook was sent")
     wait_until(lambda: fake.calls_to("chat.postMessage") and card_blocks(fake), 30, what="the pinned card")
+    print(f"card pinned {time.perf_counter() - started:.2f}s after the webhook was sent")
     # The card went through the fake's Block Kit checks (at most 50 blocks, 3000 characters a section):
     blocks = card_blocks(fake)
     assert len(blocks) <= 50
