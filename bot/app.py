@@ -16,7 +16,6 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
-from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.signature import SignatureVerifier
@@ -27,6 +26,7 @@ from bot.observability import OUTBOX_DEPTH
 from bot.service.context import utcnow
 from bot.settings import Settings
 from bot.slack.listeners import register
+from bot.slack.socket_mode import SocketModeLink, bolt_connect
 from bot.store import outbox
 from bot.store.db import ping, upgrade
 from bot.webhooks import alertmanager, pagerduty
@@ -47,18 +47,19 @@ log = logging.getLogger(__name__)
 _SLACK_TIMESTAMP = re.compile(r"[0-9]{1,12}")  # Unix seconds, ASCII digits only
 
 
-async def _connect_socket_mode(bolt: AsyncApp, settings: Settings) -> AsyncSocketModeHandler | None:
-    """With SLACK_APP_TOKEN, also take events over Socket Mode (no public URL needed); HTTP stays up."""
-    if settings.slack_app_token is None:
-        return None
-    handler = AsyncSocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
-    try:
-        await handler.connect_async()
-    except Exception as exc:  # Slack unreachable at start: keep serving webhooks, say why
-        log.error("Socket Mode connection failed: %s", exc)
-        return None
-    log.info("connected to Slack over Socket Mode")
-    return handler
+def _say_alertmanager_auth(settings: Settings) -> None:
+    """Fail closed: without a token nothing gets in, unless ALERTMANAGER_AUTH=none says so on purpose."""
+    if settings.alertmanager_token is not None:
+        if settings.alertmanager_auth == "none":
+            log.warning("ALERTMANAGER_AUTH=none is ignored: ALERTMANAGER_TOKEN is set, so it is required")
+    elif settings.alertmanager_auth == "none":
+        log.warning("ALERTMANAGER_AUTH=none: /webhooks/alertmanager accepts unauthenticated requests")
+    else:
+        log.error(
+            "ALERTMANAGER_TOKEN is not set: /webhooks/alertmanager refuses every request (401, which "
+            "Alertmanager drops). Set ALERTMANAGER_TOKEN to the bearer token Alertmanager sends, or "
+            "ALERTMANAGER_AUTH=none to accept unauthenticated requests on purpose"
+        )
 
 
 def create_app(
@@ -107,10 +108,7 @@ def create_app(
             log.warning("SLACK_BOT_TOKEN is not set: Slack calls wait in the outbox until it is")
         if not settings.slack_signing_secret.get_secret_value():
             log.warning("SLACK_SIGNING_SECRET is not set: every request to /slack/events is refused")
-        if settings.alertmanager_token is None:
-            log.warning(
-                "ALERTMANAGER_TOKEN is not set: /webhooks/alertmanager accepts unauthenticated requests"
-            )
+        _say_alertmanager_auth(settings)
         if not pd_secrets:
             log.warning("PAGERDUTY_WEBHOOK_SECRET is not set: /webhooks/pagerduty rejects every delivery")
         elif not ctx.pagerduty_api:
@@ -123,19 +121,26 @@ def create_app(
             background.scheduler.start()
         if worker_process is not None:
             await worker_process.start()
-        socket_mode = await _connect_socket_mode(bolt, settings)
+        # Socket Mode connects in the background: Slack being unreachable must not hold the start
+        # (webhooks) or the stop (SIGTERM).
+        socket_mode = None
+        if settings.slack_app_token is not None:
+            socket_mode = SocketModeLink(bolt_connect(bolt, settings.slack_app_token.get_secret_value()))
+            socket_mode.start()
         log.info("incidentbot ready", extra={"database": engine.dialect.name})
         try:
             yield
         finally:
-            if socket_mode is not None:
-                await socket_mode.close_async()
+            # Closing Socket Mode (at most 2 s) runs alongside the worker's grace, not before it.
+            closing = asyncio.create_task(socket_mode.stop()) if socket_mode is not None else None
             if background is not None:
                 await background.stop(grace_seconds=5)
                 task.cancel()
             if worker_process is not None:
                 # The child's own grace is 5 s; with uvicorn's 3 s the bot is gone within 10 s.
                 await worker_process.stop(grace_seconds=6)
+            if closing is not None:
+                await closing
             if pd_web is not None:
                 pd_web.close()
             engine.dispose()
@@ -146,7 +151,8 @@ def create_app(
         app.state.worker = background.worker
         app.state.scheduler = background.scheduler
     am_token = settings.alertmanager_token.get_secret_value() if settings.alertmanager_token else None
-    app.include_router(alertmanager.router(ctx, am_token))
+    am_open = am_token is None and settings.alertmanager_auth == "none"
+    app.include_router(alertmanager.router(ctx, am_token, unauthenticated=am_open))
     app.include_router(pagerduty.router(ctx, pd_secrets))
 
     secret = settings.slack_signing_secret.get_secret_value()
@@ -213,5 +219,9 @@ def create_app(
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimit,
+        limit=settings.max_body_bytes,
+        routes={"/webhooks/alertmanager": settings.alertmanager_max_body_bytes},
+    )
     return app

@@ -98,9 +98,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(settings: Settings, host: str | None, port: int | None) -> int:
-    import uvicorn
-
     from bot.app import create_app
+    from bot.http_server import serve
     from bot.observability import setup_logging
     from bot.worker_process import WorkerProcess, fork_worker
 
@@ -108,15 +107,7 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
     # Forked now, before the event loop, threads and connections exist (see bot/worker_process.py).
     child = WorkerProcess(fork_worker(settings)) if settings.worker_process else None
     app = create_app(settings, worker_process=child)
-    uvicorn.run(
-        app,
-        host=host or settings.host,
-        port=port or settings.port,
-        log_config=None,
-        timeout_graceful_shutdown=3,  # then the lifespan gives in-flight deliveries 5 s
-        access_log=False,
-    )
-    return 0
+    return serve(app, settings, host or settings.host, port or settings.port)
 
 
 def _work(settings: Settings, wake_fd: int | None) -> int:

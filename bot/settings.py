@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -29,10 +29,27 @@ def under_data_dir(database_url: str, data_dir: Path) -> str:
     return f"{prefix}{(data_dir / path).as_posix()}{query}"
 
 
+# Fail closed (issue 16): the placeholder credentials `.env.example` ships are refused at start, in
+# every credential setting, with what to put there instead.
+PLACEHOLDERS = frozenset({"change-me", "your-signing-secret", "xoxb-your-bot-token", "xapp-your-app-token"})
+_PLACEHOLDER_HINTS = {
+    "slack_bot_token": "set the app's Bot User OAuth Token (xoxb-...)",
+    "slack_signing_secret": "set the app's signing secret",
+    "alertmanager_token": "set the bearer token Alertmanager sends",
+    "slack_app_token": "set the app-level token (xapp-...) or leave it empty",
+    "pagerduty_api_token": "set a PagerDuty REST API key or leave it empty",
+    "pagerduty_webhook_secret": "set the webhook subscription's signing secret or leave it empty",
+}
+
+
 class Settings(BaseSettings):
     # Empty values mean "not set", so a copied .env.example with blanks behaves like the defaults.
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        env_ignore_empty=True,
+        hide_input_in_errors=True,  # a settings error must not print the secrets it was given
     )
 
     slack_bot_token: SecretStr = SecretStr("")
@@ -42,6 +59,8 @@ class Settings(BaseSettings):
     runbooks_dir: Path = Path("./runbooks")
     rotations_dir: Path = Path("./rotations")
     alertmanager_token: SecretStr | None = None
+    # Without a token every Alertmanager request is refused, unless "none" says so on purpose.
+    alertmanager_auth: Literal["bearer", "none"] = "bearer"
     incident_announce_channel: str | None = None
     port: int = 8080
     host: str = "0.0.0.0"
@@ -102,6 +121,32 @@ class Settings(BaseSettings):
             self.database_url = under_data_dir(self.database_url, self.data_dir)
             if not self.postmortems_dir.is_absolute():
                 self.postmortems_dir = self.data_dir / self.postmortems_dir
+        return self
+
+    # The HTTP edge (issue 16: large groups, slow clients). Alertmanager drops a 413, and a group of
+    # ~1,600 alerts is more than 1 MiB: its endpoint has its own, larger cap.
+    alertmanager_max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    # A client must send its request line and headers within this (from connecting, or from the first
+    # byte of a later request on a kept-alive connection), then its body within HTTP_BODY_TIMEOUT.
+    http_header_timeout: float = Field(default=10.0, gt=0)
+    http_body_timeout: float = Field(default=30.0, gt=0)
+    # An idle kept-alive connection is closed after this.
+    http_keepalive_timeout: float = Field(default=5.0, gt=0)
+    # Open connections (and requests in progress) beyond which requests get 503.
+    http_max_connections: int = Field(default=1000, ge=1)
+
+    @model_validator(mode="after")
+    def _no_placeholders(self) -> Settings:
+        problems = []
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                parts = value.get_secret_value().split(",")
+                if any(part.strip().lower() in PLACEHOLDERS for part in parts):
+                    hint = _PLACEHOLDER_HINTS.get(name, "set the real value")
+                    problems.append(f"{name.upper()} is still the placeholder from .env.example; {hint}")
+        if problems:
+            raise ValueError("\n".join(problems))
         return self
 
     @cached_property

@@ -39,7 +39,7 @@ receivers:
   webhook_configs:
   - url: {url}
     send_resolved: true
-    max_alerts: 0
+    max_alerts: {max_alerts}
     http_config:
       authorization:
         type: Bearer
@@ -48,13 +48,13 @@ receivers:
 
 
 class Alertmanager:
-    def __init__(self, workdir: Path, webhook_url: str, token: str) -> None:
+    def __init__(self, workdir: Path, webhook_url: str, token: str, *, max_alerts: int = 0) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.workdir = workdir
         (workdir / "data").mkdir(parents=True, exist_ok=True)
         self.config = workdir / "alertmanager.yml"
-        self.config.write_text(CONFIG.format(url=webhook_url, token=token))
+        self.config.write_text(CONFIG.format(url=webhook_url, token=token, max_alerts=max_alerts))
         self.log = workdir / "alertmanager.log"
         self.proc: subprocess.Popen[bytes] | None = None
 

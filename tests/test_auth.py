@@ -20,6 +20,7 @@ dedup tests, which do, run on both.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -159,11 +160,45 @@ def test_alertmanager_right_token_is_accepted_and_a_replay_is_deduplicated(bot):
 
 
 @sqlite_only
-def test_alertmanager_without_a_configured_token_accepts_unauthenticated_requests(start_bot):
-    # Documented (and logged as a warning at start): no ALERTMANAGER_TOKEN means no check at all.
+def test_alertmanager_without_a_configured_token_refuses_every_request(start_bot, caplog):
+    # Fail closed (issue 16, section 4): a forgotten ALERTMANAGER_TOKEN used to open the endpoint to
+    # anyone. Now every request is refused, and the start says why and how to fix it.
+    caplog.set_level(logging.INFO)
     bot = start_bot(alertmanager_token=None)
+    for token in (None, "anything", AM_TOKEN):
+        r = post_alertmanager(bot.url, am_body(), token=token)
+        assert r.status_code == 401, (token, r.status_code, r.text)
+    nothing_written(bot)
+    said = [r.getMessage() for r in caplog.records if "ALERTMANAGER_TOKEN" in r.getMessage()]
+    assert said and "refuses every request" in said[0] and "ALERTMANAGER_AUTH=none" in said[0], said
+
+
+@sqlite_only
+def test_alertmanager_auth_none_accepts_unauthenticated_requests_on_purpose(start_bot, caplog):
+    caplog.set_level(logging.INFO)
+    bot = start_bot(alertmanager_token=None, alertmanager_auth="none")
     assert post_alertmanager(bot.url, AM_FIXTURE, token=None).status_code == 200
     assert post_alertmanager(bot.url, am_body("g2"), token="anything").status_code == 200
+    said = [r.getMessage() for r in caplog.records if "ALERTMANAGER_AUTH=none" in r.getMessage()]
+    assert said and "accepts unauthenticated requests" in said[0], said
+
+
+@sqlite_only
+def test_alertmanager_auth_none_does_not_switch_off_a_configured_token(start_bot):
+    # Both set: the token is the more deliberate choice and the closed one.
+    bot = start_bot(alertmanager_auth="none")
+    assert post_alertmanager(bot.url, am_body(), token=None).status_code == 401
+    assert post_alertmanager(bot.url, am_body()).status_code == 200
+
+
+def test_alertmanager_auth_takes_only_bearer_or_none():
+    from pydantic import ValidationError
+
+    from bot.settings import Settings
+
+    assert Settings(_env_file=None).alertmanager_auth == "bearer"
+    with pytest.raises(ValidationError, match="alertmanager_auth"):
+        Settings(_env_file=None, alertmanager_auth="off")
 
 
 # -- Slack: signing secret -----------------------------------------------------------------------------

@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -38,6 +39,16 @@ def test_repeat_changes_nothing():
     n = note("firing-two-alerts.json")
     d = decide(n, known(n))
     assert d.reason is Reason.REPEAT and not d.writes
+
+
+def test_a_new_truncated_count_alone_is_an_update():
+    # Alertmanager (max_alerts) sends the same first alerts and a different count of left-out ones:
+    # the card shows the count, so it must be written; the same count again is a repeat.
+    n = note("firing-two-alerts.json")
+    more = replace(n, truncated_alerts=40)
+    assert decide(more, known(n), truncated=0).reason is Reason.UPDATE
+    assert decide(more, known(n), truncated=40).reason is Reason.REPEAT
+    assert decide(n, known(n), truncated=40).reason is Reason.UPDATE
 
 
 def test_partial_resolution_updates_but_stays_open():

@@ -99,7 +99,8 @@ def test_postmortem_draft_holds_the_facts_and_is_uploaded(start_bot, fake_slack,
     assert "Rolled back release 2026.11.23-1" in text
     assert "alex" in text and "sarah" in text  # paged people
     assert "high-error-rate" in text or "High" in text  # the runbook
-    assert "Error rate {{ 7*7 }} on {% raw %}api{% endraw %}" in text  # data, never template code
+    # Data, never template code (written as Markdown text: `7\*7`).
+    assert "Error rate {{ 7\\*7 }} on {% raw %}api{% endraw %}" in text
     assert "Error rate 49" not in text
     assert "<@U01ALEX>" not in text  # the bot's Slack echoes are not timeline entries
 

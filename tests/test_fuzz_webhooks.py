@@ -68,7 +68,10 @@ AM_FIXTURE = json.loads((FIXTURES / "alertmanager-0.25/firing-single-alert.json"
 WEBHOOKS = ("/webhooks/alertmanager", "/webhooks/pagerduty")
 # What a webhook may answer to anything at all: never a 5xx (503 only while the database is down).
 WEBHOOK_STATUSES = {200, 400, 401, 413, 422}
-DEFAULT_BODY_LIMIT: int = Settings.model_fields["max_body_bytes"].default
+BODY_LIMITS: dict[str, int] = {
+    "/webhooks/alertmanager": Settings.model_fields["alertmanager_max_body_bytes"].default,
+    "/webhooks/pagerduty": Settings.model_fields["max_body_bytes"].default,
+}
 CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance, content_type_conformance]
 
 
@@ -276,7 +279,7 @@ def fuzz_webhook(
         # Unauthenticated, the same bytes are refused before they are looked at (an oversized body
         # is refused by its declared length even before the token is).
         anonymous = session.send(request, timeout=10)
-        refused = 413 if len(raw) > DEFAULT_BODY_LIMIT else 401
+        refused = 413 if len(raw) > BODY_LIMITS[path] else 401
         assert anonymous.status_code == refused, (anonymous.status_code, len(raw), anonymous.text[:300])
         # Then with credentials over these exact bytes.
         request.headers.update(credentials(raw))

@@ -5,6 +5,7 @@ import pytest
 
 from bot.catalog.templates import default_template
 from bot.core.errors import BadInput, ConfigError
+from bot.core.markdown import markdown_text
 from bot.core.postmortem import (
     TEMPLATE_VARIABLES,
     AlertRecord,
@@ -246,9 +247,10 @@ def test_syntax_error_names_the_line() -> None:
 def test_injection_in_data_stays_literal(payload: str) -> None:
     facts = scripted(title=f"Outage {payload}", note=f"note {payload}")
     text = render_postmortem(facts, default_template())
-    assert f"# Incident Post-Mortem: 2024-05-01 - Outage {payload}\n" in text
-    assert f"slack:U3: note {payload}" in text
-    assert f"5% errors {INJECT}" in text  # the alert annotation
+    # Verbatim once rendered: data is written as Markdown text (`7\*7`), never evaluated.
+    assert f"# Incident Post-Mortem: 2024-05-01 - Outage {markdown_text(payload)}\n" in text
+    assert f"slack:U3: note {markdown_text(payload)}" in text
+    assert f"5% errors {markdown_text(INJECT)}" in text  # the alert annotation
     assert "49" not in text
 
 

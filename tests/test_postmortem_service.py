@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select
 from bot.catalog.rotations import load_rotations
 from bot.catalog.runbooks import load_runbooks
 from bot.core.errors import ConfigError, UnknownIncident
+from bot.core.markdown import markdown_text
 from bot.core.reports import report
 from bot.service import postmortem
 from bot.service.context import Context
@@ -216,7 +217,8 @@ def test_write_names_the_file_and_fills_in_the_facts(ctx: Context, tmp_path: Pat
     assert path == out / f"2026-11-23-{CHANNEL}.md"  # the UTC date, though Paris was already on the 24th
     text = path.read_text(encoding="utf-8")
     assert "# Incident Post-Mortem: 2026-11-23 - API error rate high" in text
-    assert NOTE in text  # verbatim: data is never evaluated as template
+    # Verbatim: data is never evaluated as template (and is written as Markdown text: `7\*7`).
+    assert markdown_text(NOTE) in text
     assert "Runbook: **High API error rate**" in text
     assert "- [ ] Alert on deploy error budget" in text
     assert "2026-11-24 00:50:00 CET" in text  # declared, in the rotation's zone

@@ -129,11 +129,15 @@ def decide(
     note: Notification,
     open_alerts: Mapping[str, KnownAlert] | None,
     previous_alerts: Mapping[str, KnownAlert] | None = None,
+    *,
+    truncated: int = 0,
 ) -> GroupDecision:
     """What `note` means, given the alerts of the group's open incident (None: none open).
 
     `previous_alerts` are those of the group's last resolved incident: a firing notification
     that only repeats them (same fingerprints, same start) is a late retry, not a new fire.
+    `truncated` is how many alerts Alertmanager left out of the open incident's last notification
+    (`max_alerts`): a new count with the same alerts is an update (the card shows it).
     """
     if open_alerts is None:
         if not note.firing:
@@ -160,7 +164,7 @@ def decide(
         return GroupDecision(Reason.RESOLVE, tuple(added), tuple(resolved), tuple(refired), tuple(changed))
     if any(a.firing for a in added):
         reason = Reason.JOIN
-    elif resolved or refired or added or changed:
+    elif resolved or refired or added or changed or note.truncated_alerts != truncated:
         reason = Reason.UPDATE
     else:
         reason = Reason.REPEAT

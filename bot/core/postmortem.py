@@ -16,6 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.core.errors import BadInput
+from bot.core.markdown import is_web_url
 from bot.core.postmortem_render import (
     DASH,
     TEMPLATE_VARIABLES,
@@ -193,7 +194,7 @@ def build_facts(
         status=incident.status,
         source=incident.source,
         channel=incident.channel_name,
-        external_url=incident.external_url,
+        external_url=incident.external_url if is_web_url(incident.external_url) else "",
         rotation=incident.rotation,
         timezone=timezone,
         detected=detected,
@@ -281,7 +282,8 @@ def _participants(
 
 
 def _alert(a: AlertRecord, moment: Any, opt: Any) -> AlertFact:
-    links = [Link("source", a.generator_url)] if a.generator_url else []
+    # Only web links: a `javascript:` generatorURL is an alert's text, not a link to follow.
+    links = [Link("source", a.generator_url)] if _is_url(a.generator_url) else []
     links += [Link(k, v) for k, v in sorted(a.annotations.items()) if _is_url(v)]
     return AlertFact(
         a.name,
@@ -295,4 +297,8 @@ def _alert(a: AlertRecord, moment: Any, opt: Any) -> AlertFact:
 
 
 def _is_url(value: str) -> bool:
-    return value.startswith(("http://", "https://")) and not any(c.isspace() for c in value)
+    return (
+        value.startswith(("http://", "https://"))
+        and is_web_url(value)
+        and not any(c.isspace() for c in value)
+    )

@@ -21,7 +21,12 @@ Variables available to a template (every field of `PostmortemFacts`, plus `facts
   notes            Note: at, who, text;  action_items: ActionItem: at, who, text
   timeline         TimelineFact: at, actor, who, kind, text
 Filters: duration (timedelta -> '17m', None -> '—'), utc / local (Moment -> text, None -> '—'),
-cell (make text safe inside a Markdown table cell). See docs/postmortem-template.md.
+cell (text for a Markdown table cell), code (an inline code span), link (`url | link(label)`: a
+Markdown link for http(s)/mailto URLs, the label alone otherwise). See docs/postmortem-template.md.
+
+Every `{{ ... }}` is written as Markdown *text* (`bot.core.markdown.markdown_text`, the template
+environment's `finalize`): what alerts, notes, PagerDuty and people wrote cannot become a heading, raw
+HTML or a link. The filters above return Markdown the bot made safe, which is not escaped again.
 """
 
 from __future__ import annotations
@@ -32,12 +37,13 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, meta, nodes
+from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, Undefined, meta, nodes
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from bot.core.durations import format_duration
 from bot.core.errors import ConfigError, ConfigProblem
+from bot.core.markdown import Markdown, markdown_code, markdown_link, markdown_text
 
 DASH = "—"
 
@@ -210,14 +216,17 @@ def _duration(td: timedelta | None) -> str:
     return DASH if td is None else format_duration(td)
 
 
-def _cell(value: Any) -> str:
-    # A `|` or a newline would end a Markdown table cell early; everything else stays as written.
-    return " ".join(str(value).split("\n")).replace("|", "\\|")
+def _as_markdown(value: Any) -> Any:
+    """Jinja's `finalize`: every value a template prints is Markdown text, unless a filter made it."""
+    if isinstance(value, Markdown | Undefined):  # Undefined: Jinja's own handling (StrictUndefined)
+        return value
+    return markdown_text(value)
 
 
 _ENV = _Sandbox(
     undefined=StrictUndefined,  # a typo in a template is an error, not a silently empty section
-    autoescape=False,  # Markdown file, not HTML
+    autoescape=False,  # Markdown file, not HTML: escaping is `finalize`'s
+    finalize=_as_markdown,
     trim_blocks=True,
     lstrip_blocks=True,
     keep_trailing_newline=True,
@@ -226,7 +235,9 @@ _ENV.filters.update(
     duration=_duration,
     utc=lambda m: DASH if m is None else m.utc,
     local=lambda m: DASH if m is None else m.local,
-    cell=_cell,
+    cell=markdown_text,  # one line, `|` escaped: safe inside a table cell
+    code=markdown_code,
+    link=markdown_link,
 )
 _TEMPLATE_FILE = "<template>"  # the filename Jinja gives frames of a template built from a string
 TEMPLATE_VARIABLES = ("facts", *(f.name for f in fields(PostmortemFacts)))

@@ -75,7 +75,7 @@ def _ingest(ctx: Context, session: Session, note: Notification) -> IngestResult:
     rows: dict[str, tables.Alert] = {}
     if incident is not None:
         rows = _known(session, incident.id)  # type: ignore[arg-type]
-        decision = decide(note, _as_known(rows))
+        decision = decide(note, _as_known(rows), truncated=incident.truncated_alerts)
     else:
         previous = session.exec(
             select(tables.Incident)
@@ -91,6 +91,7 @@ def _ingest(ctx: Context, session: Session, note: Notification) -> IngestResult:
     if decision.opens:
         return _open(ctx, session, note, decision, previous, now)
     assert incident is not None and incident.id is not None
+    incident.truncated_alerts = note.truncated_alerts
     _apply_alerts(session, incident.id, decision, rows, now)
     if incident.parent_id is not None:  # a group folded into a storm: the storm shows it
         if decision.resolves and incident.status != Status.RESOLVED:
@@ -122,6 +123,7 @@ def _open(
     parent = storm.storm_for(ctx, session, key, now)
     if parent is not None:
         child = storm.fold(ctx, session, parent, note, now)
+        child.truncated_alerts = note.truncated_alerts
         assert child.id is not None
         _apply_alerts(session, child.id, decision, {}, now)
         return IngestResult(Reason.FOLD, child.id)
@@ -142,6 +144,7 @@ def _open(
         previous=previous,
     )
     incident.route_key = key
+    incident.truncated_alerts = note.truncated_alerts
     assert incident.id is not None
     route = escalation.start(ctx, session, incident, labels, now, fresh=True)
     _apply_alerts(session, incident.id, decision, {}, now)

@@ -68,6 +68,7 @@ class Snapshot:
             silences=self.silences,
             silenced_until=inc.silenced_until,
             silenced_by=inc.silenced_by,
+            truncated_alerts=inc.truncated_alerts,
         )
 
 

@@ -78,6 +78,7 @@ class IncidentView:
     silences: bool = False  # offer Silence (an Alertmanager API is configured)
     silenced_until: datetime | None = None  # a card silence is active: until when, and who made it
     silenced_by: str | None = None
+    truncated_alerts: int = 0  # alerts Alertmanager left out of the group (max_alerts)
 
 
 def slack_date(when: datetime) -> str:
@@ -161,6 +162,10 @@ def card(view: IncidentView) -> list[Block]:
         hidden = len(view.alerts) - MAX_ALERTS_ON_CARD
         if hidden > 0:
             blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"…and {hidden} more alerts")]))
+    if view.truncated_alerts > 0:
+        # Alertmanager's max_alerts kept these out of the webhook: the group is bigger than the list.
+        truncated = f"… and {view.truncated_alerts} more (truncated by Alertmanager)"
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=truncated)]))
     if view.groups:
         blocks += _group_blocks(view.groups)
     if view.source == "pagerduty" and view.external_url.startswith(("http://", "https://")):

@@ -54,7 +54,8 @@ class WebhookIn(BaseModel):
 
     version: Literal["4"]
     groupKey: str = Field(min_length=1, max_length=KEY_MAX_BYTES)
-    truncatedAlerts: int = Field(default=0, ge=0)
+    # Stored in an INTEGER column: a larger count is not Alertmanager's (it could never be stored).
+    truncatedAlerts: int = Field(default=0, ge=0, le=2**31 - 1)
     status: Literal["firing", "resolved"]
     receiver: str = Field(min_length=1, max_length=KEY_MAX_BYTES)
     groupLabels: _LABELS = Field(default_factory=dict)
@@ -127,10 +128,13 @@ def _ingest_threads() -> Callable[[], CapacityLimiter]:
     return limiter
 
 
-def router(ctx: Context, token: str | None) -> APIRouter:
+def router(ctx: Context, token: str | None, *, unauthenticated: bool = False) -> APIRouter:
+    """`token` is the bearer token Alertmanager must send; without one every request is refused
+    (401), unless `unauthenticated` (ALERTMANAGER_AUTH=none) opens the endpoint on purpose."""
     api = APIRouter()
     limiter = _ingest_threads()
     expected = f"Bearer {token}".encode() if token else None
+    checked = expected is not None or not unauthenticated
 
     @api.post(
         "/webhooks/alertmanager",
@@ -140,9 +144,9 @@ def router(ctx: Context, token: str | None) -> APIRouter:
     async def alertmanager(request: Request) -> dict[str, object]:
         started = time.perf_counter()
         try:
-            if expected is not None:
+            if checked:
                 given = request.headers.get("authorization", "").encode()
-                if not hmac.compare_digest(given, expected):
+                if expected is None or not hmac.compare_digest(given, expected):
                     raise HTTPException(401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"})
             payload = validate(WebhookIn, parse_json(await read_body(request)))
             note = payload.to_core()

@@ -3,30 +3,36 @@
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from fastapi import HTTPException, Request
 from pydantic import BaseModel, ValidationError
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 M = TypeVar("M", bound=BaseModel)
 
 
 class BodyLimit:
-    """Answer 413 to any request body over `limit` bytes, before a handler reads it all."""
+    """Answer 413 to any request body over `limit` bytes (or the limit `routes` gives its path),
+    before a handler reads it all."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, routes: Mapping[str, int] | None = None) -> None:
         self.app = app
-        self.limit = limit
+        self.default = limit
+        self.routes = dict(routes or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.routes.get(scope.get("path", ""), self.default)
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await _too_large(send, self.limit)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _too_large(send, limit)
             return
         seen = 0
         started = False
@@ -36,7 +42,7 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.limit:
+                if seen > limit:
                     raise _BodyTooLarge
             return message
 
@@ -49,7 +55,9 @@ class BodyLimit:
             await self.app(scope, limited_receive, tracking_send)
         except _BodyTooLarge:
             if not started:
-                await _too_large(send, self.limit)
+                await _too_large(send, limit)
+        except ClientDisconnect:
+            pass  # the client left (or was cut off for sending too slowly): nobody to answer
 
 
 class _BodyTooLarge(Exception):
@@ -77,13 +85,52 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+# No webhook payload nests deeper than about 6 levels; a deeper one is an attack on the parser (the
+# standard library's recurses, and so do pydantic and the JSON encoder after it).
+MAX_JSON_DEPTH = 32
+
+
+def _not_json(constant: str) -> float:
+    raise ValueError(f"{constant} is not JSON")  # Python's json accepts NaN and Infinity; JSON does not
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400
+        raise ValueError(f"the number {text[:20]} is out of range")
+    return value
+
+
+def _deeper_than(data: Any, limit: int) -> bool:
+    """Iterative, so it cannot itself run out of stack."""
+    stack = [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
 def parse_json(raw: bytes) -> Any:
+    """The body as JSON, or 400 for anything that is not (strict) JSON, including what makes Python's
+    parser fail other than with a syntax error: nesting past its recursion limit, integers past
+    `sys.get_int_max_str_digits()` (4300 digits). Never a 5xx: the sender would retry it for ever."""
     if not raw.strip():
         raise HTTPException(400, "empty body: expected a JSON object")
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, parse_constant=_not_json, parse_float=_finite)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise HTTPException(400, f"malformed JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise HTTPException(400, f"malformed JSON: nested deeper than {MAX_JSON_DEPTH} levels") from exc
+    except ValueError as exc:  # an integer of more than 4300 digits, NaN, Infinity
+        reason = "a number has too many digits" if "digits" in str(exc) else str(exc)
+        raise HTTPException(400, f"malformed JSON: {reason}") from exc
+    count = raw.count(b"[") + raw.count(b"{")  # an upper bound of the depth, counted in C
+    if count > MAX_JSON_DEPTH and isinstance(data, dict | list) and _deeper_than(data, MAX_JSON_DEPTH):
+        raise HTTPException(400, f"malformed JSON: nested deeper than {MAX_JSON_DEPTH} levels")
     try:  # valid JSON may still hold text no database can store (a lone surrogate: "\ud800")
         text = json.dumps(data, ensure_ascii=False)
         text.encode("utf-8")

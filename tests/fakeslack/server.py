@@ -22,13 +22,15 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocket
 
 from .admin import admin_routes
 from .args import normalize_args
 from .faults import Fault
 from .model import UPLOAD_METHOD, ApiResult
+from .socket_mode import APP_TOKEN_METHODS
 from .state import FakeSlack
 
 TRANSPORT_KEY = "fakeslack.transport"
@@ -163,6 +165,8 @@ async def api_endpoint(request: Request) -> Response:
     fake, method, arrival = _fake(request), request.path_params["method"], _arrival()
     try:
         args, token = await parse_call(request)
+        if method in APP_TOKEN_METHODS and not request.headers.get("authorization"):
+            token = None  # Slack takes the app-level token from the Authorization header only
     except BadRequest as exc:
         result = ApiResult(200, {"ok": False, "error": str(exc)})
         fake.record(method, {}, None, result, None, arrival)
@@ -198,11 +202,17 @@ async def upload_endpoint(request: Request) -> Response:
     return PlainTextResponse(result.body["text"])
 
 
+async def socket_mode_endpoint(websocket: WebSocket) -> None:
+    """The URL `apps.connections.open` hands out (see :mod:`tests.fakeslack.socket_mode`)."""
+    await websocket.app.state.fake.socket_mode.serve(websocket)
+
+
 def create_app(fake: FakeSlack) -> ASGIApp:
     """The ASGI app serving ``fake``."""
     routes = [
         Route("/api/{method}", api_endpoint, methods=["GET", "POST"]),
         Route("/upload/v1/{file_id}", upload_endpoint, methods=["POST", "PUT"]),
+        WebSocketRoute("/link/", socket_mode_endpoint),
         *admin_routes(),
     ]
     app = Starlette(routes=routes)

@@ -30,6 +30,7 @@ from .model import (
 )
 from .registry import HANDLERS
 from .scopes import check_scopes
+from .socket_mode import APP_TOKEN_METHODS, SocketModeHub
 from .workspace import Workspace, check_channel_name
 
 DEFAULT_TS_START = 1732400000.0
@@ -60,6 +61,7 @@ class FakeSlack:
         self._calls: list[Call] = []
         self._call_seq = 0  # never reset by clear_calls, so `since=` polling stays valid
         self._faults = FaultBook()
+        self.socket_mode = SocketModeHub()
 
     def _new_workspace(self) -> Workspace:
         ws = Workspace(ts_start=self._ts_start, require_membership=self._require_membership)
@@ -115,6 +117,11 @@ class FakeSlack:
         """Accept another bot token."""
         with self._lock:
             self.tokens.add(token)
+
+    def add_app_token(self, token: str) -> None:
+        """Accept an app-level token (`xapp-...`) for Socket Mode (`apps.connections.open`)."""
+        with self._lock:
+            self.socket_mode.app_tokens.add(token)
 
     def create_channel(
         self,
@@ -190,6 +197,8 @@ class FakeSlack:
         """Slack's auth errors (answered with HTTP 200)."""
         if not token:
             raise SlackError("not_authed")
+        if token.startswith("xapp-"):  # app-level tokens only open Socket Mode connections
+            raise SlackError("not_allowed_token_type")
         if token not in self.tokens:
             raise SlackError("invalid_auth")
 
@@ -212,12 +221,16 @@ class FakeSlack:
         with self._lock:
             try:
                 handler = HANDLERS.get(method)
-                if handler is None:
+                if method in APP_TOKEN_METHODS:
+                    self.socket_mode.check_app_token(token)
+                    body = {"ok": True, **self.socket_mode.open(base_url)}
+                elif handler is None:
                     raise SlackError("unknown_method", req_method=method)
-                self.check_token(token)
-                if self._ws.scopes is not None:
-                    check_scopes(self._ws, method, args, self._ws.scopes)
-                body = {"ok": True, **handler(self._ws, Args(args, base_url=base_url))}
+                else:
+                    self.check_token(token)
+                    if self._ws.scopes is not None:
+                        check_scopes(self._ws, method, args, self._ws.scopes)
+                    body = {"ok": True, **handler(self._ws, Args(args, base_url=base_url))}
             except SlackError as exc:
                 body = exc.body()
             result = ApiResult(status=200, body=copy.deepcopy(body))
