@@ -120,8 +120,9 @@ def test_alertmanager_sends_to_the_bot_with_its_token():
     url = urlsplit(hook["url"])
     assert (url.hostname, url.port, url.path) == ("bot", 8080, "/webhooks/alertmanager")
     assert hook["send_resolved"] is True
-    # Bounded, so a storm's notification stays under the bot's body limit (about 5 KiB per alert).
-    assert 0 < hook["max_alerts"] * 5 * 1024 < Settings.model_fields["max_body_bytes"].default
+    # Bounded, so a storm's notification stays under the bot's Alertmanager body limit (about 5 KiB
+    # per alert).
+    assert 0 < hook["max_alerts"] * 5 * 1024 < Settings.model_fields["alertmanager_max_body_bytes"].default
     auth = hook["http_config"]["authorization"]
     (secret,) = service("alertmanager")["secrets"]
     assert auth["type"] == "Bearer" and auth["credentials_file"] == f"/run/secrets/{secret}"
