@@ -7,7 +7,12 @@ A fault is a JSON-friendly rule so tests in another process can install it over 
 ``method`` is an fnmatch pattern ("*", "chat.*", "conversations.create"). A rule fires for matching calls
 after letting ``after`` of them through, at most ``count`` times, only within ``duration`` seconds of being
 installed, and each time with ``probability`` (drawn from a per-rule seeded ``random.Random`` so a failing
-chaos test replays identically). Without count/probability/duration it fires until cleared.
+chaos test replays identically). Without count/probability/duration it fires until cleared. ``args`` narrows a
+rule to calls whose arguments have those values (``{"channel": "D0000001"}``: only posts into that DM).
+
+Modes: ``ratelimit`` (429 + Retry-After), ``error500`` (an HTTP ``status`` with ``error``), ``error`` (HTTP 200
+``{"ok": false, "error": ...}``: Slack refusing the request, e.g. ``restricted_action``), ``slow``, ``drop``,
+``timeout``.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-MODES = ("ratelimit", "error500", "slow", "drop", "timeout")
+MODES = ("ratelimit", "error500", "error", "slow", "drop", "timeout")
 DEFAULT_DELAY = {"slow": 1.0, "timeout": 30.0}
 _SPEC_KEYS = frozenset(
     {
@@ -33,6 +38,7 @@ _SPEC_KEYS = frozenset(
         "status",
         "error",
         "seed",
+        "args",
     }
 )
 
@@ -52,6 +58,7 @@ class Fault:
     status: int = 500
     error: str = "internal_error"
     seed: int = 0
+    args: dict[str, Any] = field(default_factory=dict)
     id: int = 0
     installed_at: float = field(default_factory=time.monotonic)
     matched: int = 0
@@ -81,9 +88,11 @@ class Fault:
             return True
         return self.count is not None and self.fired >= self.count
 
-    def fires_for(self, method: str, now: float) -> bool:
+    def fires_for(self, method: str, now: float, args: dict[str, Any] | None = None) -> bool:
         """Decide (and account) whether this rule breaks this call."""
         if not fnmatch.fnmatchcase(method, self.method) or self.expired(now):
+            return False
+        if any(str((args or {}).get(key)) != str(value) for key, value in self.args.items()):
             return False
         self.matched += 1
         if self.matched <= self.after:
@@ -108,6 +117,7 @@ class Fault:
             "status": self.status,
             "error": self.error,
             "seed": self.seed,
+            "args": dict(self.args),
             "matched": self.matched,
             "fired": self.fired,
             "expired": self.expired(time.monotonic()),
@@ -138,11 +148,11 @@ class FaultBook:
         """Uninstall all rules."""
         self._faults.clear()
 
-    def take(self, method: str) -> Fault | None:
+    def take(self, method: str, args: dict[str, Any] | None = None) -> Fault | None:
         """The rule that breaks this call, if any (consumes one count/probability draw)."""
         now = time.monotonic()
         for fault in self._faults:
-            if fault.fires_for(method, now):
+            if fault.fires_for(method, now, args):
                 return fault
         return None
 

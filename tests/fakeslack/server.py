@@ -112,11 +112,13 @@ async def drop_connection(request: Request) -> None:
 
 
 def fault_result(fault: Fault) -> ApiResult | None:
-    """The HTTP answer of an answering fault (ratelimit/error500); None for connection-level ones."""
+    """The HTTP answer of an answering fault (ratelimit/error500/error); None for connection-level ones."""
     if fault.mode == "ratelimit":
         return ApiResult(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(fault.retry_after)})
     if fault.mode == "error500":
         return ApiResult(fault.status, {"ok": False, "error": fault.error})
+    if fault.mode == "error":  # Slack refusing the request: HTTP 200, ok false
+        return ApiResult(200, {"ok": False, "error": fault.error})
     return None
 
 
@@ -167,7 +169,7 @@ async def api_endpoint(request: Request) -> Response:
         result = ApiResult(200, {"ok": False, "error": str(exc)})
         fake.record(method, {}, None, result, None, arrival)
         return to_response(result)
-    fault = fake.take_fault(method)
+    fault = fake.take_fault(method, args)
     if fault is not None:
         response = await apply_fault(request, fake, method, args, token, fault, arrival)
         if response is not None:
@@ -185,9 +187,9 @@ async def upload_endpoint(request: Request) -> Response:
         content = upload.encode() if isinstance(upload, str) else await upload.read() if upload else b""
     else:
         content = await request.body()
-    fault = fake.take_fault(UPLOAD_METHOD)
+    args = {"file_id": file_id, "bytes": len(content)}
+    fault = fake.take_fault(UPLOAD_METHOD, args)
     if fault is not None:
-        args = {"file_id": file_id, "bytes": len(content)}
         response = await apply_fault(request, fake, UPLOAD_METHOD, args, None, fault, arrival)
         if response is not None:
             return response

@@ -123,6 +123,26 @@ class FakeSlack:
             self._changed.notify_all()
             return message
 
+    def archive_channel(self, channel_id: str) -> None:
+        """A person archives a channel (the bot drops out of it, as in Slack)."""
+        with self._lock:
+            self._ws.archive(self._ws.channels[channel_id])
+            self._changed.notify_all()
+
+    def unarchive_channel(self, channel_id: str) -> None:
+        """A person unarchives a channel; the bot is not a member again until it joins."""
+        with self._lock:
+            self._ws.channels[channel_id].archived = False
+            self._changed.notify_all()
+
+    def remove_member(self, channel_id: str, user: str = BOT_USER_ID) -> None:
+        """A person removes someone (by default the bot) from a channel."""
+        with self._lock:
+            members = self._ws.channels[channel_id].members
+            if user in members:
+                members.remove(user)
+            self._changed.notify_all()
+
     # -- faults --------------------------------------------------------------------------------------
 
     def add_fault(self, spec: dict[str, Any] | None = None, /, **kwargs: Any) -> dict[str, Any]:
@@ -146,10 +166,10 @@ class FakeSlack:
         with self._lock:
             return self._faults.snapshot()
 
-    def take_fault(self, method: str) -> Fault | None:
+    def take_fault(self, method: str, args: dict[str, Any] | None = None) -> Fault | None:
         """The rule breaking this call, if any (a copy: the server applies it outside the lock)."""
         with self._lock:
-            fault = self._faults.take(method)
+            fault = self._faults.take(method, args)
             return copy.deepcopy(fault) if fault else None
 
     # -- dispatch ------------------------------------------------------------------------------------

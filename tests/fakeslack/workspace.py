@@ -117,6 +117,14 @@ class Workspace:
         self.channels[channel.id] = channel
         return channel
 
+    @staticmethod
+    def archive(channel: Channel) -> None:
+        """Archive a channel as Slack does: the name stays taken and the bot is no longer a member
+        (people stay listed)."""
+        channel.archived = True
+        if BOT_USER_ID in channel.members:
+            channel.members.remove(BOT_USER_ID)
+
     def by_name(self, name: str) -> Channel | None:
         """A non-DM channel by name, archived ones included (Slack keeps their names reserved)."""
         name = name.lstrip("#")
