@@ -10,9 +10,9 @@ installed, and each time with ``probability`` (drawn from a per-rule seeded ``ra
 chaos test replays identically). Without count/probability/duration it fires until cleared. ``args`` narrows a
 rule to calls whose arguments have those values (``{"channel": "D0000001"}``: only posts into that DM).
 
-Modes: ``ratelimit`` (429 + Retry-After), ``error500`` (an HTTP ``status`` with ``error``), ``error`` (HTTP 200
-``{"ok": false, "error": ...}``: Slack refusing the request, e.g. ``restricted_action``), ``slow``, ``drop``,
-``timeout``.
+Modes: ``ratelimit`` (429 + Retry-After), ``error500`` (an HTTP ``status`` with ``error``), ``error``
+(HTTP 200 ``{"ok": false, "error": ...}``: Slack refusing the request, e.g. ``restricted_action``),
+``slow``, ``drop``, ``timeout``.
 """
 
 from __future__ import annotations
