@@ -2,8 +2,9 @@
 
 A handler makes at most one non-idempotent Slack call (a post) and returns a completion that
 the worker applies in the same transaction that marks the row sent, so "channel created" and
-"row done" are committed together. Posts carry the outbox id in message metadata: after a crash
-or an ambiguous failure the handler first looks for its own message instead of posting twice.
+"row done" are committed together. Posts carry a mark in message metadata (this database, the
+incident, the outbox row; see `marks`): after a crash or an ambiguous failure the handler first
+looks for its own message instead of posting twice.
 """
 
 from __future__ import annotations
@@ -21,14 +22,15 @@ from bot.core.text import escape
 from bot.service.timeline import record
 from bot.slack import views
 from bot.slack.api import SlackAPI, SlackCallError
+from bot.slack.marks import find_marked, mark
 from bot.store.db import reading
+from bot.store.instance import instance_id
 from bot.store.tables import Alert, Incident, Outbox
 
 log = logging.getLogger(__name__)
 
 Completion = Callable[[Session], None]
 Handler = Callable[[Outbox], Awaitable[Completion | None]]
-METADATA_EVENT = "incidentbot_outbox"
 
 
 def _nothing(_: Session) -> None:
@@ -85,6 +87,7 @@ class SlackDelivery:
         self.clock = clock
         self.silences = silences
         self._bot_user: str | None = None
+        self._instance: str | None = None
 
     def handlers(self) -> dict[str, Handler]:
         return {
@@ -121,29 +124,23 @@ class SlackDelivery:
             self._bot_user = str((await self.slack.call("auth.test")).get("user_id", ""))
         return self._bot_user
 
+    async def instance(self) -> str:
+        if self._instance is None:
+            self._instance = await to_thread.run_sync(instance_id, self.engine)
+        return self._instance
+
     async def post_once(self, row: Outbox, channel: str, **params: Any) -> str:
-        """chat.postMessage exactly once per outbox row; returns the message ts."""
+        """chat.postMessage exactly once per outbox row; returns the message ts. With `thread_ts`
+        the post is a reply, and the lookup reads that thread."""
+        instance = await self.instance()
         if row.in_flight:
-            found = await self._find_posted(row, channel)
+            found = await find_marked(self.slack, instance, row, channel, params.get("thread_ts"))
             if found:
                 log.info("outbox %s: message already posted before a crash, not posting again", row.id)
                 return found
-        params["metadata"] = {"event_type": METADATA_EVENT, "event_payload": {"outbox_id": row.id}}
+        params["metadata"] = mark(instance, row)
         response = await self.slack.call("chat.postMessage", channel=channel, **params)
         return str(response["ts"])
-
-    async def _find_posted(self, row: Outbox, channel: str) -> str | None:
-        history = await self.slack.call(
-            "conversations.history", channel=channel, limit=200, include_all_metadata=True
-        )
-        for message in history.get("messages", []):
-            meta = message.get("metadata") or {}
-            if (
-                meta.get("event_type") == METADATA_EVENT
-                and meta.get("event_payload", {}).get("outbox_id") == row.id
-            ):
-                return str(message["ts"])
-        return None
 
     # -- operations ----------------------------------------------------------------------
     async def post_card(self, row: Outbox) -> Completion | None:

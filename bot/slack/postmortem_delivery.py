@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 from anyio import to_thread
 from slack_sdk.errors import SlackRequestError
@@ -34,7 +33,7 @@ from bot.service import postmortem
 from bot.service.context import Context
 from bot.service.timeline import record
 from bot.slack.api import SlackCallError
-from bot.slack.delivery import METADATA_EVENT, Completion, Handler, SlackDelivery, require_channel
+from bot.slack.delivery import Completion, Handler, SlackDelivery, require_channel
 from bot.store import outbox
 from bot.store.db import reading
 from bot.store.tables import Outbox, TimelineEntry
@@ -191,7 +190,7 @@ class PostmortemDelivery:
         name = str(row.payload.get("file_name") or "post-mortem")
         where = link(str(permalink), name) if permalink else f"{escape(name)} in <#{incident.channel_id}>"
         text = f":memo: Post-mortem draft for incident #{incident.id} ({escape(incident.title)}): {where}"
-        ts = await self._reply_once(row, announce, incident.announce_ts, text)
+        ts = await self.base.post_once(row, announce, thread_ts=incident.announce_ts, text=text)
 
         def complete(session: Session) -> None:
             assert incident.id is not None
@@ -206,30 +205,3 @@ class PostmortemDelivery:
             )
 
         return complete
-
-    async def _reply_once(self, row: Outbox, channel: str, thread_ts: str, text: str) -> str:
-        # `post_once` looks for its earlier post in conversations.history, which leaves thread
-        # replies out: look in the thread first, then let it post (its metadata marks the reply).
-        if row.in_flight:
-            found = await self._find_reply(row, channel, thread_ts)
-            if found:
-                log.info("outbox %s: thread reply already posted before a crash, not again", row.id)
-                return found
-        return await self.base.post_once(row, channel, thread_ts=thread_ts, text=text)
-
-    async def _find_reply(self, row: Outbox, channel: str, thread_ts: str) -> str | None:
-        thread: dict[str, Any] = await self.base.slack.call(
-            "conversations.replies",
-            channel=channel,
-            ts=thread_ts,
-            limit=HISTORY_LIMIT,
-            include_all_metadata=True,
-        )
-        for message in thread.get("messages", []):
-            meta = message.get("metadata") or {}
-            if (
-                meta.get("event_type") == METADATA_EVENT
-                and meta.get("event_payload", {}).get("outbox_id") == row.id
-            ):
-                return str(message["ts"])
-        return None
