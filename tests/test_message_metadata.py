@@ -97,3 +97,26 @@ def _announce_ts(bot) -> str | None:
 
     with Session(bot.ctx.engine) as session:
         return session.exec(select(Incident.announce_ts)).first()
+
+
+def test_a_channel_of_the_same_name_from_an_older_database_is_not_adopted(start_bot, fake_slack):
+    """A name taken by a channel our bot created with no incident here is adopted (our own create
+    whose answer was lost); one that holds another database's marked posts is not ours."""
+    from tests.test_flow_commands import slash
+
+    fake = fake_slack.fake
+    older = fake.create_channel("inc-20261123-checkout-down")  # created by the same bot user
+    seed_older_database(fake, older.id, range(1, 3))
+    bot = start_bot(clock=Clock(T0), rotations_dir=FIXTURES / "rotations")
+    assert "declared" in slash(bot, "declare Checkout down sev2")
+    card = wait_until(
+        lambda: [
+            (c.args["channel"], c.response["ts"])
+            for c in fake.calls_to("chat.postMessage")
+            if c.ok and "incident_actions" in json.dumps(c.args.get("blocks"))
+        ],
+        15,
+        what="the incident card",
+    )
+    assert fake.channel(card[0][0]).name == "inc-20261123-checkout-down-2"
+    assert all("older database" in m["text"] for m in fake.messages(older.id))

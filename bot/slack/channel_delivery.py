@@ -15,6 +15,7 @@ from bot.core.text import with_suffix
 from bot.service.timeline import record
 from bot.slack.api import SlackCallError
 from bot.slack.delivery import Completion, Handler, SlackDelivery
+from bot.slack.marks import METADATA_EVENT, messages_where_posted
 from bot.store.db import reading, transaction
 from bot.store.outbox import COSMETIC
 from bot.store.tables import Incident, Outbox
@@ -41,7 +42,7 @@ class ChannelDelivery:
             except SlackCallError as exc:
                 if exc.error != "name_taken":
                     raise
-                adopted = await self._adoptable(name)
+                adopted = await self._adoptable(name, incident)
                 if adopted:
                     channel_id = adopted
                     break
@@ -80,8 +81,10 @@ class ChannelDelivery:
 
         return complete
 
-    async def _adoptable(self, name: str) -> str | None:
-        """A channel we created ourselves before a crash (same name, our bot, no incident)."""
+    async def _adoptable(self, name: str, incident: Incident) -> str | None:
+        """A channel we created ourselves before a crash (same name, our bot, no incident here, and
+        no post marked by another database or incident: after a database reset, or with a second
+        deployment on the same Slack app, our bot user also made the older incidents' channels)."""
         cursor = None
         me = await self.base.bot_user()
         while True:
@@ -97,10 +100,23 @@ class ChannelDelivery:
                     if channel.get("creator") != me or channel.get("is_archived"):
                         return None
                     cid = str(channel["id"])
-                    return None if await to_thread.run_sync(self._channel_linked, cid) else cid
+                    if await to_thread.run_sync(self._channel_linked, cid):
+                        return None
+                    return None if await self._marked_by_others(cid, incident) else cid
             cursor = (page.get("response_metadata") or {}).get("next_cursor")
             if not cursor:
                 return None
+
+    async def _marked_by_others(self, channel_id: str, incident: Incident) -> bool:
+        instance = await self.base.instance()
+        for message in await messages_where_posted(self.base.slack, channel_id, None):
+            meta = message.get("metadata") or {}
+            payload = meta.get("event_payload") or {}
+            if meta.get("event_type") == METADATA_EVENT and (
+                payload.get("instance") != instance or payload.get("incident_id") != incident.id
+            ):
+                return True
+        return False
 
     def _channel_linked(self, channel_id: str) -> bool:
         with reading(self.base.engine) as session:
