@@ -7,6 +7,7 @@ retried with backoff (honouring Retry-After); other errors fail fast and are rec
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any, Protocol
 
 import aiohttp
@@ -16,6 +17,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.integrations.errors import DeliveryError
 from bot.observability import SLACK_CALLS
 from bot.slack.pacing import Pacer
+
+log = logging.getLogger(__name__)
 
 # `ok: false` errors that mean "Slack is struggling", not "your request is wrong".
 _RECOVERABLE_ERRORS = frozenset(
@@ -35,6 +38,17 @@ _RECOVERABLE_ERRORS = frozenset(
         "token_revoked",
         "token_expired",
     }
+)
+
+
+# Channel-side refusals and the call that repairs them: a person archived the channel, or removed
+# the bot from it. The refused call is made again once after each repair. The bot's channels are
+# public: a private one cannot be joined, and then the call fails for good. (Slack does not let bot
+# tokens unarchive: archiving drops the bot and unarchive answers not_in_channel, so an archived
+# channel fails for good until a person unarchives it; the next call then joins and goes through.)
+_REPAIRS = {"is_archived": "conversations.unarchive", "not_in_channel": "conversations.join"}
+_NOT_REPAIRED = frozenset(
+    {"conversations.archive", "conversations.unarchive", "conversations.join", "conversations.leave"}
 )
 
 
@@ -74,6 +88,45 @@ class SlackWebAPI:
             await session.close()
 
     async def call(self, method: str, **params: Any) -> dict[str, Any]:
+        channel = params.get("channel")
+        repaired: set[str] = set()
+        while True:
+            try:
+                return await self._call(method, **params)
+            except SlackCallError as exc:
+                repair = _REPAIRS.get(exc.error)
+                if (
+                    repair is None
+                    or repair in repaired
+                    or method in _NOT_REPAIRED
+                    or not isinstance(channel, str)
+                ):
+                    raise
+                repaired.add(repair)
+                await self._repair(repair, channel, exc)
+
+    async def _repair(self, repair: str, channel: str, refused: SlackCallError) -> None:
+        """Unarchive or join `channel`; if that is refused for good, the refused call fails for good
+        with its own error (a transient failure of the repair is retried like any other)."""
+        log.info("%s answered %s in %s: %s and trying again", refused.method, refused.error, channel, repair)
+        try:
+            await self._call(repair, channel=channel)
+        except SlackCallError as exc:
+            if exc.recoverable:
+                raise
+            if exc.error in ("not_archived", "already_in_channel"):
+                return  # someone repaired it meanwhile
+            log.warning(
+                "%s in %s failed (%s): %s fails for good with %s",
+                repair,
+                channel,
+                exc.error,
+                refused.method,
+                refused.error,
+            )
+            raise refused from exc
+
+    async def _call(self, method: str, **params: Any) -> dict[str, Any]:
         if self.pooled:
             self._pool()
         func = getattr(self.client, method.replace(".", "_"))
