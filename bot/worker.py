@@ -237,7 +237,8 @@ class Worker:
                 exc.error,
                 extra={"incident": row.incident_id},
             )
-            self._record(Outcome(row.id, row.op, "failed", None, exc.error))
+            notice = not row.payload.get("notice")
+            self._record(Outcome(row.id, row.op, "failed", None, exc.error, row.incident_id, notice))
             return
         delay = exc.retry_after if exc.retry_after is not None else backoff(row.attempts + 1)
         log.warning("outbox %s (%s) will retry in %.1fs: %s", row.id, row.op, delay, exc.error)

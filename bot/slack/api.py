@@ -30,13 +30,20 @@ _RECOVERABLE_ERRORS = frozenset(
         "service_unavailable",
         "request_timeout",
         "team_added_to_org",
-        # A bad token is an operator mistake that a restart with the right token fixes:
-        # keep the messages instead of dropping them.
+    }
+)
+# The token itself is refused: a credentials problem, not an outage. Rows wait (an operator fixes the
+# token) and Slack is asked again once a minute, not probed every second. `missing_scope` is not one
+# of them: auth.test succeeds without the scope (so a re-check could not tell it was fixed) and it
+# concerns one method, not every call.
+CREDENTIAL_ERRORS = frozenset(
+    {
         "invalid_auth",
         "not_authed",
         "account_inactive",
         "token_revoked",
         "token_expired",
+        "not_allowed_token_type",
     }
 )
 
@@ -142,7 +149,8 @@ class SlackWebAPI:
             retry_after = _retry_after(exc.response.headers) if status == 429 else None
             if retry_after is not None:
                 self.pacer.rate_limited(method, channel, retry_after)
-            recoverable = status == 429 or status >= 500 or error in _RECOVERABLE_ERRORS
+            credentials = error in CREDENTIAL_ERRORS
+            recoverable = status == 429 or status >= 500 or error in _RECOVERABLE_ERRORS or credentials
             SLACK_CALLS.labels(method, error or str(status)).inc()
             raise SlackCallError(
                 method,
@@ -150,6 +158,7 @@ class SlackWebAPI:
                 recoverable=recoverable,
                 retry_after=retry_after,
                 maybe_done=status >= 500,
+                credentials=credentials,
             ) from exc
         except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
             SLACK_CALLS.labels(method, "network_error").inc()

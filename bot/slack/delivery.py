@@ -245,11 +245,11 @@ class SlackDelivery:
         incident = (await self.snapshot(row)).incident
         raw = str(row.payload.get("text", ""))
         text = raw if row.payload.get("trusted") else escape(raw)
-        if row.payload.get("channel") == "announce":
-            if not self.announce_channel:
-                return None
+        if row.payload.get("channel") == "announce" and self.announce_channel:
             channel = self.announce_channel
-        else:
+        elif row.payload.get("channel") == "announce" and not row.payload.get("notice"):
+            return None
+        else:  # a failure notice without an announce channel is said in the incident's own
             channel = require_channel(incident)
         ts = await self.post_once(row, channel, text=text)
 
