@@ -65,3 +65,8 @@ def error_label(error: str | None) -> str:
     if error.startswith("network:"):
         return "network"
     return "other"
+
+
+def continues_in_thread(error: str) -> str:
+    """Why an incident lives in a thread: said in its announcement (or first in the thread)."""
+    return f"Slack refused to create a channel ({escape(error)}): this incident continues in this thread"

@@ -2,7 +2,8 @@
 
 A name already taken is either our own channel from an attempt whose answer was lost (a crash
 between Slack's answer and our commit: adopt it) or someone else's (take the next free `-N`
-suffix, reserved in the database so replicas never pick the same one).
+suffix, reserved in the database so replicas never pick the same one). A channel Slack refuses for
+good (`restricted_action`) is not retried: the incident goes on in a thread (`incident_thread`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from bot.core.text import with_suffix
 from bot.service.timeline import record
 from bot.slack.api import SlackCallError
 from bot.slack.delivery import Completion, Handler, SlackDelivery
+from bot.slack.incident_thread import IncidentThread
 from bot.slack.marks import METADATA_EVENT, messages_where_posted
 from bot.store.db import reading, transaction
 from bot.store.outbox import COSMETIC
@@ -24,6 +26,10 @@ from bot.store.tables import Incident, Outbox
 class ChannelDelivery:
     def __init__(self, base: SlackDelivery) -> None:
         self.base = base
+        self.thread = IncidentThread(base)
+        # Incidents whose channel Slack refused for good (and the error), while their row waits for
+        # a thread to go on in: not asked to create it again every few seconds.
+        self._refused: dict[int, str] = {}
 
     def handlers(self) -> dict[str, Handler]:
         return {"create_channel": self.create_channel}
@@ -33,6 +39,9 @@ class ChannelDelivery:
         incident = snap.incident
         if incident.channel_id:
             return None
+        assert incident.id is not None
+        if incident.id in self._refused:  # refused already; waiting for a thread to go on in
+            return await self.thread.continue_in_thread(row, snap, self._refused[incident.id])
         name = incident.channel_name
         for _ in range(50):
             try:
@@ -40,6 +49,9 @@ class ChannelDelivery:
                 channel_id = str(response["channel"]["id"])
                 break
             except SlackCallError as exc:
+                if exc.error != "name_taken" and not exc.recoverable:  # e.g. restricted_action
+                    self._refused[incident.id] = exc.error
+                    return await self.thread.continue_in_thread(row, snap, exc.error)
                 if exc.error != "name_taken":
                     raise
                 adopted = await self._adoptable(name, incident)

@@ -25,12 +25,13 @@ from bot.slack.api import SlackAPI, SlackCallError
 from bot.slack.marks import find_marked, mark
 from bot.store.db import reading
 from bot.store.instance import instance_id
-from bot.store.tables import Alert, Incident, Outbox
+from bot.store.tables import Alert, Incident, Outbox, TimelineEntry
 
 log = logging.getLogger(__name__)
 
 Completion = Callable[[Session], None]
 Handler = Callable[[Outbox], Awaitable[Completion | None]]
+CHANNEL_REFUSED = "channel_refused"  # the timeline entry saying why an incident is in a thread
 
 
 def _nothing(_: Session) -> None:
@@ -43,6 +44,7 @@ class Snapshot:
     alerts: list[Alert]
     groups: list[Incident] = field(default_factory=list)  # a storm's folded alert groups
     silences: bool = False  # the card can offer Silence: the bot can reach Alertmanager's API
+    refused: str | None = None  # Slack's answer when no channel could be made (it is in a thread)
 
     def view(self) -> views.IncidentView:
         inc = self.incident
@@ -114,7 +116,16 @@ class SlackDelivery:
                 if incident.source == "storm"
                 else []
             )
-            return Snapshot(incident, alerts, groups, self.silences)
+            refused = None
+            if incident.thread_ts:
+                refusal = session.exec(
+                    select(TimelineEntry.data).where(
+                        col(TimelineEntry.incident_id) == incident_id,
+                        col(TimelineEntry.kind) == CHANNEL_REFUSED,
+                    )
+                ).first()
+                refused = str((refusal or {}).get("error") or "refused")
+            return Snapshot(incident, alerts, groups, self.silences, refused)
 
     async def snapshot(self, row: Outbox) -> Snapshot:
         return await to_thread.run_sync(self._snapshot, row.incident_id)
@@ -151,7 +162,11 @@ class SlackDelivery:
         channel = require_channel(incident)
         view = snap.view()
         ts = await self.post_once(
-            row, channel, text=views.fallback_text(view), blocks=[b.to_dict() for b in views.card(view)]
+            row,
+            channel,
+            text=views.fallback_text(view),
+            blocks=[b.to_dict() for b in views.card(view)],
+            **in_thread(incident),
         )
 
         def complete(session: Session) -> None:
@@ -175,8 +190,8 @@ class SlackDelivery:
 
     async def pin_card(self, row: Outbox) -> Completion | None:
         incident = (await self.snapshot(row)).incident
-        if not incident.card_ts:
-            return None
+        if not incident.card_ts or incident.thread_ts:
+            return None  # in a thread, a pin would be the whole announce channel's (or DM's)
         try:
             await self.slack.call("pins.add", channel=require_channel(incident), timestamp=incident.card_ts)
         except SlackCallError as exc:
@@ -190,7 +205,7 @@ class SlackDelivery:
         if not incident.channel_id:
             return None
         new_topic = views.topic(view)
-        if new_topic != incident.topic:
+        if new_topic != incident.topic and not incident.thread_ts:  # no topic of its own in a thread
             await self.slack.call("conversations.setTopic", channel=incident.channel_id, topic=new_topic)
         if incident.card_ts:
             await self.slack.call(
@@ -205,7 +220,7 @@ class SlackDelivery:
                 "chat.update",
                 channel=self.announce_channel,
                 ts=incident.announce_ts,
-                text=views.announcement(view),
+                text=views.announcement(view, snap.refused),
             )
 
         def complete(session: Session) -> None:
@@ -222,7 +237,9 @@ class SlackDelivery:
         snap = await self.snapshot(row)
         if snap.incident.announce_ts:
             return None
-        ts = await self.post_once(row, self.announce_channel, text=views.announcement(snap.view()))
+        ts = await self.post_once(
+            row, self.announce_channel, text=views.announcement(snap.view(), snap.refused)
+        )
 
         def complete(session: Session) -> None:
             inc = session.get(Incident, snap.incident.id)
@@ -245,19 +262,25 @@ class SlackDelivery:
         incident = (await self.snapshot(row)).incident
         raw = str(row.payload.get("text", ""))
         text = raw if row.payload.get("trusted") else escape(raw)
+        where: dict[str, str] = {}
         if row.payload.get("channel") == "announce" and self.announce_channel:
             channel = self.announce_channel
         elif row.payload.get("channel") == "announce" and not row.payload.get("notice"):
             return None
         else:  # a failure notice without an announce channel is said in the incident's own
-            channel = require_channel(incident)
-        ts = await self.post_once(row, channel, text=text)
+            channel, where = require_channel(incident), in_thread(incident)
+        ts = await self.post_once(row, channel, text=text, **where)
 
         def complete(session: Session) -> None:
             assert incident.id is not None
             record(session, incident.id, self.clock(), "bot", "posted", raw, {"ts": ts})
 
         return complete
+
+
+def in_thread(incident: Incident) -> dict[str, str]:
+    """`thread_ts` for posts of an incident that lives in a thread (no channel could be made)."""
+    return {"thread_ts": incident.thread_ts} if incident.thread_ts else {}
 
 
 def require_channel(incident: Incident) -> str:

@@ -34,13 +34,12 @@ from bot.service.context import Context
 from bot.service.timeline import record
 from bot.slack.api import SlackCallError
 from bot.slack.delivery import Completion, Handler, SlackDelivery, require_channel
+from bot.slack.marks import messages_where_posted
 from bot.store import outbox
 from bot.store.db import reading
 from bot.store.tables import Outbox, TimelineEntry
 
 log = logging.getLogger(__name__)
-
-HISTORY_LIMIT = 200
 
 
 @dataclass(frozen=True)
@@ -86,18 +85,19 @@ class PostmortemDelivery:
             return None
         draft, template_problem = await to_thread.run_sync(self._write, row.incident_id)
         incident = draft.incident
-        channel = require_channel(incident)
+        channel, thread = require_channel(incident), incident.thread_ts
         uploaded = None
         if row.in_flight:
             recorded = await to_thread.run_sync(self._recorded_file_ids, row.incident_id)
-            uploaded = await self._find_uploaded(channel, draft.file_name, recorded)
+            uploaded = await self._find_uploaded(channel, thread, draft.file_name, recorded)
             if uploaded:
                 log.info("outbox %s: post-mortem already uploaded before a crash, not again", row.id)
         if uploaded is None:
-            uploaded = await self._upload(channel, draft, template_problem)
+            uploaded = await self._upload(channel, thread, draft, template_problem)
 
         path, name, now = str(draft.path), draft.file_name, self.base.clock()
-        announced = bool(incident.announce_ts and self.base.announce_channel)
+        # An incident living in its announcement's thread has the draft there already: no link.
+        announced = bool(incident.announce_ts and self.base.announce_channel and not thread)
 
         def complete(session: Session) -> None:
             assert incident.id is not None
@@ -128,7 +128,9 @@ class PostmortemDelivery:
 
         return complete
 
-    async def _upload(self, channel: str, draft: postmortem.Draft, template_problem: str | None) -> Uploaded:
+    async def _upload(
+        self, channel: str, thread: str | None, draft: postmortem.Draft, template_problem: str | None
+    ) -> Uploaded:
         comment = (
             ":memo: Post-mortem draft, written from this incident's timeline. "
             "Fill in the sections left as prompts (impact, root cause, lessons)."
@@ -147,6 +149,7 @@ class PostmortemDelivery:
                 title=f"Post-mortem: {escape(draft.incident.title)}"[:250],
                 snippet_type="markdown",
                 initial_comment=comment,
+                **({"thread_ts": thread} if thread else {}),
             )
         except SlackRequestError as exc:
             # slack_sdk raises this when the bytes upload (step 2) fails: nothing was shared yet.
@@ -167,10 +170,11 @@ class PostmortemDelivery:
         permalink = (info.get("file") or {}).get("permalink")
         return str(permalink) if permalink else None
 
-    async def _find_uploaded(self, channel: str, name: str, recorded: set[str]) -> Uploaded | None:
+    async def _find_uploaded(
+        self, channel: str, thread: str | None, name: str, recorded: set[str]
+    ) -> Uploaded | None:
         me = await self.base.bot_user()
-        history = await self.base.slack.call("conversations.history", channel=channel, limit=HISTORY_LIMIT)
-        for message in history.get("messages", []):
+        for message in await messages_where_posted(self.base.slack, channel, thread, metadata=False):
             if message.get("user") != me:
                 continue
             for file in message.get("files") or []:
