@@ -87,9 +87,7 @@ def test_refused_channel_goes_on_in_the_announcement_thread(start_bot, fake_slac
     # The card's buttons work in the thread; the card and the announcement keep up, still saying why.
     card = next(m for m in replies(fake, announce.id, thread) if is_card(m))
     click(bot, "incident_resolve", str(incident), "U01ALEX", channel=announce.id)
-    wait_until(
-        lambda: any("Resolved" in m.get("text", "") for m in replies(fake, announce.id, thread)), 15
-    )
+    wait_until(lambda: any("Resolved" in m.get("text", "") for m in replies(fake, announce.id, thread)), 15)
     wait_until(lambda: "resolved" in json.dumps(fake_message(fake, announce.id, card["ts"])["blocks"]), 15)
     wait_until(lambda: "(resolved)" in fake_message(fake, announce.id, thread)["text"], 15)
     assert WHY in fake_message(fake, announce.id, thread)["text"]

@@ -32,7 +32,7 @@ _WHAT = {
 
 # What a person can do about a Slack error.
 _HINTS = {
-    "is_archived": "someone archived the channel; unarchive it and the bot joins it again",
+    "is_archived": "the channel is archived; unarchive it and the bot joins it again",
     "not_in_channel": "the bot is not in the channel and cannot join it; invite it",
     "channel_not_found": "the channel is gone or private without the bot",
     "restricted_action": "a workspace setting forbids it",
