@@ -53,7 +53,7 @@ CREDENTIAL_ERRORS = frozenset(
 # public: a private one cannot be joined, and then the call fails for good. (Slack does not let bot
 # tokens unarchive: archiving drops the bot and unarchive answers not_in_channel, so an archived
 # channel fails for good until a person unarchives it; the next call then joins and goes through.)
-_REPAIRS = {"is_archived": "conversations.unarchive", "not_in_channel": "conversations.join"}
+_REPAIRED = frozenset({"is_archived", "not_in_channel"})
 _NOT_REPAIRED = frozenset(
     {"conversations.archive", "conversations.unarchive", "conversations.join", "conversations.leave"}
 )
@@ -101,23 +101,26 @@ class SlackWebAPI:
             try:
                 return await self._call(method, **params)
             except SlackCallError as exc:
-                repair = _REPAIRS.get(exc.error)
                 if (
-                    repair is None
-                    or repair in repaired
+                    exc.error not in _REPAIRED
+                    or exc.error in repaired
                     or method in _NOT_REPAIRED
                     or not isinstance(channel, str)
                 ):
                     raise
-                repaired.add(repair)
-                await self._repair(repair, channel, exc)
+                repaired.add(exc.error)
+                await self._repair(channel, exc)
 
-    async def _repair(self, repair: str, channel: str, refused: SlackCallError) -> None:
+    async def _repair(self, channel: str, refused: SlackCallError) -> None:
         """Unarchive or join `channel`; if that is refused for good, the refused call fails for good
         with its own error (a transient failure of the repair is retried like any other)."""
+        repair = "unarchive" if refused.error == "is_archived" else "join"
         log.info("%s answered %s in %s: %s and trying again", refused.method, refused.error, channel, repair)
         try:
-            await self._call(repair, channel=channel)
+            if refused.error == "is_archived":
+                await self._call("conversations.unarchive", channel=channel)
+            else:
+                await self._call("conversations.join", channel=channel)
         except SlackCallError as exc:
             if exc.recoverable:
                 raise
