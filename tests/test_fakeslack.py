@@ -468,14 +468,14 @@ def test_error500_fault(client: WebClient, fake: FakeSlack) -> None:
     assert client.conversations_create(name="inc-500")["ok"]
 
 
-def test_error_fault_is_a_slack_refusal_and_args_narrow_a_rule(client: WebClient, fake: FakeSlack) -> None:
+def test_error_fault_is_a_slack_refusal(client: WebClient, fake: FakeSlack) -> None:
     fake.add_fault(method="conversations.create", mode="error", error="restricted_action")
     err = slack_error(client.conversations_create, name="inc-refused")
     assert (err.response.status_code, err.response["error"]) == (200, "restricted_action")
     assert fake.channel_by_name("inc-refused") is None
     fake.clear_faults()
     first, second = new_channel(client, "inc-a"), new_channel(client, "inc-b")
-    fake.add_fault(method="chat.postMessage", mode="error500", args={"channel": second})
+    fake.add_fault(method="chat.postMessage", mode="error500", channel=second)
     assert client.chat_postMessage(channel=first, text="fine")["ok"]
     assert slack_error(client.chat_postMessage, channel=second, text="x").response.status_code == 500
 

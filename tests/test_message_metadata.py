@@ -53,8 +53,8 @@ def test_an_older_databases_post_with_the_same_outbox_id_is_not_taken_for_ours(s
     seed_older_database(fake, announce.id, range(1, 60))
     # The first post into the DM and into the announce channel fails with a 500: Slack may have
     # posted it, so the retry looks in the history first, where the older database's posts are.
-    fake.add_fault(method="chat.postMessage", mode="error500", count=1, args={"channel": dm})
-    fake.add_fault(method="chat.postMessage", mode="error500", count=1, args={"channel": announce.id})
+    fake.add_fault(method="chat.postMessage", mode="error500", count=1, channel=dm)
+    fake.add_fault(method="chat.postMessage", mode="error500", count=1, channel=announce.id)
     bot = start_bot(
         clock=Clock(T0), rotations_dir=FIXTURES / "rotations", incident_announce_channel=announce.id
     )

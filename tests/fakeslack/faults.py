@@ -4,11 +4,11 @@ A fault is a JSON-friendly rule so tests in another process can install it over 
 
     {"method": "chat.postMessage", "mode": "ratelimit", "retry_after": 2, "count": 3}
 
-``method`` is an fnmatch pattern ("*", "chat.*", "conversations.create"). A rule fires for matching calls
+``method`` is an fnmatch pattern ("*", "chat.*", "conversations.create"); ``channel``, if given, is one
+for the call's ``channel`` argument ("D*": only posts into DMs). A rule fires for matching calls
 after letting ``after`` of them through, at most ``count`` times, only within ``duration`` seconds of being
 installed, and each time with ``probability`` (drawn from a per-rule seeded ``random.Random`` so a failing
-chaos test replays identically). Without count/probability/duration it fires until cleared. ``args`` narrows a
-rule to calls whose arguments have those values (``{"channel": "D0000001"}``: only posts into that DM).
+chaos test replays identically). Without count/probability/duration it fires until cleared.
 
 Modes: ``ratelimit`` (429 + Retry-After), ``error500`` (an HTTP ``status`` with ``error``), ``error``
 (HTTP 200 ``{"ok": false, "error": ...}``: Slack refusing the request, e.g. ``restricted_action``),
@@ -28,6 +28,7 @@ DEFAULT_DELAY = {"slow": 1.0, "timeout": 30.0}
 _SPEC_KEYS = frozenset(
     {
         "method",
+        "channel",
         "mode",
         "count",
         "probability",
@@ -38,7 +39,6 @@ _SPEC_KEYS = frozenset(
         "status",
         "error",
         "seed",
-        "args",
     }
 )
 
@@ -48,6 +48,7 @@ class Fault:
     """One installed fault rule plus its bookkeeping (how often it matched and fired)."""
 
     method: str = "*"
+    channel: str | None = None
     mode: str = "ratelimit"
     count: int | None = None
     probability: float | None = None
@@ -58,7 +59,6 @@ class Fault:
     status: int = 500
     error: str = "internal_error"
     seed: int = 0
-    args: dict[str, Any] = field(default_factory=dict)
     id: int = 0
     installed_at: float = field(default_factory=time.monotonic)
     matched: int = 0
@@ -88,11 +88,11 @@ class Fault:
             return True
         return self.count is not None and self.fired >= self.count
 
-    def fires_for(self, method: str, now: float, args: dict[str, Any] | None = None) -> bool:
+    def fires_for(self, method: str, now: float, channel: str | None = None) -> bool:
         """Decide (and account) whether this rule breaks this call."""
         if not fnmatch.fnmatchcase(method, self.method) or self.expired(now):
             return False
-        if any(str((args or {}).get(key)) != str(value) for key, value in self.args.items()):
+        if self.channel is not None and not fnmatch.fnmatchcase(channel or "", self.channel):
             return False
         self.matched += 1
         if self.matched <= self.after:
@@ -107,6 +107,7 @@ class Fault:
         return {
             "id": self.id,
             "method": self.method,
+            "channel": self.channel,
             "mode": self.mode,
             "count": self.count,
             "probability": self.probability,
@@ -117,7 +118,6 @@ class Fault:
             "status": self.status,
             "error": self.error,
             "seed": self.seed,
-            "args": dict(self.args),
             "matched": self.matched,
             "fired": self.fired,
             "expired": self.expired(time.monotonic()),
@@ -148,11 +148,11 @@ class FaultBook:
         """Uninstall all rules."""
         self._faults.clear()
 
-    def take(self, method: str, args: dict[str, Any] | None = None) -> Fault | None:
+    def take(self, method: str, channel: str | None = None) -> Fault | None:
         """The rule that breaks this call, if any (consumes one count/probability draw)."""
         now = time.monotonic()
         for fault in self._faults:
-            if fault.fires_for(method, now, args):
+            if fault.fires_for(method, now, channel):
                 return fault
         return None
 

@@ -169,7 +169,8 @@ async def api_endpoint(request: Request) -> Response:
         result = ApiResult(200, {"ok": False, "error": str(exc)})
         fake.record(method, {}, None, result, None, arrival)
         return to_response(result)
-    fault = fake.take_fault(method, args)
+    channel = args.get("channel")
+    fault = fake.take_fault(method, channel if isinstance(channel, str) else None)
     if fault is not None:
         response = await apply_fault(request, fake, method, args, token, fault, arrival)
         if response is not None:
@@ -187,9 +188,9 @@ async def upload_endpoint(request: Request) -> Response:
         content = upload.encode() if isinstance(upload, str) else await upload.read() if upload else b""
     else:
         content = await request.body()
-    args = {"file_id": file_id, "bytes": len(content)}
-    fault = fake.take_fault(UPLOAD_METHOD, args)
+    fault = fake.take_fault(UPLOAD_METHOD)
     if fault is not None:
+        args = {"file_id": file_id, "bytes": len(content)}
         response = await apply_fault(request, fake, UPLOAD_METHOD, args, None, fault, arrival)
         if response is not None:
             return response

@@ -166,10 +166,10 @@ class FakeSlack:
         with self._lock:
             return self._faults.snapshot()
 
-    def take_fault(self, method: str, args: dict[str, Any] | None = None) -> Fault | None:
+    def take_fault(self, method: str, channel: str | None = None) -> Fault | None:
         """The rule breaking this call, if any (a copy: the server applies it outside the lock)."""
         with self._lock:
-            fault = self._faults.take(method, args)
+            fault = self._faults.take(method, channel)
             return copy.deepcopy(fault) if fault else None
 
     # -- dispatch ------------------------------------------------------------------------------------
