@@ -33,7 +33,7 @@ from bot.service import postmortem
 from bot.service.context import Context
 from bot.service.timeline import record
 from bot.slack.api import SlackCallError
-from bot.slack.delivery import Completion, Handler, SlackDelivery, require_channel
+from bot.slack.delivery import Completion, Handler, SlackDelivery, in_thread, require_channel
 from bot.slack.marks import messages_where_posted
 from bot.store import outbox
 from bot.store.db import reading
@@ -85,19 +85,18 @@ class PostmortemDelivery:
             return None
         draft, template_problem = await to_thread.run_sync(self._write, row.incident_id)
         incident = draft.incident
-        channel, thread = require_channel(incident), incident.thread_ts
+        channel = require_channel(incident)
         uploaded = None
         if row.in_flight:
             recorded = await to_thread.run_sync(self._recorded_file_ids, row.incident_id)
-            uploaded = await self._find_uploaded(channel, thread, draft.file_name, recorded)
+            uploaded = await self._find_uploaded(channel, incident.thread_ts, draft.file_name, recorded)
             if uploaded:
                 log.info("outbox %s: post-mortem already uploaded before a crash, not again", row.id)
         if uploaded is None:
-            uploaded = await self._upload(channel, thread, draft, template_problem)
+            uploaded = await self._upload(channel, draft, template_problem)
 
         path, name, now = str(draft.path), draft.file_name, self.base.clock()
-        # An incident living in its announcement's thread has the draft there already: no link.
-        announced = bool(incident.announce_ts and self.base.announce_channel and not thread)
+        announced = bool(incident.announce_ts and self.base.announce_channel)
 
         def complete(session: Session) -> None:
             assert incident.id is not None
@@ -128,9 +127,7 @@ class PostmortemDelivery:
 
         return complete
 
-    async def _upload(
-        self, channel: str, thread: str | None, draft: postmortem.Draft, template_problem: str | None
-    ) -> Uploaded:
+    async def _upload(self, channel: str, draft: postmortem.Draft, template_problem: str | None) -> Uploaded:
         comment = (
             ":memo: Post-mortem draft, written from this incident's timeline. "
             "Fill in the sections left as prompts (impact, root cause, lessons)."
@@ -149,7 +146,7 @@ class PostmortemDelivery:
                 title=f"Post-mortem: {escape(draft.incident.title)}"[:250],
                 snippet_type="markdown",
                 initial_comment=comment,
-                **({"thread_ts": thread} if thread else {}),
+                **in_thread(draft.incident),  # an incident living in a thread gets it there
             )
         except SlackRequestError as exc:
             # slack_sdk raises this when the bytes upload (step 2) fails: nothing was shared yet.
@@ -188,8 +185,8 @@ class PostmortemDelivery:
         """One reply in the announcement's thread pointing at the uploaded draft."""
         announce = self.base.announce_channel
         incident = (await self.base.snapshot(row)).incident
-        if not announce or not incident.announce_ts:
-            return None
+        if not announce or not incident.announce_ts or incident.thread_ts:
+            return None  # (an incident living in a thread has the draft there already)
         permalink = row.payload.get("permalink")
         name = str(row.payload.get("file_name") or "post-mortem")
         where = link(str(permalink), name) if permalink else f"{escape(name)} in <#{incident.channel_id}>"
