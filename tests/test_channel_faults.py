@@ -135,6 +135,7 @@ def test_a_failure_notice_that_fails_is_not_announced_again(start_bot, fake_slac
 def test_an_answer_that_cannot_be_shown_in_the_channel_comes_as_a_dm(start_bot, fake_slack):
     fake = fake_slack.fake
     bot = start_bot(clock=Clock(T0), rotations_dir=FIXTURES / "rotations")
+    fake.check_ephemeral_recipients()
     incident, chan = open_incident(bot, fake)
     # Someone who is not in the channel (they saw the card in a preview) clicks Acknowledge.
     click(bot, "incident_ack", str(incident), "U0VIEWER", channel=chan.id)

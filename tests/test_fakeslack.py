@@ -277,6 +277,7 @@ def test_post_update_delete_ephemeral(client: WebClient, fake: FakeSlack) -> Non
         slack_error(client.chat_update, channel=cid, ts="1.000000", text="x").response["error"]
         == "message_not_found"
     )
+    fake.check_ephemeral_recipients()
     assert (
         slack_error(client.chat_postEphemeral, channel=cid, user="U0ALICE", text="x").response["error"]
         == "user_not_in_channel"

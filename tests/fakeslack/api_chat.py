@@ -121,7 +121,7 @@ def post_ephemeral(ws: Workspace, args: Args) -> dict[str, Any]:
     user = args.text("user")
     if not USER_ID_RE.match(user):
         raise SlackError("user_not_found")
-    if not channel.is_im and user not in channel.members:
+    if ws.ephemeral_recipients_checked and not channel.is_im and user not in channel.members:
         raise SlackError("user_not_in_channel")  # the recipient must be in the channel
     message = bot_message(ws.next_ts(), message_content(args))
     message["ephemeral_user"] = user

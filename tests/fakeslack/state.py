@@ -123,6 +123,12 @@ class FakeSlack:
             self._changed.notify_all()
             return message
 
+    def check_ephemeral_recipients(self, on: bool = True) -> None:
+        """chat.postEphemeral answers user_not_in_channel, as Slack does, when the recipient is not
+        in the channel (off by default: tests written before it click as people never invited)."""
+        with self._lock:
+            self._ws.ephemeral_recipients_checked = on
+
     def archive_channel(self, channel_id: str) -> None:
         """A person archives a channel (the bot drops out of it, as in Slack)."""
         with self._lock:
