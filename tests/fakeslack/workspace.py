@@ -58,14 +58,15 @@ class Workspace:
         self.users: dict[str, dict[str, Any]] = {}
         self.emails: dict[str, str] = {}
         self.require_membership = require_membership
-        # Slack answers chat.postEphemeral with user_not_in_channel when the recipient is not a
-        # member; off unless a test asks (`FakeSlack.check_ephemeral_recipients`), like scopes.
-        self.ephemeral_recipients_checked = False
         self._dm_by_key: dict[str, str] = {}
         self._counters: dict[str, int] = {}
         self._ts_fixed = ts_start is not None
         self._last_ts = int((ts_start or 0) * 1_000_000)
         self.users[BOT_USER_ID] = make_user(BOT_USER_ID, name=BOT_NAME, is_bot=True, bot_id=BOT_ID)
+
+        # Slack answers chat.postEphemeral with user_not_in_channel when the recipient is not a
+        # member; off unless a test asks (`FakeSlack.check_ephemeral_recipients`), like scopes.
+        self.ephemeral_recipients_checked = False
 
     # -- identifiers -----------------------------------------------------------------------------------
 
