@@ -22,9 +22,10 @@ from slack_sdk.signature import SignatureVerifier
 
 from bot.core.durations import parse_duration
 from bot.core.pagerduty import parse_secrets
-from bot.observability import OUTBOX_DEPTH
+from bot.observability import OUTBOX_DEPTH, refresh_delivery_metrics
 from bot.service.context import utcnow
 from bot.settings import Settings
+from bot.slack.api import CREDENTIAL_ERRORS
 from bot.slack.listeners import register
 from bot.slack.socket_mode import SocketModeLink, bolt_connect
 from bot.store import outbox
@@ -202,6 +203,9 @@ def create_app(
     async def metrics() -> Response:
         try:
             OUTBOX_DEPTH.set(await to_thread.run_sync(outbox.pending_count, engine))
+            await to_thread.run_sync(
+                refresh_delivery_metrics, engine, token != UNCONFIGURED_TOKEN, CREDENTIAL_ERRORS
+            )
         except Exception:  # metrics must answer even while the database is down
             log.warning("could not read the outbox depth")
         return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -7,7 +7,13 @@ import logging
 import sys
 from collections.abc import Iterable
 
-from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import Engine
+
+from bot.core.delivery_failures import error_label
+from bot.store import outbox_health
 
 disable_created_metrics()  # the *_created series only add noise to every scrape
 
@@ -22,6 +28,46 @@ INCIDENTS_OPENED = Counter("incidentbot_incidents_opened_total", "Incidents open
 SLACK_CALLS = Counter("incidentbot_slack_calls_total", "Slack Web API calls", ["method", "outcome"])
 OUTBOX_DEPTH = Gauge("incidentbot_outbox_pending", "Outbound calls waiting for delivery")
 OUTBOX_DELIVERED = Counter("incidentbot_outbox_delivered_total", "Outbox rows settled", ["op", "outcome"])
+
+
+# -- Slack delivery faults (issue 16): read from the database at each scrape ------------------------
+SLACK_CREDENTIALS_OK = Gauge(
+    "incidentbot_slack_credentials_ok",
+    "0 while Slack refuses the bot token (Slack calls wait for a valid one) or none is set, else 1",
+)
+
+
+class _FailedRows(Collector):
+    """incidentbot_outbox_failed_total{op, error}: rows that failed for good, by operation and the
+    far side's error (a counter: failed rows stay in the database)."""
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, str], int] = {}
+
+    def collect(self) -> Iterable[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "incidentbot_outbox_failed",
+            "Outbox rows that failed for good, by operation and error",
+            labels=["op", "error"],
+        )
+        for (op, error), count in sorted(self.counts.items()):
+            family.add_metric([op, error], count)
+        yield family
+
+
+FAILED_ROWS = _FailedRows()
+REGISTRY.register(FAILED_ROWS)
+
+
+def refresh_delivery_metrics(engine: Engine, token_set: bool, credential_errors: Iterable[str]) -> None:
+    """Before a scrape, in a thread: read what the two metrics above report from the database."""
+    counts: dict[tuple[str, str], int] = {}
+    for op, error, count in outbox_health.failed_by_op_and_error(engine):
+        key = (op, error_label(error))
+        counts[key] = counts.get(key, 0) + count
+    FAILED_ROWS.counts = counts
+    refused = not token_set or outbox_health.waiting_on(engine, credential_errors)
+    SLACK_CREDENTIALS_OK.set(0 if refused else 1)
 
 
 class _Redacting(logging.Formatter):

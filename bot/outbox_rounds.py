@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from bot.observability import OUTBOX_DELIVERED
+from bot.service.delivery_failures import report_failure
 from bot.slack.delivery import Completion
 from bot.store import outbox
 from bot.store.db import transaction
@@ -32,6 +33,8 @@ class Outcome:
     status: str
     completion: Completion | None
     error: str | None
+    incident_id: int | None = None
+    notice: bool = False  # failed for good: tell people (never for a row that is itself a notice)
 
 
 def record_and_claim(
@@ -63,6 +66,19 @@ def _record(session: Session, outcomes: list[Outcome], now: datetime) -> None:
             outcome.completion(session)
     session.flush()
     outbox.settle(session, [(o.row_id, o.status, o.error) for o in outcomes], now)
+    for outcome in outcomes:
+        if outcome.notice and outcome.status == "failed" and outcome.incident_id is not None:
+            _report(session, outcome, now)
+
+
+def _report(session: Session, outcome: Outcome, now: datetime) -> None:
+    """Under a savepoint: a bug in telling people must not keep the row from being settled."""
+    assert outcome.incident_id is not None
+    try:
+        with session.begin_nested():
+            report_failure(session, outcome.incident_id, outcome.op, outcome.error or "", now)
+    except Exception:
+        log.exception("outbox %s (%s): could not report its failure", outcome.row_id, outcome.op)
 
 
 def _record_alone(engine: Engine, outcome: Outcome, now: datetime) -> None:

@@ -166,9 +166,9 @@ def build_background(settings: Settings, ctx: Context, client: AsyncWebClient) -
     slack_ops = frozenset(handlers) - frozenset(other_sides) | {"archive"}
 
     async def slack_answers() -> None:
-        await delivery.slack.call("auth.test")  # harmless, and a bad token is not an outage
+        await delivery.slack.call("auth.test")  # harmless; also tells whether the token is accepted
 
-    side = FarSide("Slack", slack_ops, probe=slack_answers)
+    side = FarSide("Slack", slack_ops, probe=slack_answers, credentials="SLACK_BOT_TOKEN")
     worker = Worker(engine, handlers, clock, poll_seconds=settings.outbox_poll_seconds, sides=(side,))
     ctx.wake = worker.wake
     return Background(worker, Scheduler(ctx, settings.scheduler_tick_seconds), pd_client, slack)

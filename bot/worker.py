@@ -6,7 +6,8 @@ delays messages here; a crash leaves rows pending (or in flight) for the next cl
 When a far side (Slack) looks down (a 5xx, a timeout, a dropped connection: not a 429), the worker
 stops sending it rows and probes it with a harmless call instead. Once it answers, every waiting
 row comes forward at once and claims take them by priority, so pages go first, rather than in
-whatever order their separate backoffs happen to expire.
+whatever order their separate backoffs happen to expire. When it refuses the bot's credentials, the
+rows wait and it is asked again once a minute (see `bot.far_sides`).
 """
 
 from __future__ import annotations
@@ -18,14 +19,14 @@ import logging
 import os
 import random
 import socket
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from anyio import to_thread
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from bot.far_sides import FarSide, FarSides
 from bot.integrations.errors import DeliveryError, backoff
 from bot.observability import OUTBOX_DELIVERED
 from bot.outbox_rounds import Outcome, record_and_claim
@@ -34,17 +35,6 @@ from bot.store import outbox
 from bot.store.tables import Outbox
 
 log = logging.getLogger(__name__)
-
-MAX_PROBE_INTERVAL = 15.0
-
-
-@dataclass(frozen=True)
-class FarSide:
-    """A service the outbox calls: the operations that call it, and how to see it answers again."""
-
-    name: str
-    ops: frozenset[str]
-    probe: Callable[[], Awaitable[None]]  # raises DeliveryError while the service is down
 
 
 class Worker:
@@ -75,12 +65,12 @@ class Worker:
         # When rows this worker backed off become ready: it wakes for them on time, so the poll
         # (for rows of other processes and dead leases) can stay slow and idle stays cheap.
         self._retries: list[datetime] = []
-        self.sides = sides
-        self._down: dict[str, asyncio.Task[None]] = {}  # far sides being probed
+        self.far = FarSides(sides, clock, self._far_side_back)
         self._unfinished: dict[int, datetime] = {}  # rows whose last call may still land, until when
         # Outcomes waiting to be recorded: the next claim records them in its own transaction, so
         # a busy worker commits once per round instead of once per Slack call.
         self._outcomes: list[Outcome] = []
+        self.looks = 0  # times the worker looked for work (a barrier for tests, a sign of life)
 
     def wake(self) -> None:
         """Thread-safe: new rows were committed, look now rather than at the next poll."""
@@ -132,6 +122,8 @@ class Worker:
 
     async def run_once(self) -> int:
         """Record finished deliveries, claim what is ready now and deliver it; the rows claimed."""
+        self.looks += 1
+        self.far.recheck_due()
         outcomes, self._outcomes = self._outcomes, []
         free = self.concurrency - len(self._inflight)
         if free <= 0 and not outcomes:
@@ -142,7 +134,7 @@ class Worker:
         idle = not outcomes and not self._busy
         if idle and not await to_thread.run_sync(outbox.has_ready, self.engine, now):
             return 0
-        held = frozenset().union(*(side.ops for side in self.sides if side.name in self._down))
+        held = self.far.held_ops()
         pages, limit = bool(self._pages_in_flight), max(free, 0)
 
         def claim(session: Session) -> list[Outbox]:
@@ -171,8 +163,7 @@ class Worker:
     async def stop(self, grace_seconds: float = 8.0) -> None:
         """Stop claiming; let in-flight deliveries finish (their leases cover a hard stop)."""
         self._stopping = True
-        for probe in self._down.values():
-            probe.cancel()
+        self.far.stop()
         self._wakeup.set()
         if self._inflight:
             await asyncio.wait(self._inflight, timeout=grace_seconds)
@@ -211,9 +202,13 @@ class Worker:
         try:
             completion = await handler(row)
         except DeliveryError as exc:
+            until = self.far.refused(row.op, exc.error) if exc.credentials else None
+            if until is not None:
+                await self._hold(row, exc, until)
+                return
             await self._failed(row, exc)
             if exc.looks_down:
-                self._suspect(row.op)
+                self.far.suspect(row.op)
             return
         except Exception as exc:
             log.exception("outbox %s (%s) crashed; will retry", row.id, row.op)
@@ -237,7 +232,8 @@ class Worker:
                 exc.error,
                 extra={"incident": row.incident_id},
             )
-            self._record(Outcome(row.id, row.op, "failed", None, exc.error))
+            notice = not row.payload.get("notice")
+            self._record(Outcome(row.id, row.op, "failed", None, exc.error, row.incident_id, notice))
             return
         delay = exc.retry_after if exc.retry_after is not None else backoff(row.attempts + 1)
         log.warning("outbox %s (%s) will retry in %.1fs: %s", row.id, row.op, delay, exc.error)
@@ -258,31 +254,17 @@ class Worker:
         self._unfinished = {row: until for row, until in self._unfinished.items() if until > now}
         await to_thread.run_sync(outbox.retry_now, self.engine, now, frozenset(self._unfinished))
 
-    def _suspect(self, op: str) -> None:
-        side = next((side for side in self.sides if op in side.ops), None)
-        if side is None or side.name in self._down or self._stopping:
-            return
-        log.warning("%s looks down: holding its rows and probing it until it answers", side.name)
-        self._down[side.name] = asyncio.create_task(self._probe(side))
+    async def _hold(self, row: Outbox, exc: DeliveryError, until: datetime) -> None:
+        """Refused credentials: the call did nothing; the row waits for the next re-check."""
+        assert row.id is not None
+        OUTBOX_DELIVERED.labels(row.op, "held").inc()
+        heapq.heappush(self._retries, until)
+        await to_thread.run_sync(outbox.retry_later, self.engine, row.id, until, exc.error, row.in_flight)
 
-    async def _probe(self, side: FarSide) -> None:
-        delay = 1.0
-        while True:
-            await asyncio.sleep(delay)
-            try:
-                await side.probe()
-                break
-            except DeliveryError as exc:
-                if not exc.looks_down:
-                    break  # it answered (even "no"): it is up
-            except Exception:
-                log.exception("probing %s failed", side.name)
-            delay = min(MAX_PROBE_INTERVAL, delay * 2)
-        log.warning("%s answers again: sending what waited, most urgent first", side.name)
+    async def _far_side_back(self) -> None:
         try:
             await self._retry_now()
         finally:
-            self._down.pop(side.name, None)
             self._wakeup.set()
 
     def _record(self, outcome: Outcome) -> None:

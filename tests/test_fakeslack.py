@@ -142,7 +142,8 @@ def test_channel_names_up_to_80_chars_and_name_taken_even_when_archived(
     client.conversations_archive(channel=channel["id"])
     assert slack_error(client.conversations_create, name=long_name).response["error"] == "name_taken"
     stored = fake.channel_by_name(long_name)
-    assert stored.archived and stored.creator == BOT_USER_ID and stored.members == [BOT_USER_ID]
+    # Archiving takes the bot out of the channel, as in Slack.
+    assert stored.archived and stored.creator == BOT_USER_ID and stored.members == []
 
 
 def test_topic_purpose_info(client: WebClient, fake: FakeSlack) -> None:
@@ -205,6 +206,21 @@ def test_invite_join_archive_members(client: WebClient, fake: FakeSlack) -> None
     assert fake.channels[cid].archived
 
 
+def test_bot_tokens_cannot_unarchive_a_person_can(client: WebClient, fake: FakeSlack) -> None:
+    """Slack's documented bug: archiving drops the bot, unarchive answers not_in_channel, join
+    answers is_archived. After a person unarchives, the bot joins and posts again."""
+    cid = new_channel(client)
+    client.conversations_invite(channel=cid, users="U0ALICE")
+    fake.archive_channel(cid)
+    assert fake.channels[cid].members == ["U0ALICE"]
+    assert slack_error(client.conversations_unarchive, channel=cid).response["error"] == "not_in_channel"
+    assert slack_error(client.conversations_join, channel=cid).response["error"] == "is_archived"
+    fake.unarchive_channel(cid)
+    assert slack_error(client.chat_postMessage, channel=cid, text="x").response["error"] == "not_in_channel"
+    client.conversations_join(channel=cid)
+    assert client.chat_postMessage(channel=cid, text="back")["ok"]
+
+
 def test_join_required_before_posting_to_precreated_channel(client: WebClient, fake: FakeSlack) -> None:
     channel = fake.create_channel("general", members=["U0ALICE"], bot_member=False)
     assert (
@@ -261,6 +277,12 @@ def test_post_update_delete_ephemeral(client: WebClient, fake: FakeSlack) -> Non
         slack_error(client.chat_update, channel=cid, ts="1.000000", text="x").response["error"]
         == "message_not_found"
     )
+    fake.check_ephemeral_recipients()
+    assert (
+        slack_error(client.chat_postEphemeral, channel=cid, user="U0ALICE", text="x").response["error"]
+        == "user_not_in_channel"
+    )
+    client.conversations_invite(channel=cid, users="U0ALICE")
     assert client.chat_postEphemeral(channel=cid, user="U0ALICE", text="only you")["message_ts"]
     assert fake.channels[cid].ephemeral[0]["text"] == "only you" and len(fake.messages(cid)) == 1
     client.chat_delete(channel=cid, ts=posted["ts"])
@@ -445,6 +467,18 @@ def test_error500_fault(client: WebClient, fake: FakeSlack) -> None:
     assert fake.channel_by_name("inc-500") is None
     fake.clear_faults()
     assert client.conversations_create(name="inc-500")["ok"]
+
+
+def test_error_fault_is_a_slack_refusal(client: WebClient, fake: FakeSlack) -> None:
+    fake.add_fault(method="conversations.create", mode="error", error="restricted_action")
+    err = slack_error(client.conversations_create, name="inc-refused")
+    assert (err.response.status_code, err.response["error"]) == (200, "restricted_action")
+    assert fake.channel_by_name("inc-refused") is None
+    fake.clear_faults()
+    first, second = new_channel(client, "inc-a"), new_channel(client, "inc-b")
+    fake.add_fault(method="chat.postMessage", mode="error500", channel=second)
+    assert client.chat_postMessage(channel=first, text="fine")["ok"]
+    assert slack_error(client.chat_postMessage, channel=second, text="x").response.status_code == 500
 
 
 def test_slow_fault_delays_but_succeeds(client: WebClient, fake: FakeSlack) -> None:

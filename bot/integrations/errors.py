@@ -26,6 +26,7 @@ class DeliveryError(Exception):
         retry_after: float | None = None,
         maybe_done: bool = False,
         unfinished: bool = False,
+        credentials: bool = False,
     ) -> None:
         super().__init__(f"{method}: {error}")
         self.method = method
@@ -38,8 +39,12 @@ class DeliveryError(Exception):
         # True when the call may still be under way there (a timeout, a dropped connection): a
         # lookup made at once could miss what it is about to do, so the retry keeps its backoff.
         self.unfinished = unfinished
+        # True when the far side refused our credentials (a bad or revoked token): not an outage.
+        # The call did nothing; its rows wait for valid credentials (see `Worker`).
+        self.credentials = credentials
 
     @property
     def looks_down(self) -> bool:
-        """Server errors and network trouble, not a rate limit (that has its own Retry-After)."""
-        return self.recoverable and self.retry_after is None
+        """Server errors and network trouble, not a rate limit (that has its own Retry-After) nor
+        refused credentials (Slack answered, just not to us)."""
+        return self.recoverable and self.retry_after is None and not self.credentials

@@ -41,10 +41,14 @@ def load(session: Session, incident_id: int) -> Incident:
 
 
 def by_channel(ctx: Context, channel_id: str) -> int | None:
+    """The incident whose own channel this is. Incidents living in a thread (their channel could not
+    be made) share the announce channel or a DM with others: a command there names none of them."""
     with reading(ctx.engine) as session:
         return session.exec(
             select(Incident.id).where(
-                col(Incident.channel_id) == channel_id, col(Incident.parent_id).is_(None)
+                col(Incident.channel_id) == channel_id,
+                col(Incident.parent_id).is_(None),
+                col(Incident.thread_ts).is_(None),
             )
         ).first()
 

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from anyio import to_thread
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.errors import IncidentBotError
@@ -38,11 +39,23 @@ async def in_time(work: Awaitable[str]) -> tuple[str | None, asyncio.Future[str]
 
 
 async def ephemeral(client: AsyncWebClient, body: dict[str, Any], text: str) -> None:
+    """Answer the person who clicked, in the channel only they see it; when Slack cannot show it
+    there (they are not in the channel, the bot is not, the channel is archived or gone), by DM."""
     channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
     user = (body.get("user") or {}).get("id")
-    if not channel or not user:
+    if not user:
         return
+    if channel:
+        try:
+            await client.chat_postEphemeral(channel=channel, user=user, text=text)
+            return
+        except SlackApiError as exc:
+            log.info("could not answer %s ephemerally (%s): answering by DM", user, exc.response.get("error"))
+        except Exception as exc:  # Slack unreachable: a DM would not get through either
+            log.warning("could not answer %s ephemerally: %s", user, type(exc).__name__)
+            return
     try:
-        await client.chat_postEphemeral(channel=channel, user=user, text=text)
+        opened = await client.conversations_open(users=user)
+        await client.chat_postMessage(channel=opened["channel"]["id"], text=text)
     except Exception as exc:  # an answer that cannot be shown must not look like a failure
-        log.warning("could not answer %s ephemerally: %s", user, exc)
+        log.warning("could not answer %s by DM either: %s", user, type(exc).__name__)

@@ -7,6 +7,7 @@ retried with backoff (honouring Retry-After); other errors fail fast and are rec
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any, Protocol
 
 import aiohttp
@@ -16,6 +17,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.integrations.errors import DeliveryError
 from bot.observability import SLACK_CALLS
 from bot.slack.pacing import Pacer
+
+log = logging.getLogger(__name__)
 
 # `ok: false` errors that mean "Slack is struggling", not "your request is wrong".
 _RECOVERABLE_ERRORS = frozenset(
@@ -27,14 +30,32 @@ _RECOVERABLE_ERRORS = frozenset(
         "service_unavailable",
         "request_timeout",
         "team_added_to_org",
-        # A bad token is an operator mistake that a restart with the right token fixes:
-        # keep the messages instead of dropping them.
+    }
+)
+# The token itself is refused: a credentials problem, not an outage. Rows wait (an operator fixes the
+# token) and Slack is asked again once a minute, not probed every second. `missing_scope` is not one
+# of them: auth.test succeeds without the scope (so a re-check could not tell it was fixed) and it
+# concerns one method, not every call.
+CREDENTIAL_ERRORS = frozenset(
+    {
         "invalid_auth",
         "not_authed",
         "account_inactive",
         "token_revoked",
         "token_expired",
+        "not_allowed_token_type",
     }
+)
+
+
+# Channel-side refusals and the call that repairs them: a person archived the channel, or removed
+# the bot from it. The refused call is made again once after each repair. The bot's channels are
+# public: a private one cannot be joined, and then the call fails for good. (Slack does not let bot
+# tokens unarchive: archiving drops the bot and unarchive answers not_in_channel, so an archived
+# channel fails for good until a person unarchives it; the next call then joins and goes through.)
+_REPAIRED = frozenset({"is_archived", "not_in_channel"})
+_NOT_REPAIRED = frozenset(
+    {"conversations.archive", "conversations.unarchive", "conversations.join", "conversations.leave"}
 )
 
 
@@ -74,6 +95,48 @@ class SlackWebAPI:
             await session.close()
 
     async def call(self, method: str, **params: Any) -> dict[str, Any]:
+        channel = params.get("channel")
+        repaired: set[str] = set()
+        while True:
+            try:
+                return await self._call(method, **params)
+            except SlackCallError as exc:
+                if (
+                    exc.error not in _REPAIRED
+                    or exc.error in repaired
+                    or method in _NOT_REPAIRED
+                    or not isinstance(channel, str)
+                ):
+                    raise
+                repaired.add(exc.error)
+                await self._repair(channel, exc)
+
+    async def _repair(self, channel: str, refused: SlackCallError) -> None:
+        """Unarchive or join `channel`; if that is refused for good, the refused call fails for good
+        with its own error (a transient failure of the repair is retried like any other)."""
+        repair = "unarchive" if refused.error == "is_archived" else "join"
+        log.info("%s answered %s in %s: %s and trying again", refused.method, refused.error, channel, repair)
+        try:
+            if refused.error == "is_archived":
+                await self._call("conversations.unarchive", channel=channel)
+            else:
+                await self._call("conversations.join", channel=channel)
+        except SlackCallError as exc:
+            if exc.recoverable:
+                raise
+            if exc.error in ("not_archived", "already_in_channel"):
+                return  # someone repaired it meanwhile
+            log.warning(
+                "%s in %s failed (%s): %s fails for good with %s",
+                repair,
+                channel,
+                exc.error,
+                refused.method,
+                refused.error,
+            )
+            raise refused from exc
+
+    async def _call(self, method: str, **params: Any) -> dict[str, Any]:
         if self.pooled:
             self._pool()
         func = getattr(self.client, method.replace(".", "_"))
@@ -89,7 +152,8 @@ class SlackWebAPI:
             retry_after = _retry_after(exc.response.headers) if status == 429 else None
             if retry_after is not None:
                 self.pacer.rate_limited(method, channel, retry_after)
-            recoverable = status == 429 or status >= 500 or error in _RECOVERABLE_ERRORS
+            credentials = error in CREDENTIAL_ERRORS
+            recoverable = status == 429 or status >= 500 or error in _RECOVERABLE_ERRORS or credentials
             SLACK_CALLS.labels(method, error or str(status)).inc()
             raise SlackCallError(
                 method,
@@ -97,6 +161,7 @@ class SlackWebAPI:
                 recoverable=recoverable,
                 retry_after=retry_after,
                 maybe_done=status >= 500,
+                credentials=credentials,
             ) from exc
         except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
             SLACK_CALLS.labels(method, "network_error").inc()

@@ -2,7 +2,8 @@
 
 A name already taken is either our own channel from an attempt whose answer was lost (a crash
 between Slack's answer and our commit: adopt it) or someone else's (take the next free `-N`
-suffix, reserved in the database so replicas never pick the same one).
+suffix, reserved in the database so replicas never pick the same one). A channel Slack refuses for
+good (`restricted_action`) is not retried: the incident goes on in a thread (`incident_thread`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from bot.core.text import with_suffix
 from bot.service.timeline import record
 from bot.slack.api import SlackCallError
 from bot.slack.delivery import Completion, Handler, SlackDelivery
+from bot.slack.incident_thread import IncidentThread
+from bot.slack.marks import METADATA_EVENT, messages_where_posted
 from bot.store.db import reading, transaction
 from bot.store.outbox import COSMETIC
 from bot.store.tables import Incident, Outbox
@@ -23,6 +26,10 @@ from bot.store.tables import Incident, Outbox
 class ChannelDelivery:
     def __init__(self, base: SlackDelivery) -> None:
         self.base = base
+        self.thread = IncidentThread(base)
+        # Incidents whose channel Slack refused for good (and the error), while their row waits for
+        # a thread to go on in: not asked to create it again every few seconds.
+        self._refused: dict[int, str] = {}
 
     def handlers(self) -> dict[str, Handler]:
         return {"create_channel": self.create_channel}
@@ -32,6 +39,9 @@ class ChannelDelivery:
         incident = snap.incident
         if incident.channel_id:
             return None
+        assert incident.id is not None
+        if incident.id in self._refused:  # refused already; waiting for a thread to go on in
+            return await self.thread.continue_in_thread(row, snap, self._refused[incident.id])
         name = incident.channel_name
         for _ in range(50):
             try:
@@ -39,9 +49,12 @@ class ChannelDelivery:
                 channel_id = str(response["channel"]["id"])
                 break
             except SlackCallError as exc:
+                if exc.error != "name_taken" and not exc.recoverable:  # e.g. restricted_action
+                    self._refused[incident.id] = exc.error
+                    return await self.thread.continue_in_thread(row, snap, exc.error)
                 if exc.error != "name_taken":
                     raise
-                adopted = await self._adoptable(name)
+                adopted = await self._adoptable(name, incident)
                 if adopted:
                     channel_id = adopted
                     break
@@ -80,8 +93,10 @@ class ChannelDelivery:
 
         return complete
 
-    async def _adoptable(self, name: str) -> str | None:
-        """A channel we created ourselves before a crash (same name, our bot, no incident)."""
+    async def _adoptable(self, name: str, incident: Incident) -> str | None:
+        """A channel we created ourselves before a crash (same name, our bot, no incident here, and
+        no post marked by another database or incident: after a database reset, or with a second
+        deployment on the same Slack app, our bot user also made the older incidents' channels)."""
         cursor = None
         me = await self.base.bot_user()
         while True:
@@ -97,10 +112,23 @@ class ChannelDelivery:
                     if channel.get("creator") != me or channel.get("is_archived"):
                         return None
                     cid = str(channel["id"])
-                    return None if await to_thread.run_sync(self._channel_linked, cid) else cid
+                    if await to_thread.run_sync(self._channel_linked, cid):
+                        return None
+                    return None if await self._marked_by_others(cid, incident) else cid
             cursor = (page.get("response_metadata") or {}).get("next_cursor")
             if not cursor:
                 return None
+
+    async def _marked_by_others(self, channel_id: str, incident: Incident) -> bool:
+        instance = await self.base.instance()
+        for message in await messages_where_posted(self.base.slack, channel_id, None):
+            meta = message.get("metadata") or {}
+            payload = meta.get("event_payload") or {}
+            if meta.get("event_type") == METADATA_EVENT and (
+                payload.get("instance") != instance or payload.get("incident_id") != incident.id
+            ):
+                return True
+        return False
 
     def _channel_linked(self, channel_id: str) -> bool:
         with reading(self.base.engine) as session:

@@ -2,8 +2,9 @@
 
 A handler makes at most one non-idempotent Slack call (a post) and returns a completion that
 the worker applies in the same transaction that marks the row sent, so "channel created" and
-"row done" are committed together. Posts carry the outbox id in message metadata: after a crash
-or an ambiguous failure the handler first looks for its own message instead of posting twice.
+"row done" are committed together. Posts carry a mark in message metadata (this database, the
+incident, the outbox row; see `marks`): after a crash or an ambiguous failure the handler first
+looks for its own message instead of posting twice.
 """
 
 from __future__ import annotations
@@ -21,14 +22,16 @@ from bot.core.text import escape
 from bot.service.timeline import record
 from bot.slack import views
 from bot.slack.api import SlackAPI, SlackCallError
+from bot.slack.marks import find_marked, mark
 from bot.store.db import reading
-from bot.store.tables import Alert, Incident, Outbox
+from bot.store.instance import instance_id
+from bot.store.tables import Alert, Incident, Outbox, TimelineEntry
 
 log = logging.getLogger(__name__)
 
 Completion = Callable[[Session], None]
 Handler = Callable[[Outbox], Awaitable[Completion | None]]
-METADATA_EVENT = "incidentbot_outbox"
+CHANNEL_REFUSED = "channel_refused"  # the timeline entry saying why an incident is in a thread
 
 
 def _nothing(_: Session) -> None:
@@ -41,6 +44,7 @@ class Snapshot:
     alerts: list[Alert]
     groups: list[Incident] = field(default_factory=list)  # a storm's folded alert groups
     silences: bool = False  # the card can offer Silence: the bot can reach Alertmanager's API
+    refused: str | None = None  # Slack's answer when no channel could be made (it is in a thread)
 
     def view(self) -> views.IncidentView:
         inc = self.incident
@@ -88,6 +92,7 @@ class SlackDelivery:
         self.clock = clock
         self.silences = silences
         self._bot_user: str | None = None
+        self._instance: str | None = None
 
     def handlers(self) -> dict[str, Handler]:
         return {
@@ -114,7 +119,16 @@ class SlackDelivery:
                 if incident.source == "storm"
                 else []
             )
-            return Snapshot(incident, alerts, groups, self.silences)
+            refused = None
+            if incident.thread_ts:
+                refusal = session.exec(
+                    select(TimelineEntry.data).where(
+                        col(TimelineEntry.incident_id) == incident_id,
+                        col(TimelineEntry.kind) == CHANNEL_REFUSED,
+                    )
+                ).first()
+                refused = str((refusal or {}).get("error") or "refused")
+            return Snapshot(incident, alerts, groups, self.silences, refused)
 
     async def snapshot(self, row: Outbox) -> Snapshot:
         return await to_thread.run_sync(self._snapshot, row.incident_id)
@@ -124,29 +138,23 @@ class SlackDelivery:
             self._bot_user = str((await self.slack.call("auth.test")).get("user_id", ""))
         return self._bot_user
 
+    async def instance(self) -> str:
+        if self._instance is None:
+            self._instance = await to_thread.run_sync(instance_id, self.engine)
+        return self._instance
+
     async def post_once(self, row: Outbox, channel: str, **params: Any) -> str:
-        """chat.postMessage exactly once per outbox row; returns the message ts."""
+        """chat.postMessage exactly once per outbox row; returns the message ts. With `thread_ts`
+        the post is a reply, and the lookup reads that thread."""
+        instance = await self.instance()
         if row.in_flight:
-            found = await self._find_posted(row, channel)
+            found = await find_marked(self.slack, instance, row, channel, params.get("thread_ts"))
             if found:
                 log.info("outbox %s: message already posted before a crash, not posting again", row.id)
                 return found
-        params["metadata"] = {"event_type": METADATA_EVENT, "event_payload": {"outbox_id": row.id}}
+        params["metadata"] = mark(instance, row)
         response = await self.slack.call("chat.postMessage", channel=channel, **params)
         return str(response["ts"])
-
-    async def _find_posted(self, row: Outbox, channel: str) -> str | None:
-        history = await self.slack.call(
-            "conversations.history", channel=channel, limit=200, include_all_metadata=True
-        )
-        for message in history.get("messages", []):
-            meta = message.get("metadata") or {}
-            if (
-                meta.get("event_type") == METADATA_EVENT
-                and meta.get("event_payload", {}).get("outbox_id") == row.id
-            ):
-                return str(message["ts"])
-        return None
 
     # -- operations ----------------------------------------------------------------------
     async def post_card(self, row: Outbox) -> Completion | None:
@@ -157,7 +165,11 @@ class SlackDelivery:
         channel = require_channel(incident)
         view = snap.view()
         ts = await self.post_once(
-            row, channel, text=views.fallback_text(view), blocks=[b.to_dict() for b in views.card(view)]
+            row,
+            channel,
+            text=views.fallback_text(view),
+            blocks=[b.to_dict() for b in views.card(view)],
+            **in_thread(incident),
         )
 
         def complete(session: Session) -> None:
@@ -181,8 +193,8 @@ class SlackDelivery:
 
     async def pin_card(self, row: Outbox) -> Completion | None:
         incident = (await self.snapshot(row)).incident
-        if not incident.card_ts:
-            return None
+        if not incident.card_ts or incident.thread_ts:
+            return None  # in a thread, a pin would be the whole announce channel's (or DM's)
         try:
             await self.slack.call("pins.add", channel=require_channel(incident), timestamp=incident.card_ts)
         except SlackCallError as exc:
@@ -196,7 +208,7 @@ class SlackDelivery:
         if not incident.channel_id:
             return None
         new_topic = views.topic(view)
-        if new_topic != incident.topic:
+        if new_topic != incident.topic and not incident.thread_ts:  # no topic of its own in a thread
             await self.slack.call("conversations.setTopic", channel=incident.channel_id, topic=new_topic)
         if incident.card_ts:
             await self.slack.call(
@@ -211,7 +223,7 @@ class SlackDelivery:
                 "chat.update",
                 channel=self.announce_channel,
                 ts=incident.announce_ts,
-                text=views.announcement(view),
+                text=views.announcement(view, snap.refused),
             )
 
         def complete(session: Session) -> None:
@@ -228,7 +240,9 @@ class SlackDelivery:
         snap = await self.snapshot(row)
         if snap.incident.announce_ts:
             return None
-        ts = await self.post_once(row, self.announce_channel, text=views.announcement(snap.view()))
+        ts = await self.post_once(
+            row, self.announce_channel, text=views.announcement(snap.view(), snap.refused)
+        )
 
         def complete(session: Session) -> None:
             inc = session.get(Incident, snap.incident.id)
@@ -251,19 +265,25 @@ class SlackDelivery:
         incident = (await self.snapshot(row)).incident
         raw = str(row.payload.get("text", ""))
         text = raw if row.payload.get("trusted") else escape(raw)
-        if row.payload.get("channel") == "announce":
-            if not self.announce_channel:
-                return None
+        where: dict[str, str] = {}
+        if row.payload.get("channel") == "announce" and self.announce_channel:
             channel = self.announce_channel
-        else:
-            channel = require_channel(incident)
-        ts = await self.post_once(row, channel, text=text)
+        elif row.payload.get("channel") == "announce" and not row.payload.get("notice"):
+            return None
+        else:  # a failure notice without an announce channel is said in the incident's own
+            channel, where = require_channel(incident), in_thread(incident)
+        ts = await self.post_once(row, channel, text=text, **where)
 
         def complete(session: Session) -> None:
             assert incident.id is not None
             record(session, incident.id, self.clock(), "bot", "posted", raw, {"ts": ts})
 
         return complete
+
+
+def in_thread(incident: Incident) -> dict[str, str]:
+    """`thread_ts` for posts of an incident that lives in a thread (no channel could be made)."""
+    return {"thread_ts": incident.thread_ts} if incident.thread_ts else {}
 
 
 def require_channel(incident: Incident) -> str:

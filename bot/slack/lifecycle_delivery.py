@@ -38,8 +38,8 @@ class LifecycleDelivery:
 
     async def archive(self, row: Outbox) -> Completion | None:
         incident = (await self.base.snapshot(row)).incident
-        if incident.status != "closed" or not incident.channel_id:
-            return None  # reopened meanwhile, or never had a channel
+        if incident.status != "closed" or not incident.channel_id or incident.thread_ts:
+            return None  # reopened meanwhile, or never had a channel (a thread is not archived)
         try:
             await self.base.slack.call("conversations.archive", channel=incident.channel_id)
         except DeliveryError as exc:

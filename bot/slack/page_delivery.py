@@ -142,7 +142,10 @@ class PageDelivery:
         return complete
 
     async def invite(self, row: Outbox) -> Completion | None:
-        channel = require_channel((await self.base.snapshot(row)).incident)
+        incident = (await self.base.snapshot(row)).incident
+        if incident.thread_ts:
+            return None  # the incident lives in a thread of a shared channel or a DM: nobody to add
+        channel = require_channel(incident)
         try:
             await self.base.slack.call(
                 "conversations.invite", channel=channel, users=",".join(row.payload["users"])

@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any
 
 from anyio import to_thread
 from slack_sdk.errors import SlackRequestError
@@ -35,14 +34,13 @@ from bot.service import postmortem
 from bot.service.context import Context
 from bot.service.timeline import record
 from bot.slack.api import SlackCallError
-from bot.slack.delivery import METADATA_EVENT, Completion, Handler, SlackDelivery, require_channel
+from bot.slack.delivery import Completion, Handler, SlackDelivery, in_thread, require_channel
+from bot.slack.marks import messages_where_posted
 from bot.store import outbox
 from bot.store.db import reading
 from bot.store.tables import Outbox, TimelineEntry
 
 log = logging.getLogger(__name__)
-
-HISTORY_LIMIT = 200
 
 
 @dataclass(frozen=True)
@@ -105,7 +103,7 @@ class PostmortemDelivery:
         uploaded = None
         if row.in_flight:
             recorded = await to_thread.run_sync(self._recorded_file_ids, row.incident_id)
-            uploaded = await self._find_uploaded(channel, draft.file_name, recorded)
+            uploaded = await self._find_uploaded(channel, incident.thread_ts, draft.file_name, recorded)
             if uploaded:
                 log.info("outbox %s: post-mortem already uploaded before a crash, not again", row.id)
         if uploaded is None:
@@ -170,6 +168,7 @@ class PostmortemDelivery:
                 title=f"Post-mortem: {escape(draft.incident.title)}"[:250],
                 snippet_type="markdown",
                 initial_comment=comment,
+                **in_thread(draft.incident),  # an incident living in a thread gets it there
             )
         except SlackRequestError as exc:
             # slack_sdk raises this when the bytes upload (step 2) fails: nothing was shared yet.
@@ -190,10 +189,11 @@ class PostmortemDelivery:
         permalink = (info.get("file") or {}).get("permalink")
         return str(permalink) if permalink else None
 
-    async def _find_uploaded(self, channel: str, name: str, recorded: set[str]) -> Uploaded | None:
+    async def _find_uploaded(
+        self, channel: str, thread: str | None, name: str, recorded: set[str]
+    ) -> Uploaded | None:
         me = await self.base.bot_user()
-        history = await self.base.slack.call("conversations.history", channel=channel, limit=HISTORY_LIMIT)
-        for message in history.get("messages", []):
+        for message in await messages_where_posted(self.base.slack, channel, thread, metadata=False):
             if message.get("user") != me:
                 continue
             for file in message.get("files") or []:
@@ -207,13 +207,13 @@ class PostmortemDelivery:
         """One reply in the announcement's thread pointing at the uploaded draft."""
         announce = self.base.announce_channel
         incident = (await self.base.snapshot(row)).incident
-        if not announce or not incident.announce_ts:
-            return None
+        if not announce or not incident.announce_ts or incident.thread_ts:
+            return None  # (an incident living in a thread has the draft there already)
         permalink = row.payload.get("permalink")
         name = str(row.payload.get("file_name") or "post-mortem")
         where = link(str(permalink), name) if permalink else f"{escape(name)} in <#{incident.channel_id}>"
         text = f":memo: Post-mortem draft for incident #{incident.id} ({escape(incident.title)}): {where}"
-        ts = await self._reply_once(row, announce, incident.announce_ts, text)
+        ts = await self.base.post_once(row, announce, thread_ts=incident.announce_ts, text=text)
 
         def complete(session: Session) -> None:
             assert incident.id is not None
@@ -228,30 +228,3 @@ class PostmortemDelivery:
             )
 
         return complete
-
-    async def _reply_once(self, row: Outbox, channel: str, thread_ts: str, text: str) -> str:
-        # `post_once` looks for its earlier post in conversations.history, which leaves thread
-        # replies out: look in the thread first, then let it post (its metadata marks the reply).
-        if row.in_flight:
-            found = await self._find_reply(row, channel, thread_ts)
-            if found:
-                log.info("outbox %s: thread reply already posted before a crash, not again", row.id)
-                return found
-        return await self.base.post_once(row, channel, thread_ts=thread_ts, text=text)
-
-    async def _find_reply(self, row: Outbox, channel: str, thread_ts: str) -> str | None:
-        thread: dict[str, Any] = await self.base.slack.call(
-            "conversations.replies",
-            channel=channel,
-            ts=thread_ts,
-            limit=HISTORY_LIMIT,
-            include_all_metadata=True,
-        )
-        for message in thread.get("messages", []):
-            meta = message.get("metadata") or {}
-            if (
-                meta.get("event_type") == METADATA_EVENT
-                and meta.get("event_payload", {}).get("outbox_id") == row.id
-            ):
-                return str(message["ts"])
-        return None

@@ -11,7 +11,7 @@ from bot.core.runbook_links import RunbookCatalog, RunbookLink
 from bot.core.runbooks import Runbook
 from bot.core.text import escape
 from bot.service.timeline import record
-from bot.slack.delivery import Completion, Handler, SlackDelivery, require_channel
+from bot.slack.delivery import Completion, Handler, SlackDelivery, in_thread, require_channel
 from bot.slack.runbook_blocks import no_runbook_blocks, runbook_message, runbook_messages, step_message_index
 from bot.store.db import reading
 from bot.store.tables import Outbox, RunbookPost
@@ -80,6 +80,7 @@ class RunbookDelivery:
             require_channel(snap.incident),
             text=f"Runbook: {escape(runbook.title)}",
             blocks=[b.to_dict() for b in blocks],
+            **in_thread(snap.incident),
         )
 
         def complete(session: Session) -> None:
@@ -134,6 +135,10 @@ class RunbookDelivery:
         )
         blocks = no_runbook_blocks(found)
         await self.base.post_once(
-            row, require_channel(snap.incident), text="No runbook found", blocks=[b.to_dict() for b in blocks]
+            row,
+            require_channel(snap.incident),
+            text="No runbook found",
+            blocks=[b.to_dict() for b in blocks],
+            **in_thread(snap.incident),
         )
         return None

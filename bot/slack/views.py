@@ -22,6 +22,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
+from bot.core.delivery_failures import continues_in_thread
 from bot.core.durations import format_duration
 from bot.core.silences import OFFERED, label
 from bot.core.text import escape, fit, link, truncate
@@ -98,9 +99,17 @@ def topic(view: IncidentView) -> str:
     return fit(f"{view.severity} | {view.status} | {escape(view.title)}", 250)
 
 
-def announcement(view: IncidentView) -> str:
-    where = f"<#{view.channel_id}>" if view.channel_id else "(channel pending)"
+def announcement(view: IncidentView, refused: str | None = None) -> str:
+    """The line in the announce channel; `refused`: Slack's answer when no channel could be made and
+    the incident goes on in this announcement's thread (the line says so)."""
     icon = _SEV_ICON.get(view.severity, "")
+    if refused is not None:
+        return fit(
+            f"{icon} {view.severity} incident #{view.id}: {escape(view.title)} ({view.status}). "
+            f"{continues_in_thread(refused)}.",
+            3000,
+        )
+    where = f"<#{view.channel_id}>" if view.channel_id else "(channel pending)"
     return fit(f"{icon} {view.severity} incident {where}: {escape(view.title)} ({view.status})", 3000)
 
 

@@ -121,6 +121,8 @@ def post_ephemeral(ws: Workspace, args: Args) -> dict[str, Any]:
     user = args.text("user")
     if not USER_ID_RE.match(user):
         raise SlackError("user_not_found")
+    if ws.ephemeral_recipients_checked and not channel.is_im and user not in channel.members:
+        raise SlackError("user_not_in_channel")  # the recipient must be in the channel
     message = bot_message(ws.next_ts(), message_content(args))
     message["ephemeral_user"] = user
     if args.text("thread_ts"):

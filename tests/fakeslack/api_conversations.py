@@ -178,16 +178,23 @@ def archive(ws: Workspace, args: Args) -> dict[str, Any]:
         raise SlackError("method_not_supported_for_channel_type")
     if channel.archived:
         raise SlackError("already_archived")
-    channel.archived = True
+    ws.archive(channel)
     return {}
 
 
 @api_method("conversations.unarchive")
 def unarchive(ws: Workspace, args: Args) -> dict[str, Any]:
-    """Unarchive (``not_archived`` if it was not)."""
+    """Unarchive (``not_archived`` if it was not).
+
+    Slack's documented bug: bot tokens cannot unarchive. Archiving took the bot out of the channel and
+    the call answers ``not_in_channel`` (while ``conversations.join`` answers ``is_archived``); only a
+    person (``FakeSlack.unarchive_channel``) can bring the channel back, and the bot must join again.
+    """
     channel = ws.channel(args.text("channel"))
     if not channel.archived:
         raise SlackError("not_archived")
+    if BOT_USER_ID not in channel.members:
+        raise SlackError("not_in_channel")
     channel.archived = False
     return {}
 

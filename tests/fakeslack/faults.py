@@ -9,6 +9,10 @@ for the call's ``channel`` argument ("D*": only posts into DMs). A rule fires fo
 after letting ``after`` of them through, at most ``count`` times, only within ``duration`` seconds of being
 installed, and each time with ``probability`` (drawn from a per-rule seeded ``random.Random`` so a failing
 chaos test replays identically). Without count/probability/duration it fires until cleared.
+
+Modes: ``ratelimit`` (429 + Retry-After), ``error500`` (an HTTP ``status`` with ``error``), ``error``
+(HTTP 200 ``{"ok": false, "error": ...}``: Slack refusing the request, e.g. ``restricted_action``),
+``slow``, ``drop``, ``timeout``.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-MODES = ("ratelimit", "error500", "slow", "drop", "timeout")
+MODES = ("ratelimit", "error500", "error", "slow", "drop", "timeout")
 DEFAULT_DELAY = {"slow": 1.0, "timeout": 30.0}
 _SPEC_KEYS = frozenset(
     {

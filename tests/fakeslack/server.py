@@ -114,11 +114,13 @@ async def drop_connection(request: Request) -> None:
 
 
 def fault_result(fault: Fault) -> ApiResult | None:
-    """The HTTP answer of an answering fault (ratelimit/error500); None for connection-level ones."""
+    """The HTTP answer of an answering fault (ratelimit/error500/error); None for connection-level ones."""
     if fault.mode == "ratelimit":
         return ApiResult(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(fault.retry_after)})
     if fault.mode == "error500":
         return ApiResult(fault.status, {"ok": False, "error": fault.error})
+    if fault.mode == "error":  # Slack refusing the request: HTTP 200, ok false
+        return ApiResult(200, {"ok": False, "error": fault.error})
     return None
 
 

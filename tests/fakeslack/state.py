@@ -162,6 +162,32 @@ class FakeSlack:
             self._changed.notify_all()
             return message
 
+    def check_ephemeral_recipients(self, on: bool = True) -> None:
+        """chat.postEphemeral answers user_not_in_channel, as Slack does, when the recipient is not
+        in the channel (off by default: tests written before it click as people never invited)."""
+        with self._lock:
+            self._ws.ephemeral_recipients_checked = on
+
+    def archive_channel(self, channel_id: str) -> None:
+        """A person archives a channel (the bot drops out of it, as in Slack)."""
+        with self._lock:
+            self._ws.archive(self._ws.channels[channel_id])
+            self._changed.notify_all()
+
+    def unarchive_channel(self, channel_id: str) -> None:
+        """A person unarchives a channel; the bot is not a member again until it joins."""
+        with self._lock:
+            self._ws.channels[channel_id].archived = False
+            self._changed.notify_all()
+
+    def remove_member(self, channel_id: str, user: str = BOT_USER_ID) -> None:
+        """A person removes someone (by default the bot) from a channel."""
+        with self._lock:
+            members = self._ws.channels[channel_id].members
+            if user in members:
+                members.remove(user)
+            self._changed.notify_all()
+
     # -- faults --------------------------------------------------------------------------------------
 
     def add_fault(self, spec: dict[str, Any] | None = None, /, **kwargs: Any) -> dict[str, Any]:

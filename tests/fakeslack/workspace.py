@@ -66,6 +66,10 @@ class Workspace:
         self._last_ts = int((ts_start or 0) * 1_000_000)
         self.users[BOT_USER_ID] = make_user(BOT_USER_ID, name=BOT_NAME, is_bot=True, bot_id=BOT_ID)
 
+        # Slack answers chat.postEphemeral with user_not_in_channel when the recipient is not a
+        # member; off unless a test asks (`FakeSlack.check_ephemeral_recipients`), like scopes.
+        self.ephemeral_recipients_checked = False
+
     # -- identifiers -----------------------------------------------------------------------------------
 
     def new_id(self, prefix: str) -> str:
@@ -146,6 +150,14 @@ class Workspace:
         )
         self.channels[channel.id] = channel
         return channel
+
+    @staticmethod
+    def archive(channel: Channel) -> None:
+        """Archive a channel as Slack does: the name stays taken and the bot is no longer a member
+        (people stay listed)."""
+        channel.archived = True
+        if BOT_USER_ID in channel.members:
+            channel.members.remove(BOT_USER_ID)
 
     def by_name(self, name: str) -> Channel | None:
         """A non-DM channel by name, archived ones included (Slack keeps their names reserved)."""
