@@ -30,7 +30,8 @@ def test_close_with_an_unwritable_postmortems_dir_uploads_and_says_so(start_bot,
         20,
         what="post-mortem upload",
     )
-    assert "Disk <full> & slow" in upload.text  # the draft itself is Markdown, not mrkdwn
+    # The draft itself is Markdown (title written as Markdown text), not Slack mrkdwn.
+    assert "Disk \\<full> & slow" in upload.text
     comment = upload.initial_comment or ""
     assert f"Could not write the post-mortem draft to {in_the_way}: file exists" in comment
     assert "set POSTMORTEMS_DIR/DATA_DIR" in comment
