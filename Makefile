@@ -2,6 +2,8 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+# Most tests wait on sockets, timers and subprocesses rather than the CPU: run them in parallel.
+PYTEST_WORKERS ?= 4
 
 .PHONY: install test-deps run test test-all chaos bench lint format check clean
 
@@ -22,7 +24,7 @@ test-deps: install
 	PYTHON=$(PY) scripts/test-deps
 
 test: test-deps  ## the CI suite: everything but the long chaos/benchmark-sized runs
-	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -m "not slow" -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 test-all: test-deps  ## everything, including the full-size chaos runs
 	$(VENV)/bin/pytest $(PYTEST_ARGS)

@@ -9,6 +9,12 @@ from urllib.parse import quote
 
 import psycopg
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Tests run in parallel (pytest-xdist) beside subprocess bots: a busy machine must not turn
+# "generation was slow" or one slow example into a failure; the properties themselves still hold.
+settings.register_profile("incidentbot", suppress_health_check=[HealthCheck.too_slow], deadline=None)
+settings.load_profile("incidentbot")
 
 PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
