@@ -6,7 +6,7 @@ from sqlmodel import Session, col, func, select
 
 from bot.core.durations import format_duration
 from bot.core.incident import OPEN_STATUSES, Status
-from bot.core.text import escape, escape_keeping_mentions
+from bot.core.text import escape, escape_keeping_mentions, safe_mrkdwn
 from bot.service.context import Context
 from bot.service.escalation import pending_step
 from bot.service.responders import mention
@@ -97,6 +97,8 @@ def open_incidents(ctx: Context) -> str:
         return "\n".join(lines)
 
 
+# What people typed in Slack keeps its safe markup (links, mentions), marked by what it is.
+_TYPED = {"note": ":memo:", "action": ":ballot_box_with_check:", "pinned": ":pushpin:"}
 # The bot's own echoes of what is already in the channel would drown the entries people want.
 _NOT_FOR_PEOPLE = ("posted", "announced")
 
@@ -113,6 +115,10 @@ def timeline(ctx: Context, incident_id: int, limit: int = 20) -> str:
         ).all()
         lines = [f"*Last {len(rows)} timeline entries (UTC):*"]
         for entry in reversed(rows):
-            text = escape_keeping_mentions(entry.text[:300], entry.data.get("mentions", ()))
+            typed = _TYPED.get(entry.kind) if entry.actor.startswith("slack:") else None
+            if typed:
+                text = f"{typed} {safe_mrkdwn(entry.text[:300])}"
+            else:
+                text = escape_keeping_mentions(entry.text[:300], entry.data.get("mentions", ()))
             lines.append(f"`{entry.at:%H:%M:%S}` {mention(entry.actor)} · {text}")
         return "\n".join(lines)
