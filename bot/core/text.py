@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from datetime import datetime
 
 _ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
 
@@ -95,6 +96,35 @@ def _typed_markup(body: str) -> str | None:
     if not _TYPED_URL.fullmatch(target):
         return None
     return link(target, label) if bar and label.strip() else f"<{target}>"
+
+
+def slack_to_markdown(text: str, user_name: Callable[[str], str]) -> str:
+    """Slack markup in recorded text (typed notes, the bot's own mentions) as a Markdown document
+    reads it: `<@U1>` -> `user_name("U1")`, `<#C1|ops>` -> #ops, `<url|label>` -> [label](url),
+    `<!here>` -> @here, `<!date^...|fallback>` -> fallback. Anything else is left as written."""
+
+    def plain(match: re.Match[str]) -> str:
+        body = match.group(1)
+        target, bar, label = body.partition("|")
+        if user := _TYPED_USER.fullmatch(body):
+            return user_name(user.group(1))
+        if channel := _TYPED_CHANNEL.fullmatch(body):
+            return "#" + (channel.group(2) or channel.group(1))
+        if body.startswith("!date^"):
+            return label
+        if body.startswith("!"):
+            return "@" + (label or target[1:])
+        if _TYPED_URL.fullmatch(target):
+            return "[" + label.replace("]", "\\]") + f"]({target})" if bar and label.strip() else target
+        return match.group(0)
+
+    return _TYPED_SEQUENCE.sub(plain, text)
+
+
+def slack_date(at: datetime, tokens: str, fallback: str) -> str:
+    """A time Slack shows in each reader's own zone (`tokens` such as "{date_short_pretty} {time}");
+    `fallback` (say, in UTC or the rotation's zone) where a client cannot format it."""
+    return f"<!date^{int(at.timestamp())}^{tokens}|{escape(fallback).replace('|', '¦')}>"
 
 
 def truncate(text: str, limit: int, marker: str = "…") -> str:

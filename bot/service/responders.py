@@ -12,6 +12,7 @@ from sqlmodel import Session, col, select
 from bot.core.durations import format_duration
 from bot.core.errors import UnknownIncident
 from bot.core.incident import Event, Status
+from bot.core.people import unknown_name
 from bot.core.text import escape, safe_mrkdwn
 from bot.service import escalation, pagerduty_sync
 from bot.service.context import Context
@@ -28,9 +29,11 @@ class Answer:
 
 
 def mention(actor: str | None) -> str:
+    """An actor in Slack text: a mention for a Slack user, else a name (`pagerduty:Jane` is
+    "Jane (PagerDuty)", never the prefix)."""
     if actor and actor.startswith("slack:"):
         return f"<@{actor.removeprefix('slack:')}>"
-    return escape(actor) if actor else "someone"
+    return escape(unknown_name(actor)) if actor else "someone"
 
 
 def load(session: Session, incident_id: int) -> Incident:

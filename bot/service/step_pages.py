@@ -62,7 +62,7 @@ def page_step(
     if rotation.source == "pagerduty" and rotation.pagerduty is not None and not routing_keys:
         pagerduty_sync.page_level(session, incident, rotation, step.index + 1, key, now)
         also.append(f"PagerDuty's on-call at level {step.index + 1}")
-    names = ", ".join([p.name for p in people] + also) or "nobody (no targets)"
+    names = ", ".join([p.display_name or p.name for p in people] + also) or "nobody (no targets)"
     why = why or (
         "escalated by hand"
         if manual

@@ -18,6 +18,7 @@ from bot.core.text import escape
 from bot.service.context import Context
 from bot.service.incidents import incident_lane
 from bot.service.page_failures import NO_SLACK_USER, page_failed
+from bot.service.people import people_of
 from bot.service.timeline import record
 from bot.slack import views
 from bot.slack.api import SlackCallError
@@ -112,7 +113,7 @@ class PageDelivery:
                 now,
                 "bot",
                 "paged",
-                f"Paged {page.person} by DM",
+                f"Paged {people_of(self.ctx).name(page.person)} by DM",
                 {"person": page.person, "user": user, "step": page.step_key, "mentions": [user]},
             )
             for op, payload in (

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from anyio import to_thread
 from sqlmodel import Session, col, select
@@ -17,11 +17,12 @@ from bot.store.db import reading
 from bot.store.tables import Outbox, RunbookPost
 
 
-def _done(post: RunbookPost) -> dict[int, tuple[str, str]]:
-    """Step number -> (user, "14:03 UTC") as the blocks show it."""
+def _done(post: RunbookPost) -> dict[int, tuple[str, datetime]]:
+    """Step number -> (user, when): the blocks show the time in each reader's zone."""
     out = {}
     for key, (user, at) in post.done.items():
-        out[int(key)] = (user, datetime.fromisoformat(at).strftime("%H:%M UTC"))
+        when = datetime.fromisoformat(at)
+        out[int(key)] = (user, when if when.tzinfo else when.replace(tzinfo=UTC))
     return out
 
 
