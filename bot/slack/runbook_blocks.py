@@ -161,7 +161,7 @@ def _render(
     blocks: list[Block] = []
     for n, item in enumerate(items):
         if item is None:
-            blocks.extend(_intro(runbook, source_url))
+            blocks.extend(_intro(runbook, source_url, done))
         elif isinstance(item, _Heading):
             name = item.name + (" (continued)" if item.continued else "")
             text = PlainTextObject(text=fit(escape(name), HEADER_MAX))
@@ -171,15 +171,16 @@ def _render(
     return blocks
 
 
-def _intro(runbook: Runbook, source_url: str | None) -> list[Block]:
+def _intro(runbook: Runbook, source_url: str | None, done: Mapping[int, tuple[str, DoneAt]]) -> list[Block]:
     title = fit(escape(f"📘 Runbook: {runbook.title}"), HEADER_MAX)
     source = escape(runbook.source_file or f"runbooks/{runbook.slug}.md")
+    done_count = sum(1 for n in done if runbook.step(n))  # steps of an older version do not count
     facts = [
         f"*Owner:* {escape(runbook.owner)}" if runbook.owner else "",
         f"*Severity:* {escape(runbook.severity)}" if runbook.severity else "",
         f"*Alerts:* {escape(', '.join(runbook.alerts))}" if runbook.alerts else "",
         f"*Source:* {link(source_url, runbook.source_file) if source_url else f'`{source}`'}",
-        f"{len(runbook.steps)} steps: press *Done* as you go",
+        f"{done_count} of {len(runbook.steps)} steps done: press *Done* as you go",
     ]
     context = fit("  ·  ".join(f for f in facts if f), CONTEXT_MAX)
     return [
