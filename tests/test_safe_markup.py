@@ -136,3 +136,19 @@ def test_no_broadcast_and_no_other_scheme_survives(typed: str) -> None:
     assert ">" not in _ALLOWED.sub("", out) and "<" not in _ALLOWED.sub("", out), out
     for target in re.findall(r"<([^@#][^|>]*)", out):
         assert target.lower().startswith(("http://", "https://", "mailto:")), out
+
+
+def test_the_fake_reads_mrkdwn_as_slack_shows_it() -> None:
+    from tests.fakeslack.mrkdwn import read
+
+    users = {"U1": {"profile": {"display_name": "dana"}}}
+    r = read(
+        "a &amp; b &lt;!here&gt; <@U1> <#C1|ops> <!here> <!subteam^S1|@sre> <https://x.example/?a=1&amp;b=2|x>"
+        " <!date^1700000000^{date_num} {time}|fallback> <!date^1700000000^{nope}|fallback>",
+        users,
+        "Europe/Berlin",
+    )
+    assert r.mentions == ["U1"] and r.channels == ["C1"] and r.broadcasts == ["here", "subteam^S1"]
+    assert r.links == [("https://x.example/?a=1&b=2", "x")]
+    assert r.dates == ["2023-11-14 23:13", "fallback"]  # 22:13 UTC is 23:13 in Berlin
+    assert r.text.startswith("a & b <!here> @dana #ops @here @sre x ")

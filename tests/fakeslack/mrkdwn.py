@@ -106,7 +106,7 @@ def read(text: str, users: Mapping[str, dict[str, Any]], tz: str = "UTC") -> Rea
             shown.append(date)
         elif body.startswith("!"):
             reading.broadcasts.append(target[1:])
-            shown.append("@" + decode(label or target[1:]))
+            shown.append(decode(label) if label else "@" + target[1:])
         else:
             reading.links.append((decode(target), decode(label or target)))
             shown.append(decode(label or target))
