@@ -159,7 +159,7 @@ def build_background(settings: Settings, ctx: Context, client: AsyncWebClient) -
         **delivery.handlers(),
         **ChannelDelivery(delivery).handlers(),
         **PageDelivery(delivery, ctx).handlers(),
-        **RunbookDelivery(delivery, ctx.runbooks).handlers(),
+        **RunbookDelivery(delivery, ctx).handlers(),
         **PostmortemDelivery(delivery, ctx).handlers(),
         **other_sides,
     }

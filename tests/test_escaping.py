@@ -8,11 +8,19 @@ the fake Slack (text, blocks, attachments, topic, DM text, modal views: every st
 arguments) and every ephemeral answer the bot returned is searched for them raw. The escaped forms
 (`&lt;!channel&gt;`) are what Slack shows as text, and are fine. Mentions the bot makes itself
 (`<@U01WEI>` for the person it pages) are legitimate and are not among the injected strings.
+
+The rule changed on purpose (issue 17, item 9): what a person types in Slack as a note, an action
+item, a resolve summary or a pinned message keeps its safe markup (`<@U123ABC>`, `<#C0SECRET>`,
+http(s) and mailto links: `SAFE_WHEN_TYPED`) in the lines that show that text, and only there.
+Broadcasts (`<!channel>`, `<!here>`, `<!everyone>`, `<!subteam^...>`), `<!date...>` and other
+schemes (`<javascript:...>`) are neutralised everywhere; alert, label, annotation and PagerDuty text
+stays fully escaped.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
@@ -40,21 +48,17 @@ from tests.harness import (
 FIXTURES = Path(__file__).parent / "fixtures"
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
-INJECTED = (
-    "<!channel>",
-    "<!here>",
-    "<!everyone>",
-    "<@U123ABC>",
-    "<#C0SECRET>",
-    "<!subteam^S0TEAM>",
-    "<http://evil.example|",
-    "<mailto:boss@example.com|",
-)
+NEVER = ("<!channel>", "<!here>", "<!everyone>", "<!subteam^S0TEAM>", "<!date^1^", "<javascript:")
+SAFE_WHEN_TYPED = ("<@U123ABC>", "<#C0SECRET>", "<http://evil.example|", "<mailto:boss@example.com|")
+INJECTED = NEVER + SAFE_WHEN_TYPED
 # Escaping does not depend on the database: the long alert flow runs on both, the rest on SQLite.
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 HOSTILE = "<!channel> <!here> <@U123ABC> <http://evil.example|click here> & <!everyone>"
-HOSTILE_2 = "<#C0SECRET> <!subteam^S0TEAM> <mailto:boss@example.com|click me> &amp; done"
+HOSTILE_2 = (
+    "<#C0SECRET> <!subteam^S0TEAM> <mailto:boss@example.com|click me> &amp; done "
+    "<!date^1^{date}|soon> <javascript:alert(1)|js>"
+)
 
 
 # -- inspection ----------------------------------------------------------------------------------------
@@ -123,9 +127,36 @@ def leaks(fake, answers: list[str]) -> list[tuple[str, str]]:
     return found
 
 
-def assert_nothing_injected(fake, answers: list[str]) -> None:
+# Lines that show what a person typed (see the module docstring): the channel echoes of notes, action
+# items and resolve summaries, and `/incident timeline` lines of typed entries.
+TYPED_LINES = re.compile(
+    r"^(?::memo: Note from|:ballot_box_with_check: Action item from|:white_check_mark: Resolved by)"
+    r"|^`[0-9:]+` \S+ · (?::memo:|:ballot_box_with_check:|:pushpin:) "
+)
+
+
+def typed_markup(found: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], list[str]]:
+    """Split leaks into real ones and safe markup kept in lines that show typed text."""
+    real, kept = [], []
+    for where, text in found:
+        for line in text.splitlines():
+            bad = [b for b in INJECTED if b in line]
+            if not bad:
+                continue
+            if TYPED_LINES.match(line) and all(b in SAFE_WHEN_TYPED for b in bad):
+                kept.append(line)
+            else:
+                real.append((where, line))
+    return real, kept
+
+
+def assert_nothing_injected(fake, answers: list[str], *, typed: bool = False) -> None:
+    """`typed`: the flow typed hostile notes, action items or summaries, whose safe markup stays."""
     assert fake.calls, "the flow made no Slack calls at all"
     found = leaks(fake, answers)
+    if typed:
+        found, kept = typed_markup(found)
+        assert kept, "typed mentions and links were not kept anywhere"
     unique = sorted({f"{where}: {text[:300]!r}" for where, text in found})
     assert not unique, "raw Slack control sequences reached Slack:\n" + "\n".join(unique[:40])
     # And the escaped forms did arrive: the text was shown, not dropped.
@@ -365,7 +396,7 @@ def test_user_text_from_commands_forms_and_pins_is_escaped(start, fake_slack):
     answers.append(slash(bot, "resolve", channel=c))
     answers.append(slash(bot, "close", channel=c))
     drained(bot)
-    assert_nothing_injected(fake, answers)
+    assert_nothing_injected(fake, answers, typed=True)
 
 
 @sqlite_only
@@ -415,6 +446,13 @@ def test_the_check_itself_catches_a_raw_mention():
     assert raw_injections(strings({"blocks": json.dumps(blocks)}))
     assert raw_injections(strings({"topic": "x <http://evil.example|click here>"}))
     assert not raw_injections(strings({"text": "&lt;!channel&gt; &lt;@U123ABC&gt; <@U01WEI>"}))
+    # Typed markup is allowed only in lines showing typed text, and never a broadcast.
+    note = ":memo: Note from <@U01ALEX>: ask <@U123ABC>"
+    assert typed_markup([("x", note)]) == ([], [note])
+    assert typed_markup([("x", "*#1 ask <@U123ABC>*")])[0]  # a title is not typed text
+    assert typed_markup([("x", ":memo: Note from <@U01ALEX>: <!here>")])[0]
+    line = "`12:00:00` <@U01ALEX> · :memo: see <http://evil.example|x>"
+    assert typed_markup([("answer", f"*Last 2:*\n{line}")]) == ([], [line])
 
 
 # -- the places that leaked once, one by one -------------------------------------------------------------

@@ -514,7 +514,10 @@ def test_oncall_command_shows_who_pagerduty_has_on_call(start_bot, fake_pagerdut
     bot = start_bot(clock=Clock(T0), rotations_dir=write_rotations(tmp_path / "rotations", PD_ROTATION))
     text = oncall_text(bot, "checkout")
     # Pat's email is alex's in people.yaml, so Slack shows a mention; names from PagerDuty are escaped.
-    assert "level 1: <@U01ALEX> until Tue Nov 24 09:00 UTC" in text, text
+    # "until" is a <!date^...> each reader sees in their own zone, the rotation's zone as its fallback
+    # (issue 17, item 10; changed on purpose from the plain rotation-zone text).
+    assert "level 1: <@U01ALEX> until <!date^1795510800^" in text, text
+    assert "|Tue Nov 24 09:00 UTC>" in text, text
     assert "level 2: Quinn &lt;!channel&gt; Roe (always on call)" in text, text
     assert "Other Team" not in text and "<!channel>" not in text
     assert oncall_text(bot, "checkout") == text

@@ -123,8 +123,10 @@ def test_facts_people() -> None:
         ("bob", "step 2", t(10, 16)),
     ]
     assert f.acknowledged_by == "bob"  # slack:U2 is bob, known from his page
-    assert f.lead == "slack:U3"
-    assert [p.name for p in f.participants] == ["alice", "bob", "slack:U3", "slack:U4"]
+    # Slack users people.yaml does not know are "@U3", not the actor form "slack:U3" (issue 17,
+    # item 10: no internal prefixes in text; changed on purpose).
+    assert f.lead == "@U3"
+    assert [p.name for p in f.participants] == ["alice", "bob", "@U3", "@U4"]
     assert not any(p.name in ("bot", "alertmanager") for p in f.participants)
 
 
@@ -132,7 +134,7 @@ def test_facts_runbook_last_state_wins() -> None:
     f = scripted()
     assert [(s.number, s.who, s.text) for s in f.runbook_steps] == [
         (1, "bob", "Check pods"),
-        (3, "slack:U4", "Verify"),
+        (3, "@U4", "Verify"),
     ]
 
 
@@ -190,17 +192,17 @@ def test_default_template_has_every_fact() -> None:
         "| Time to resolve | 39m from declaration, 40m from detection |",
         "alice (step 1, primary, 2024-05-01 10:01:00 UTC), bob (step 2, secondary, 2024-05-01 10:16:00 UTC)",
         "**Acknowledged by:** bob",
-        "**Incident lead:** slack:U3",
-        "**Participants:** alice, bob, slack:U3, slack:U4",
+        "**Incident lead:** @U3",
+        "**Participants:** alice, bob, @U3, @U4",
         "### HighApiErrorRate (resolved)",
         "`alertname=HighApiErrorRate`, `service=api`",
         "[runbook_url](https://runbooks.example/api)",
         "Runbook: **API errors**",
         "- Step 1: Check pods — done by bob at 2024-05-01 10:20:00 UTC",
-        "- Step 3: Verify — done by slack:U4 at 2024-05-01 10:23:00 UTC",
+        "- Step 3: Verify — done by @U4 at 2024-05-01 10:23:00 UTC",
         "- 2024-05-01 10:16:00 UTC: step 2 paged bob",
         "- 2024-05-01 10:18:00 UTC: triggered → acknowledged (bob)",
-        "- 2024-05-01 10:25:00 UTC, slack:U3: Rolled back deploy 1234",
+        "- 2024-05-01 10:25:00 UTC, @U3: Rolled back deploy 1234",
         "- [ ] Add a canary for deploys",
         "| Time (UTC) | Time (America/Los_Angeles) | Who | Event |",
         "| 2024-05-01 10:16:00 UTC | 2024-05-01 03:16:00 PDT | bot | Paging bob (step 2) |",
@@ -249,7 +251,7 @@ def test_injection_in_data_stays_literal(payload: str) -> None:
     text = render_postmortem(facts, default_template())
     # Verbatim once rendered: data is written as Markdown text (`7\*7`), never evaluated.
     assert f"# Incident Post-Mortem: 2024-05-01 - Outage {markdown_text(payload)}\n" in text
-    assert f"slack:U3: note {markdown_text(payload)}" in text
+    assert f"@U3: note {markdown_text(payload)}" in text
     assert f"5% errors {markdown_text(INJECT)}" in text  # the alert annotation
     assert "49" not in text
 

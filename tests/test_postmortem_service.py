@@ -204,7 +204,8 @@ def test_facts_map_every_row(ctx: Context) -> None:
     assert facts.runbook_title == "High API error rate"  # "missing:" posts are not runbooks
     assert [(s.number, s.who) for s in facts.runbook_steps] == [(1, "sarah")]  # step 2 was undone
     assert [e.people for e in facts.escalations] == [("alex",), ("sarah",)]
-    assert [(n.who, n.text) for n in facts.notes] == [("alex", NOTE)]
+    # Typed in Slack: the note is already Markdown text (its Slack markup made Markdown, the rest escaped).
+    assert [(n.who, n.text) for n in facts.notes] == [("alex", markdown_text(NOTE))]
     assert [a.text for a in facts.action_items] == ["Alert on deploy error budget"]
     assert [c.to_status for c in facts.status_history] == ["acknowledged", "resolved"]
     assert facts.acknowledged_by == "sarah" and facts.resolved_by == "alex"

@@ -133,5 +133,6 @@ def test_json_round_trip() -> None:
     assert data["until"] == "2024-05-08T00:00:00+00:00"
     assert data["by_severity"] == {"critical": 5, "warning": 2}
     assert data["mtta"] == {"count": 6, "median_seconds": 120.0, "p90_seconds": 1800.0}
-    assert data["people"][0] == {"person": "bob", "pages": 2, "escalations": 1}
+    # "name" (the display name; here the key, as no name is given) added on purpose: issue 17, item 10.
+    assert data["people"][0] == {"person": "bob", "name": "bob", "pages": 2, "escalations": 1}
     assert data["noisiest_alerts"][0] == {"name": "HighApiErrorRate", "incidents": 2, "alerts": 3}

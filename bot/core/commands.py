@@ -29,7 +29,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, bool]] = {
     "escalate": ("escalate", "page the next escalation step now", True),
     "page": ("page @user|<rotation>", "page a person or a rotation's first step", True),
     "timeline": ("timeline", "the last 20 timeline entries", True),
-    "runbook": ("runbook", "post the runbook again", True),
+    "runbook": ("runbook [slug]", "post the runbook again, or the runbook named <slug>", True),
     "postmortem": ("postmortem", "write the post-mortem draft again (after resolution)", True),
     "help": ("help", "this list", False),
 }

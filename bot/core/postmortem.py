@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.core.errors import BadInput
 from bot.core.markdown import is_web_url
+from bot.core.people import People
 from bot.core.postmortem_render import (
     DASH,
     TEMPLATE_VARIABLES,
@@ -34,6 +35,7 @@ from bot.core.postmortem_render import (
     TimelineFact,
     render_postmortem,
 )
+from bot.core.text import slack_to_markdown
 
 __all__ = [
     "DASH",
@@ -139,7 +141,10 @@ def build_facts(
     pages: Sequence[PageRecord],
     timezone: str,
     runbook_title: str | None,
+    people: People | None = None,
 ) -> PostmortemFacts:
+    """`people`: people.yaml, so people are named by their display names (and their pages also in
+    their own time zone); without it, by the names their pages carry."""
     try:
         zone = ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError) as e:
@@ -155,13 +160,22 @@ def build_facts(
     def opt(at: datetime | None) -> Moment | None:
         return None if at is None else moment(at)
 
-    # Slack users we can name: paged people carry their Slack id.
-    names = {p.slack_user: p.person for p in pages if p.slack_user}
+    # Slack users we can name: people.yaml, and paged people carry their Slack id.
+    directory = (people or People()).learn((p.slack_user, p.person) for p in pages)
 
     def who(actor: str | None) -> str | None:
-        if actor and actor.startswith("slack:"):
-            return names.get(actor.removeprefix("slack:"), actor)
-        return actor
+        return directory.name(actor) if actor else None
+
+    def plain(text: str, actor: str | None = "bot") -> str:
+        """Slack markup (typed in Slack, or the bot's own mentions) as Markdown; text from anywhere
+        else (alerts, PagerDuty) is not Slack markup and stays text for the template to escape."""
+        if actor != "bot" and not (actor or "").startswith("slack:"):
+            return text
+        return slack_to_markdown(text, lambda user: "@" + directory.name(f"slack:{user}").lstrip("@"))
+
+    def their_time(page: PageRecord) -> str | None:
+        zone = directory.zone(page.person) or directory.zone(page.slack_user)
+        return f"{_aware(page.paged_at).astimezone(ZoneInfo(zone)):%H:%M %Z}" if zone else None
 
     entries = sorted(timeline, key=lambda e: _aware(e.at))  # stable: equal times keep row order
     sorted_alerts = sorted(alerts, key=lambda a: (_aware(a.starts_at), a.name))
@@ -221,13 +235,22 @@ def build_facts(
             if e.kind == "status"
         ),
         pages=tuple(
-            PageFact(p.person, p.layer, p.step_key, step_label(p.step_key), p.slack_user, moment(p.paged_at))
+            PageFact(
+                who(p.person) or p.person,
+                p.layer,
+                p.step_key,
+                step_label(p.step_key),
+                p.slack_user,
+                moment(p.paged_at),
+                directory.key(p.person) or p.person,
+                their_time(p),
+            )
             for p in sorted(pages, key=lambda p: _aware(p.paged_at))
         ),
         acknowledged_by=who(incident.acknowledged_by),
         resolved_by=who(incident.resolved_by),
         lead=who(incident.lead),
-        participants=_participants(incident, entries, pages),
+        participants=_participants(incident, entries, pages, directory),
         alerts=tuple(_alert(a, moment, opt) for a in sorted_alerts),
         runbook_title=runbook_title,
         runbook_steps=tuple(step for _, step in sorted(done.items()) if step is not None),
@@ -236,21 +259,25 @@ def build_facts(
                 moment(e.at),
                 str(e.data.get("step", "")),
                 step_label(str(e.data.get("step", ""))),
-                tuple(str(p) for p in e.data.get("people", ())),
+                tuple(who(str(p)) or str(p) for p in e.data.get("people", ())),
                 timedelta(seconds=float(e.data.get("late_seconds") or 0)),
-                e.text,
+                plain(e.text),
             )
             for e in entries
             if e.kind == "escalation"
         ),
-        notes=tuple(Note(moment(e.at), who(e.actor) or "", e.text) for e in entries if e.kind == "note"),
+        notes=tuple(
+            Note(moment(e.at), who(e.actor) or "", plain(e.text, e.actor))
+            for e in entries
+            if e.kind == "note"
+        ),
         action_items=tuple(
-            ActionItem(moment(e.at), who(e.actor) or "", str(e.data.get("text") or e.text))
+            ActionItem(moment(e.at), who(e.actor) or "", plain(str(e.data.get("text") or e.text), e.actor))
             for e in entries
             if e.kind == "action"
         ),
         timeline=tuple(
-            TimelineFact(moment(e.at), e.actor, who(e.actor) or "", e.kind, e.text)
+            TimelineFact(moment(e.at), e.actor, who(e.actor) or "", e.kind, plain(e.text, e.actor))
             for e in entries
             if e.kind not in BOT_ECHOES
         ),
@@ -267,17 +294,18 @@ def _aware(at: datetime) -> datetime:
 
 
 def _participants(
-    incident: IncidentRecord, entries: Sequence[TimelineRecord], pages: Sequence[PageRecord]
+    incident: IncidentRecord, entries: Sequence[TimelineRecord], pages: Sequence[PageRecord], people: People
 ) -> tuple[Participant, ...]:
     """People only (paged people and Slack actors), once each, in order of first appearance."""
     found: dict[str, Participant] = {}
     for p in sorted(pages, key=lambda p: _aware(p.paged_at)):
-        found.setdefault(p.slack_user or f"person:{p.person}", Participant(p.person, p.slack_user, True))
+        key = people.key(p.person) or p.slack_user or f"person:{p.person}"
+        found.setdefault(key, Participant(people.name(p.person), p.slack_user, True))
     actors = [e.actor for e in entries] + [incident.acknowledged_by, incident.resolved_by, incident.lead]
     for actor in actors:
         if actor and actor.startswith("slack:"):
             user = actor.removeprefix("slack:")
-            found.setdefault(user, Participant(actor, user, False))
+            found.setdefault(people.key(actor) or user, Participant(people.name(actor), user, False))
     return tuple(found.values())
 
 

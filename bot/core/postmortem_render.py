@@ -12,13 +12,14 @@ Variables available to a template (every field of `PostmortemFacts`, plus `facts
   start        earliest of detected/declared (Moment)
   duration, tta, ttr, tta_detected, ttr_detected       timedelta or None
   status_history   StatusChange: at, from_status, to_status, event, actor, who
-  pages            PageFact: person, layer, step, step_label, slack_user, at
+  pages            PageFact: person (display name), layer, step, step_label, slack_user, at, key, their_time
   acknowledged_by, resolved_by, lead                   display names or None
   participants     Participant: name, slack_user, paged
   alerts           AlertFact: name, status, labels, annotations, starts_at, ends_at, links (Link: label, url)
   runbook_title    str or None; runbook_steps: RunbookStepFact (slug, number, text, who, at), done only
   escalations      EscalationFact: at, step, step_label, people, late, text
   notes            Note: at, who, text;  action_items: ActionItem: at, who, text
+                   (people are named by display name; Slack markup in text becomes Markdown)
   timeline         TimelineFact: at, actor, who, kind, text
 Filters: duration (timedelta -> '17m', None -> '—'), utc / local (Moment -> text, None -> '—'),
 cell (text for a Markdown table cell), code (an inline code span), link (`url | link(label)`: a
@@ -75,12 +76,14 @@ class StatusChange:
 
 @dataclass(frozen=True)
 class PageFact:
-    person: str
+    person: str  # display name
     layer: str | None
     step: str
     step_label: str
     slack_user: str | None
     at: Moment
+    key: str = ""  # the people.yaml key (or how the page named them)
+    their_time: str | None = None  # "03:12 CET": the time in the person's own zone, when known
 
 
 @dataclass(frozen=True)

@@ -37,8 +37,9 @@ UNNAMED = "(unnamed)"
 
 @dataclass(frozen=True)
 class ReportPage:
-    person: str
+    person: str  # one identity per person: the people.yaml key when known (see bot.core.people)
     step_key: str = ""  # "c0r0s1"; a page at any step after the first is an escalation
+    name: str = ""  # how the report shows them (display name); the key when empty
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,11 @@ class PersonLoad:
     person: str
     pages: int
     escalations: int  # pages that came from escalation: someone before them did not acknowledge
+    name: str = ""  # display name; the key when empty
+
+    @property
+    def shown(self) -> str:
+        return self.name or self.person
 
 
 @dataclass(frozen=True)
@@ -114,20 +120,22 @@ def report(incidents: Sequence[ReportIncident], since: datetime, now: datetime, 
 
     pages: Counter[str] = Counter()
     escalations: Counter[str] = Counter()
+    shown_as: dict[str, str] = {}
     alert_incidents: Counter[str] = Counter()
     alert_rows: Counter[str] = Counter()
     for i in chosen:
         for page in i.pages:
             pages[page.person] += 1
             escalations[page.person] += _is_escalation(page.step_key)
+            shown_as.setdefault(page.person, page.name)
         names = [n or UNNAMED for n in i.alert_names]
         alert_rows.update(names)
         alert_incidents.update(set(names))
 
     severities = Counter(i.severity for i in chosen)
     people = sorted(
-        (PersonLoad(p, n, escalations[p]) for p, n in pages.items()),
-        key=lambda x: (-x.pages, -x.escalations, x.person),
+        (PersonLoad(p, n, escalations[p], shown_as.get(p, "")) for p, n in pages.items()),
+        key=lambda x: (-x.pages, -x.escalations, x.shown),
     )
     noisy = sorted(
         (AlertNoise(n, alert_incidents[n], alert_rows[n]) for n in alert_incidents),
@@ -188,7 +196,7 @@ def format_table(r: Report) -> str:
     if r.people:
         lines.append("")
         lines += _table(
-            ["Person", "Pages", "Escalations"], [[p.person, p.pages, p.escalations] for p in r.people]
+            ["Person", "Pages", "Escalations"], [[p.shown, p.pages, p.escalations] for p in r.people]
         )
     if r.noisiest_alerts:
         lines.append("")
@@ -214,7 +222,10 @@ def to_json(r: Report) -> dict[str, Any]:
         "by_severity": dict(r.by_severity),
         "mtta": _stats_json(r.mtta),
         "mttr": _stats_json(r.mttr),
-        "people": [{"person": p.person, "pages": p.pages, "escalations": p.escalations} for p in r.people],
+        "people": [
+            {"person": p.person, "name": p.shown, "pages": p.pages, "escalations": p.escalations}
+            for p in r.people
+        ],
         "noisiest_alerts": [
             {"name": a.name, "incidents": a.incidents, "alerts": a.alerts} for a in r.noisiest_alerts
         ],

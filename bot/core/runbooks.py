@@ -51,6 +51,13 @@ class Step:
     code: tuple[CodeBlock, ...] = ()
     line: int = 0  # 1-based line in the file, for problems and "edit this step" links
 
+    def summary(self, limit: int = 200) -> str:
+        """The step's text on one line, for the timeline and post-mortems, which leave its code out:
+        the colon that introduced the code would end the sentence on nothing."""
+        text = " ".join(self.text.split())
+        text = text if len(text) <= limit else text[: limit - 1] + "…"
+        return text.rstrip(" :") or text
+
 
 @dataclass(frozen=True)
 class Runbook:

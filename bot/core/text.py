@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from datetime import datetime
+
+from bot.core.markdown import Markdown, markdown_link, markdown_text
 
 _ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
 
@@ -54,6 +57,84 @@ def link(url: str, label: str) -> str:
         return escape(label)
     safe_url = url.replace("<", "%3C").replace(">", "%3E").replace("|", "%7C").replace(" ", "%20")
     return f"<{safe_url}|{escape(label).replace('|', '¦')}>"
+
+
+# Markup a person may type and keep (`safe_mrkdwn`): a user mention, a channel link, a web or mail link.
+_TYPED_SEQUENCE = re.compile(r"<([^<>]*)>")
+_TYPED_USER = re.compile(r"@([UW][A-Z0-9]{2,})(?:\|.*)?", re.DOTALL)
+_TYPED_CHANNEL = re.compile(r"#([CG][A-Z0-9]{2,})(?:\|(.*))?", re.DOTALL)
+_CHANNEL_LABEL = re.compile(r"[a-z0-9_-]{1,80}")
+_BROADCAST = re.compile(r"!(?:here|channel|everyone|subteam\^[A-Z0-9]+)")
+_TYPED_URL = re.compile(r"(?:https?://[^\s/?#|]+|mailto:[^\s|]+)[^\s|]*", re.IGNORECASE)
+
+
+def safe_mrkdwn(typed: str) -> str:
+    """Text a person typed in Slack (as typed: `slack_unescape`d), escaped except for its mentions
+    of users (`<@U1>`), channel links (`<#C1>`, `<#C1|name>`) and http(s)/mailto links (`<url>`,
+    `<url|label>`): a note can link a dashboard and ask a colleague. Every `<!...>` (`<!channel>`,
+    `<!here>`, `<!everyone>`, `<!subteam^...>`, `<!date...>`) and every other scheme is shown as
+    text: a note must not broadcast through the bot, nor link `javascript:`. Alert text: `escape`."""
+    out: list[str] = []
+    pos = 0
+    for match in _TYPED_SEQUENCE.finditer(typed):
+        out.append(escape(typed[pos : match.start()]))
+        out.append(_typed_markup(match.group(1)) or escape(match.group(0)))
+        pos = match.end()
+    out.append(escape(typed[pos:]))
+    return "".join(out)
+
+
+def _typed_markup(body: str) -> str | None:
+    """The safe sequence for the inside of one typed `<...>`, or None to show it as text."""
+    if user := _TYPED_USER.fullmatch(body):
+        return f"<@{user.group(1)}>"
+    if channel := _TYPED_CHANNEL.fullmatch(body):
+        name = channel.group(2)
+        return (
+            f"<#{channel.group(1)}|{name}>"
+            if name and _CHANNEL_LABEL.fullmatch(name)
+            else f"<#{channel.group(1)}>"
+        )
+    target, bar, label = body.partition("|")
+    if not _TYPED_URL.fullmatch(target):
+        return None
+    return link(target, label) if bar and label.strip() else f"<{target}>"
+
+
+def slack_to_markdown(text: str, user_name: Callable[[str], str]) -> Markdown:
+    """Slack markup in recorded text (typed notes, the bot's own mentions) as Markdown that reads as
+    Slack showed it: `<@U1>` -> `user_name("U1")`, `<#C1|ops>` -> #ops, `<url|label>` -> a link
+    (http(s)/mailto only), `<!here>` -> @here as text, `<!date^...|fallback>` -> fallback. Anything
+    else in angle brackets is shown as written, and every other character is Markdown text (see
+    bot/core/markdown.py), so nothing becomes structure."""
+
+    def piece(match: re.Match[str]) -> Markdown:
+        body = match.group(1)
+        target, bar, label = body.partition("|")
+        if user := _TYPED_USER.fullmatch(body):
+            return markdown_text(user_name(user.group(1)))
+        if channel := _TYPED_CHANNEL.fullmatch(body):
+            return markdown_text("#" + (channel.group(2) or channel.group(1)))
+        if body.startswith("!date^"):
+            return markdown_text(label)
+        if _BROADCAST.fullmatch(target):
+            return markdown_text("@" + (label or target[1:].partition("^")[0]))
+        if _TYPED_URL.fullmatch(target):
+            return markdown_link(target, label if bar and label.strip() else target)
+        return markdown_text(match.group(0))
+
+    out, pos = [], 0
+    for match in _TYPED_SEQUENCE.finditer(text):
+        out += [markdown_text(text[pos : match.start()]), piece(match)]
+        pos = match.end()
+    out.append(markdown_text(text[pos:]))
+    return Markdown("".join(out))
+
+
+def slack_date(at: datetime, tokens: str, fallback: str) -> str:
+    """A time Slack shows in each reader's own zone (`tokens` such as "{date_short_pretty} {time}");
+    `fallback` (say, in UTC or the rotation's zone) where a client cannot format it."""
+    return f"<!date^{int(at.timestamp())}^{tokens}|{escape(fallback).replace('|', '¦')}>"
 
 
 def truncate(text: str, limit: int, marker: str = "…") -> str:

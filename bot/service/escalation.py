@@ -162,15 +162,16 @@ def _fire(
     manual: bool,
     timer: Timer | None = None,
     why: str | None = None,
-) -> None:
-    """Page one step and record it as fired (the timer row, or a new one for catch-up steps)."""
+) -> list[str]:
+    """Page one step and record it as fired (the timer row, or a new one for catch-up steps);
+    the people it did not page again, each in a sentence (see `page_step`)."""
     if timer is None:
         timer = Timer(
             incident_id=incident.id, kind="escalation", key=step_key(incident, step), due_at=step.due_at
         )
     timer.status, timer.fired_at = "fired", now
     session.add(timer)
-    page_step(
+    skipped = page_step(
         ctx,
         session,
         incident,
@@ -185,6 +186,7 @@ def _fire(
         # Escalating by hand pulls the rest of the plan forward, keeping its gaps.
         incident.escalation_anchor = (incident.escalation_anchor or incident.created_at) - (step.due_at - now)
         session.add(incident)
+    return skipped
 
 
 def _schedule(
@@ -258,6 +260,6 @@ def escalate_now(ctx: Context, session: Session, incident: Incident, actor: str,
     if pending is None or step is None:
         return "Every escalation step has already paged; page someone with `/incident page @user`."
     record(session, incident.id, now, actor, "escalate", f"Escalated by hand to step {step.index + 1}")
-    _fire(ctx, session, incident, step, now, manual=True, timer=pending)
+    skipped = _fire(ctx, session, incident, step, now, manual=True, timer=pending)
     _advance(ctx, session, incident, now)
-    return f"Escalated: paging step {step.index + 1} now."
+    return " ".join([f"Escalated: paging step {step.index + 1} now.", *skipped])

@@ -31,8 +31,9 @@ def page_lane(incident: Incident) -> str:
     return f"page:{incident.id}"
 
 
-def send_page(session: Session, incident: Incident, page: Page, now: datetime) -> None:
-    """Store `page` and queue its DM in the incident's page lane, ahead of cosmetic work."""
+def send_page(session: Session, incident: Incident, page: Page, now: datetime, *, said: bool = False) -> None:
+    """Store `page` and queue its DM in the incident's page lane, ahead of cosmetic work. `said`:
+    the channel was already told who this step pages, so the delivered page adds no line there."""
     session.add(page)
     session.flush()
     outbox.enqueue(
@@ -40,7 +41,7 @@ def send_page(session: Session, incident: Incident, page: Page, now: datetime) -
         page_lane(incident),
         "page",
         now,
-        {"page_id": page.id},
+        {"page_id": page.id, **({"said": True} if said else {})},
         incident_id=incident.id,
         priority=outbox.PAGE,
     )

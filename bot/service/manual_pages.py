@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from bot.core.errors import BadInput
 from bot.core.escalation import resolve_targets
+from bot.core.rotations import Person
+from bot.core.text import escape
 from bot.service.context import Context
 from bot.service.incidents import send_page
+from bot.service.people import not_again, unanswered
 from bot.service.responders import Answer, load, mention
 from bot.service.timeline import record
 from bot.store.db import transaction
@@ -17,16 +20,22 @@ def page(ctx: Context, incident_id: int, actor: str, user_id: str | None, rotati
         incident = load(session, incident_id)
         now = ctx.clock()
         pages: list[Page] = []
+        waiting = unanswered(ctx, session, incident)
+        skipped: list[str] = []  # a person already paged for this incident who has not answered
         if user_id:
-            pages.append(
-                Page(
-                    incident_id=incident_id,
-                    person=f"<@{user_id}>",
-                    slack_user=user_id,
-                    step_key="manual",
-                    paged_at=now,
+            earlier = waiting.of_slack_user(user_id)
+            if earlier is not None:
+                skipped.append(not_again(f"<@{user_id}>", earlier, now))
+            else:
+                pages.append(
+                    Page(
+                        incident_id=incident_id,
+                        person=f"<@{user_id}>",
+                        slack_user=user_id,
+                        step_key="manual",
+                        paged_at=now,
+                    )
                 )
-            )
             who = f"<@{user_id}>"
         else:
             catalog = ctx.rotations
@@ -37,7 +46,13 @@ def page(ctx: Context, incident_id: int, actor: str, user_id: str | None, rotati
             if not policy.steps or catalog.rotations[rotation].source != "file":
                 raise BadInput(f"Rotation {rotation} has no first step to page here.")
             people = resolve_targets(policy.steps[0], catalog.rotations[rotation], catalog.people, now)
+            paged: list[Person] = []
             for person in people:
+                earlier = waiting.of_person(person)
+                if earlier is not None:
+                    skipped.append(not_again(escape(person.display_name or person.name), earlier, now))
+                    continue
+                paged.append(person)
                 pages.append(
                     Page(
                         incident_id=incident_id,
@@ -49,7 +64,9 @@ def page(ctx: Context, incident_id: int, actor: str, user_id: str | None, rotati
                         paged_at=now,
                     )
                 )
-            who = ", ".join(p.name for p in people) + f" ({rotation})"
+            who = ", ".join(p.display_name or p.name for p in paged) + f" ({rotation})"
+        if not pages:
+            return Answer(" ".join(skipped))
         for item in pages:
             send_page(session, incident, item, now)
         record(
@@ -66,4 +83,4 @@ def page(ctx: Context, incident_id: int, actor: str, user_id: str | None, rotati
             },
         )
     ctx.wake()
-    return Answer(f"Paging {who}.", changed=True)
+    return Answer(" ".join([f"Paging {escape(who) if not user_id else who}.", *skipped]), changed=True)

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from sqlmodel import col, select
 
-from bot.core.text import escape, slack_ts_seconds
+from bot.core.text import safe_mrkdwn, slack_ts_seconds
 from bot.service.context import Context
 from bot.service.incidents import say
 from bot.service.responders import Answer, load, mention
@@ -31,7 +31,8 @@ def _add(ctx: Context, incident_id: int, actor: str, kind: str, text: str, echo:
         incident = load(session, incident_id)
         now = ctx.clock()
         record(session, incident_id, now, actor, kind, text[:3000], {"text": text[:3000]})
-        say(session, incident, now, f"{echo} {mention(actor)}: {escape(text[:2900])}", trusted=True)
+        # Typed in Slack: its links and mentions stay live, broadcasts do not (`safe_mrkdwn`).
+        say(session, incident, now, f"{echo} {mention(actor)}: {safe_mrkdwn(text[:2900])}", trusted=True)
     ctx.wake()
     return Answer(f"{kind.capitalize()} added to the timeline.", changed=True)
 

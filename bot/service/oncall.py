@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 from bot.catalog.rotations import Catalog
 from bot.core.errors import BadInput
 from bot.core.pagerduty import OnCallEntry
-from bot.core.rotations import Rotation, hands_over, on_call_all
-from bot.core.text import escape
+from bot.core.rotations import Person, Rotation, hands_over, on_call_all
+from bot.core.text import escape, slack_date
 
 # (schedule id, escalation policy id) -> (entries, stale): `OnCallCache.get` in production.
 PagerDutyLookup = Callable[[str | None, str | None], tuple[list[OnCallEntry], bool]]
@@ -41,19 +41,38 @@ def describe(
             zone = ZoneInfo(rotation.timezone)
             for layer, shift in on_call_all(rotation, at).items():
                 person = catalog.people.get(shift.person)
-                who = shift.person
-                if slack and person and person.slack_id:
-                    who = f"<@{person.slack_id}>"
+                who = _who(person, shift.person, slack=slack)
                 note = " (override)" if shift.override else ""
                 handover = hands_over(rotation, layer, shift)
-                until = f"until {_until(handover, zone)}" if handover else "(no handover scheduled)"
+                until = (
+                    f"until {_until(handover, zone, person, slack=slack)}"
+                    if handover
+                    else "(no handover scheduled)"
+                )
                 lines.append(f"  • {layer}: {who}{note} {until}")
         parts.append("\n".join(lines))
     return "\n\n".join(parts)
 
 
-def _until(end: datetime, zone: ZoneInfo) -> str:
-    return end.astimezone(zone).strftime("%a %b %d %H:%M %Z")
+def _who(person: Person | None, fallback: str, *, slack: bool) -> str:
+    """A mention in Slack when the Slack ID is known, else the display name."""
+    if slack and person and person.slack_id:
+        return f"<@{person.slack_id}>"
+    name = (person.display_name or person.name) if person else fallback
+    return escape(name) if slack else name
+
+
+def _until(end: datetime, zone: ZoneInfo, person: Person | None = None, *, slack: bool) -> str:
+    """In Slack, a date each reader sees in their own zone; in a terminal the rotation's zone, and
+    the person's own when it differs (their handover is at their local time)."""
+    local = end.astimezone(zone).strftime("%a %b %d %H:%M %Z")
+    if slack:
+        return slack_date(end, "{date_short_pretty} {time}", local)
+    if person is None or not person.timezone or person.timezone == zone.key:
+        return local
+    theirs = end.astimezone(ZoneInfo(person.timezone))
+    day = "" if theirs.date() == end.astimezone(zone).date() else f"{theirs:%a} "
+    return f"{local} ({day}{theirs:%H:%M %Z} for them)"
 
 
 def _from_pagerduty(
@@ -74,10 +93,8 @@ def _from_pagerduty(
     lines = []
     for entry in sorted(entries, key=lambda e: (e.escalation_level, e.user_summary)):
         person = by_email.get((entry.user_email or "").lower())
-        who = escape(entry.user_summary or entry.user_email or entry.user_id)
-        if slack and person and person.slack_id:
-            who = f"<@{person.slack_id}>"
-        until = f"until {_until(entry.end, zone)}" if entry.end else "(always on call)"
+        who = _who(person, entry.user_summary or entry.user_email or entry.user_id, slack=slack)
+        until = f"until {_until(entry.end, zone, person, slack=slack)}" if entry.end else "(always on call)"
         lines.append(f"  • level {entry.escalation_level}: {who} {until}")
     if stale:
         lines.append("  (last known list: PagerDuty is unreachable)")

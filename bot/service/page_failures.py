@@ -20,6 +20,7 @@ from bot.core.text import escape
 from bot.service import escalation
 from bot.service.context import Context
 from bot.service.incidents import say
+from bot.service.people import people_of
 from bot.service.timeline import record
 from bot.store import outbox
 from bot.store.tables import Incident, Page
@@ -63,7 +64,8 @@ def page_failed(
         now,
         "bot",
         "page_failed",
-        f"Could not page {page.person} ({where}): {reason}" + (f"; {early}" if early else ""),
+        f"Could not page {people_of(ctx).name(page.person)} ({where}): {reason}"
+        + (f"; {early}" if early else ""),
         {"person": page.person, "user": page.slack_user, "error": error, "step": page.step_key},
     )
     hint = " Add `slack:` to rotations/people.yaml." if error == NO_SLACK_USER else ""

@@ -28,6 +28,7 @@ from bot.core.postmortem import (
 from bot.core.postmortem_render import PostmortemFacts, render_postmortem
 from bot.service.context import Context
 from bot.service.incidents import lane
+from bot.service.people import people_of
 from bot.store import outbox
 from bot.store.db import reading
 from bot.store.tables import Alert, Incident, Page, RunbookPost, TimelineEntry
@@ -138,6 +139,7 @@ def _load(ctx: Context, session: Session, incident_id: int) -> tuple[Incident, P
         ],
         timezone_of(ctx, incident),
         _runbook_title(ctx, session, incident_id),
+        people_of(ctx),
     )
     return incident, facts
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from sqlmodel import Session, col, func, select
 
 from bot.core.durations import format_duration
 from bot.core.incident import OPEN_STATUSES, Status
-from bot.core.text import escape, escape_keeping_mentions
+from bot.core.people import People
+from bot.core.text import escape, escape_keeping_mentions, safe_mrkdwn, slack_date
 from bot.service.context import Context
 from bot.service.escalation import pending_step
+from bot.service.people import people_paged
 from bot.service.responders import mention
 from bot.store.db import reading
 from bot.store.tables import Incident, Page, TimelineEntry
@@ -20,42 +24,52 @@ def _get(session: Session, incident_id: int) -> Incident:
     return incident
 
 
+def _when(at: datetime) -> str:
+    """A time each reader sees in their own zone."""
+    return slack_date(at, "{date_short_pretty} {time}", f"{at.astimezone(UTC):%b %d %H:%M} UTC")
+
+
 def status(ctx: Context, incident_id: int) -> str:
     with reading(ctx.engine) as session:
         incident = _get(session, incident_id)
         now = ctx.clock()
+        people = people_paged(ctx, session, incident_id)
         lines = [
             f"*#{incident.id} {escape(incident.title)}*",
             f"State: *{incident.status}* · {incident.severity} · "
-            f"open for {format_duration(now - incident.created_at)}",
+            f"open for {format_duration(now - incident.created_at)} (since {_when(incident.created_at)})",
         ]
         if incident.acknowledged_at:
             lines.append(
                 f"Acknowledged by {mention(incident.acknowledged_by)} after "
                 f"{format_duration(incident.acknowledged_at - incident.created_at)}"
+                f" ({_when(incident.acknowledged_at)})"
             )
         if incident.lead:
             lines.append(f"Lead: {mention(incident.lead)}")
         pages = list(
             session.exec(select(Page).where(col(Page.incident_id) == incident_id).order_by(col(Page.id)))
         )
-        names = [_who(p) for p in pages if p.failed_at is None]
+        names = [_who(p, people) for p in pages if p.failed_at is None]
         lines.append("Paged: " + (", ".join(dict.fromkeys(names)) if names else "nobody yet"))
         # A page Slack refused is not a page: shown apart, with Slack's answer.
-        failed = [f"{_who(p)}: {escape(p.failure or 'failed')}" for p in pages if p.failed_at is not None]
+        failed = [
+            f"{_who(p, people)}: {escape(p.failure or 'failed')}" for p in pages if p.failed_at is not None
+        ]
         if failed:
             lines.append("Could not page " + "; ".join(dict.fromkeys(failed)))
         timer = pending_step(session, incident) if Status(incident.status) in OPEN_STATUSES else None
         if timer is not None:
             what = "final @here notice" if timer.kind == "final_notice" else "next escalation step"
-            lines.append(f"Pending: {what} in {format_duration(max(timer.due_at - now, now - now))}")
+            wait = format_duration(max(timer.due_at - now, now - now))
+            lines.append(f"Pending: {what} in {wait} ({_when(max(timer.due_at, now))})")
         elif incident.status == Status.TRIGGERED:
             lines.append("Pending: nothing (every step has paged)")
         return "\n".join(lines)
 
 
-def _who(page: Page) -> str:
-    return f"<@{page.slack_user}>" if page.slack_user else escape(page.person)
+def _who(page: Page, people: People) -> str:
+    return f"<@{page.slack_user}>" if page.slack_user else escape(people.name(page.person))
 
 
 LIST_MAX = 50
@@ -97,6 +111,8 @@ def open_incidents(ctx: Context) -> str:
         return "\n".join(lines)
 
 
+# What people typed in Slack keeps its safe markup (links, mentions), marked by what it is.
+_TYPED = {"note": ":memo:", "action": ":ballot_box_with_check:", "pinned": ":pushpin:"}
 # The bot's own echoes of what is already in the channel would drown the entries people want.
 _NOT_FOR_PEOPLE = ("posted", "announced")
 
@@ -113,6 +129,10 @@ def timeline(ctx: Context, incident_id: int, limit: int = 20) -> str:
         ).all()
         lines = [f"*Last {len(rows)} timeline entries (UTC):*"]
         for entry in reversed(rows):
-            text = escape_keeping_mentions(entry.text[:300], entry.data.get("mentions", ()))
+            typed = _TYPED.get(entry.kind) if entry.actor.startswith("slack:") else None
+            if typed:
+                text = f"{typed} {safe_mrkdwn(entry.text[:300])}"
+            else:
+                text = escape_keeping_mentions(entry.text[:300], entry.data.get("mentions", ()))
             lines.append(f"`{entry.at:%H:%M:%S}` {mention(entry.actor)} · {text}")
         return "\n".join(lines)

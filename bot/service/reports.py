@@ -9,6 +9,7 @@ from sqlmodel import col, select
 
 from bot.core.reports import ReportIncident, ReportPage
 from bot.service.context import Context
+from bot.service.people import people_paged
 from bot.store.db import reading
 from bot.store.tables import Alert, Incident, Page
 
@@ -31,11 +32,15 @@ def incidents_since(ctx: Context, since: datetime) -> list[ReportIncident]:
             .order_by(col(Alert.id))
         ):
             names[incident_id].append(name)
+        # One person once, whether paged by key, by mention or found by email (bot.core.people).
+        people = people_paged(ctx, session)
         pages: defaultdict[int, list[ReportPage]] = defaultdict(list)
         for page in session.exec(
             select(Page).where(col(Page.incident_id).in_(chosen)).order_by(col(Page.paged_at), col(Page.id))
         ):
-            pages[page.incident_id].append(ReportPage(page.person, page.step_key))
+            key = people.key(page.person) or people.key(page.slack_user) or people.key(page.email)
+            person = key or page.person
+            pages[page.incident_id].append(ReportPage(person, page.step_key, people.name(person)))
     out = []
     for inc in incidents:
         assert inc.id is not None

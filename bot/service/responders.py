@@ -12,7 +12,8 @@ from sqlmodel import Session, col, select
 from bot.core.durations import format_duration
 from bot.core.errors import UnknownIncident
 from bot.core.incident import Event, Status
-from bot.core.text import escape
+from bot.core.people import unknown_name
+from bot.core.text import escape, safe_mrkdwn
 from bot.service import escalation, pagerduty_sync
 from bot.service.context import Context
 from bot.service.incidents import cancel_paging, lane, resolve_incident, say, sync, transition
@@ -28,9 +29,11 @@ class Answer:
 
 
 def mention(actor: str | None) -> str:
+    """An actor in Slack text: a mention for a Slack user, else a name (`pagerduty:Jane` is
+    "Jane (PagerDuty)", never the prefix)."""
     if actor and actor.startswith("slack:"):
         return f"<@{actor.removeprefix('slack:')}>"
-    return escape(actor) if actor else "someone"
+    return escape(unknown_name(actor)) if actor else "someone"
 
 
 def load(session: Session, incident_id: int) -> Incident:
@@ -94,7 +97,7 @@ def resolve(ctx: Context, incident_id: int, actor: str, summary: str = "") -> An
         incident = load(session, incident_id)
         if incident.status in (Status.RESOLVED, Status.CLOSED):
             return Answer(f"Incident #{incident_id} is already {incident.status}.")
-        why = f"by {mention(actor)}" + (f": {escape(summary)}" if summary else "")
+        why = f"by {mention(actor)}" + (f": {safe_mrkdwn(summary)}" if summary else "")
         here_only = pagerduty_sync.here_only(incident, ctx.pagerduty_api)
         if here_only:
             why += f", here only: {pagerduty_sync.NOT_UPDATED}"

@@ -11,14 +11,15 @@ from sqlmodel import Session, col, select
 
 from bot.catalog.runbooks import link_alert
 from bot.core.errors import BadInput
+from bot.core.incident import Status
 from bot.core.runbook_links import RunbookLink
-from bot.core.text import slugify
+from bot.core.text import escape, slugify, truncate
 from bot.service.context import Context
 from bot.service.incidents import lane
 from bot.service.responders import Answer, load
 from bot.service.timeline import record
 from bot.store import outbox
-from bot.store.db import transaction
+from bot.store.db import reading, transaction
 from bot.store.tables import Alert, Incident, RunbookPost
 
 log = logging.getLogger(__name__)
@@ -130,14 +131,12 @@ def repost(ctx: Context, incident_id: int, actor: str) -> Answer:
     with transaction(ctx.engine) as session:
         incident = load(session, incident_id)
         now = ctx.clock()
-        posts = [
-            p
-            for p in session.exec(select(RunbookPost).where(col(RunbookPost.incident_id) == incident_id))
-            if not p.slug.startswith("missing:")
-        ]
+        posts = _posted(session, incident_id)
         if not posts:
             attach(ctx, session, incident, now)
-            return Answer("No runbook was linked yet; looked again.", changed=True)
+            if _posted(session, incident_id):
+                return Answer("No runbook was linked yet; looked again and found one.", changed=True)
+            return Answer(f"No runbook is linked to this incident. {_choices(ctx)}", changed=True)
         for post in posts:
             runbook = ctx.runbooks.by_slug(post.slug)
             if runbook is None:
@@ -148,6 +147,74 @@ def repost(ctx: Context, incident_id: int, actor: str) -> Answer:
         record(session, incident_id, now, actor, "runbook", "Runbook posted again")
     ctx.wake()
     return Answer("Posting the runbook again.", changed=True)
+
+
+def _posted(session: Session, incident_id: int) -> list[RunbookPost]:
+    query = select(RunbookPost).where(col(RunbookPost.incident_id) == incident_id)
+    return [p for p in session.exec(query) if not p.slug.startswith("missing:")]
+
+
+_CHOICES_MAX = 40
+
+
+def _choices(ctx: Context) -> str:
+    slugs = sorted(r.slug for r in ctx.runbooks)
+    if not slugs:
+        return "There are no runbooks (see RUNBOOKS_DIR)."
+    more = f" and {len(slugs) - _CHOICES_MAX} more" if len(slugs) > _CHOICES_MAX else ""
+    return f"Post one with `/incident runbook <slug>`: {', '.join(slugs[:_CHOICES_MAX])}{more}."
+
+
+def choose(ctx: Context, incident_id: int, actor: str, slug: str) -> Answer:
+    """`/incident runbook <slug>`: post a runbook chosen by hand (a declared incident has no alert
+    to link one); one already posted here is posted again."""
+    wanted = slug.strip().removesuffix(".md").lower()
+    runbook = ctx.runbooks.by_slug(wanted)
+    if runbook is None:
+        return Answer(f"There is no runbook `{escape(truncate(slug.strip(), 100))}`. {_choices(ctx)}")
+    with transaction(ctx.engine) as session:
+        incident = load(session, incident_id)
+        now = ctx.clock()
+        post = session.exec(
+            select(RunbookPost).where(
+                col(RunbookPost.incident_id) == incident_id, col(RunbookPost.slug) == runbook.slug
+            )
+        ).first()
+        if post is None:
+            session.add(RunbookPost(incident_id=incident_id, slug=runbook.slug))
+        else:
+            post.messages = {}
+            session.add(post)
+        _enqueue_post(session, incident, runbook.slug, now)
+        record(
+            session,
+            incident_id,
+            now,
+            actor,
+            "runbook",
+            f"Runbook {runbook.slug} posted by hand",
+            {"slug": runbook.slug},
+        )
+    ctx.wake()
+    return Answer(f"Posting runbook {escape(runbook.title)}.", changed=True)
+
+
+def source_url(ctx: Context, incident_id: int, slug: str) -> str | None:
+    """The `runbook_url` of the first of the incident's alerts that links this runbook: its message
+    links it, as runbooks/README.md promises. None for a runbook chosen by hand."""
+    with reading(ctx.engine) as session:
+        alerts = session.exec(
+            select(Alert).where(col(Alert.incident_id) == incident_id).order_by(col(Alert.id))
+        )
+        seen: set[str] = set()
+        for alert in alerts:
+            if alert.name in seen:
+                continue
+            seen.add(alert.name)
+            found = link_alert(alert.labels, alert.annotations, ctx.runbooks)
+            if found.url and found.runbook is not None and found.runbook.slug == slug:
+                return found.url
+    return None
 
 
 def toggle_step(ctx: Context, incident_id: int, slug: str, number: int, done: bool, user: str) -> Answer:
@@ -164,6 +231,8 @@ def toggle_step(ctx: Context, incident_id: int, slug: str, number: int, done: bo
         ).first()
         if post is None:
             raise BadInput(f"Runbook {slug!r} is not posted in incident #{incident_id}.")
+        if incident.status == Status.CLOSED:  # its post-mortem is written: the record stays as it was
+            return Answer(f"Incident #{incident_id} is closed; its runbook steps can no longer change.")
         key = str(number)
         if (key in post.done) == done:
             return Answer(f"Step {number} is already {'done' if done else 'not done'}.")
@@ -184,7 +253,7 @@ def toggle_step(ctx: Context, incident_id: int, slug: str, number: int, done: bo
             now,
             f"slack:{user}",
             "runbook_step",
-            f"Runbook {slug} step {number} {verb}: {step.text[:200]}",
+            f"Runbook {slug} step {number} {verb}: {step.summary()}",
             {"slug": slug, "number": number, "done": done, "by": user},
         )
         outbox.enqueue(

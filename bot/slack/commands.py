@@ -127,7 +127,13 @@ def _dispatch(
         "escalate": lambda: responders.escalate(ctx, incident_id, actor).text,
         "page": lambda: _page(ctx, incident_id, actor, cmd.text),
         "timeline": lambda: queries.timeline(ctx, incident_id),
-        "runbook": lambda: runbooks.repost(ctx, incident_id, actor).text,
+        "runbook": lambda: (
+            (
+                runbooks.choose(ctx, incident_id, actor, cmd.text)
+                if cmd.text
+                else runbooks.repost(ctx, incident_id, actor)
+            ).text
+        ),
         "postmortem": lambda: lifecycle.postmortem_again(ctx, incident_id, actor).text,
     }
     return handlers[cmd.name]()

@@ -18,6 +18,7 @@ from bot.core.text import escape
 from bot.service.context import Context
 from bot.service.incidents import incident_lane
 from bot.service.page_failures import NO_SLACK_USER, page_failed
+from bot.service.people import people_of
 from bot.service.timeline import record
 from bot.slack import views
 from bot.slack.api import SlackCallError
@@ -99,6 +100,7 @@ class PageDelivery:
                 self._dm_channels.pop(user, None)  # open it again next time
             return self._failed(incident_id, page.id, exc.error, user)
         now = self.base.clock()
+        said = bool(row.payload.get("said"))
 
         def complete(session: Session) -> None:
             assert incident_id is not None
@@ -112,13 +114,12 @@ class PageDelivery:
                 now,
                 "bot",
                 "paged",
-                f"Paged {page.person} by DM",
+                f"Paged {people_of(self.ctx).name(page.person)} by DM",
                 {"person": page.person, "user": user, "step": page.step_key, "mentions": [user]},
             )
-            for op, payload in (
-                ("invite", {"users": [user]}),
-                ("say", {"text": f":pager: Paged <@{user}> ({escape(_page_label(page))}).", "trusted": True}),
-            ):
+            line = {"text": f":pager: Paged <@{user}> ({escape(_page_label(page))}).", "trusted": True}
+            # A step that spoke in the channel already named who it pages: one line, not two.
+            for op, payload in [("invite", {"users": [user]})] + ([] if said else [("say", line)]):
                 session.add(
                     Outbox(
                         lane=incident_lane(incident_id),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import lru_cache
 
 from slack_sdk.models.blocks import (
@@ -27,7 +28,7 @@ from slack_sdk.models.blocks import (
 from bot.core.runbook_links import RunbookLink
 from bot.core.runbook_mrkdwn import code_body, markdown_to_mrkdwn
 from bot.core.runbooks import Runbook, Step, is_valid_slug
-from bot.core.text import escape, fit, link, safe_cut, truncate
+from bot.core.text import escape, fit, link, safe_cut, slack_date, truncate
 
 MAX_BLOCKS = 50
 SECTION_MAX = 3000
@@ -39,6 +40,7 @@ STEP_ACTION_ID = "runbook_step_done"  # listeners match `^runbook_step_done:\d+$
 STEP_ACTION_RE = re.compile(rf"^{STEP_ACTION_ID}:\d+$")
 DONE_MARK = "✅ "
 _INTRO_BLOCKS = 2
+DoneAt = str | datetime  # when a step was done: a time (shown in each reader's zone), or text as is
 _USER_ID_RE = re.compile(r"^[UW][A-Z0-9]{2,20}$")
 _FENCE = "```"
 _TOO_LONG = "_… this step is too long for Slack; read the rest in the runbook._"
@@ -71,7 +73,7 @@ def parse_step_action(value: str) -> StepAction | None:
 def runbook_messages(
     runbook: Runbook,
     incident_id: int,
-    done: Mapping[int, tuple[str, str]],
+    done: Mapping[int, tuple[str, DoneAt]],
     source_url: str | None = None,
 ) -> list[list[Block]]:
     """All messages for the runbook, in posting order. `done`: step -> (user id, "14:03 UTC")."""
@@ -82,7 +84,7 @@ def runbook_messages(
 def runbook_message(
     runbook: Runbook,
     incident_id: int,
-    done: Mapping[int, tuple[str, str]],
+    done: Mapping[int, tuple[str, DoneAt]],
     index: int,
     source_url: str | None = None,
 ) -> list[Block]:
@@ -152,14 +154,14 @@ def _layout(runbook: Runbook) -> list[list[_Item]]:
 def _render(
     runbook: Runbook,
     incident_id: int,
-    done: Mapping[int, tuple[str, str]],
+    done: Mapping[int, tuple[str, DoneAt]],
     items: list[_Item],
     source_url: str | None,
 ) -> list[Block]:
     blocks: list[Block] = []
     for n, item in enumerate(items):
         if item is None:
-            blocks.extend(_intro(runbook, source_url))
+            blocks.extend(_intro(runbook, source_url, done))
         elif isinstance(item, _Heading):
             name = item.name + (" (continued)" if item.continued else "")
             text = PlainTextObject(text=fit(escape(name), HEADER_MAX))
@@ -169,15 +171,16 @@ def _render(
     return blocks
 
 
-def _intro(runbook: Runbook, source_url: str | None) -> list[Block]:
+def _intro(runbook: Runbook, source_url: str | None, done: Mapping[int, tuple[str, DoneAt]]) -> list[Block]:
     title = fit(escape(f"📘 Runbook: {runbook.title}"), HEADER_MAX)
     source = escape(runbook.source_file or f"runbooks/{runbook.slug}.md")
+    done_count = sum(1 for n in done if runbook.step(n))  # steps of an older version do not count
     facts = [
         f"*Owner:* {escape(runbook.owner)}" if runbook.owner else "",
         f"*Severity:* {escape(runbook.severity)}" if runbook.severity else "",
         f"*Alerts:* {escape(', '.join(runbook.alerts))}" if runbook.alerts else "",
         f"*Source:* {link(source_url, runbook.source_file) if source_url else f'`{source}`'}",
-        f"{len(runbook.steps)} steps: press *Done* as you go",
+        f"{done_count} of {len(runbook.steps)} steps done: press *Done* as you go",
     ]
     context = fit("  ·  ".join(f for f in facts if f), CONTEXT_MAX)
     return [
@@ -186,7 +189,7 @@ def _intro(runbook: Runbook, source_url: str | None) -> list[Block]:
     ]
 
 
-def _step_blocks(slug: str, incident_id: int, step: Step, done_by: tuple[str, str] | None) -> list[Block]:
+def _step_blocks(slug: str, incident_id: int, step: Step, done_by: tuple[str, DoneAt] | None) -> list[Block]:
     parts = _step_parts(step)
     n = step.number
     button = ButtonElement(
@@ -209,9 +212,15 @@ def _step_blocks(slug: str, incident_id: int, step: Step, done_by: tuple[str, st
     if done_by:
         user, when = done_by
         who = f"<@{user}>" if _USER_ID_RE.match(user) else escape(user)
-        note = fit(f"done by {who} at {escape(when)}", CONTEXT_MAX)
+        at = escape(when) if isinstance(when, str) else _done_at(when)
+        note = fit(f"done by {who} at {at}", CONTEXT_MAX)
         blocks.append(ContextBlock(block_id=f"rb-done-{n}", elements=[MarkdownTextObject(text=note)]))
     return blocks
+
+
+def _done_at(when: datetime) -> str:
+    """Each reader sees the time in their own zone; UTC where Slack cannot format it."""
+    return slack_date(when, "{time}", f"{when.astimezone(UTC):%H:%M} UTC")
 
 
 @lru_cache(maxsize=2048)  # layout and rendering both need it; steps are immutable

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from anyio import to_thread
 from sqlmodel import Session, col, select
 
-from bot.core.runbook_links import RunbookCatalog, RunbookLink
+from bot.core.runbook_links import RunbookLink
 from bot.core.runbooks import Runbook
 from bot.core.text import escape
+from bot.service import runbooks
+from bot.service.context import Context
 from bot.service.timeline import record
 from bot.slack.delivery import Completion, Handler, SlackDelivery, in_thread, require_channel
 from bot.slack.runbook_blocks import no_runbook_blocks, runbook_message, runbook_messages, step_message_index
@@ -17,18 +19,20 @@ from bot.store.db import reading
 from bot.store.tables import Outbox, RunbookPost
 
 
-def _done(post: RunbookPost) -> dict[int, tuple[str, str]]:
-    """Step number -> (user, "14:03 UTC") as the blocks show it."""
+def _done(post: RunbookPost) -> dict[int, tuple[str, datetime]]:
+    """Step number -> (user, when): the blocks show the time in each reader's zone."""
     out = {}
     for key, (user, at) in post.done.items():
-        out[int(key)] = (user, datetime.fromisoformat(at).strftime("%H:%M UTC"))
+        when = datetime.fromisoformat(at)
+        out[int(key)] = (user, when if when.tzinfo else when.replace(tzinfo=UTC))
     return out
 
 
 class RunbookDelivery:
-    def __init__(self, base: SlackDelivery, runbooks: RunbookCatalog) -> None:
+    def __init__(self, base: SlackDelivery, ctx: Context) -> None:
         self.base = base
-        self.runbooks = runbooks
+        self.ctx = ctx
+        self.runbooks = ctx.runbooks
 
     def handlers(self) -> dict[str, Handler]:
         return {"post_runbook": self.post, "update_runbook": self.update, "no_runbook": self.no_runbook}
@@ -74,7 +78,8 @@ class RunbookDelivery:
             return expand
         index = int(row.payload["index"])
         snap = await self.base.snapshot(row)
-        blocks = runbook_message(runbook, row.incident_id, _done(post), index)
+        url = await self._source_url(row.incident_id, runbook.slug) if index == 0 else None
+        blocks = runbook_message(runbook, row.incident_id, _done(post), index, url)
         ts = await self.base.post_once(
             row,
             require_channel(snap.incident),
@@ -102,25 +107,33 @@ class RunbookDelivery:
         return complete
 
     async def update(self, row: Outbox) -> Completion | None:
+        """Re-render the message holding the step, and the first one, whose header counts steps done."""
         loaded = await self._load(row)
         if loaded is None:
             return None
         runbook, post = loaded
         assert row.incident_id is not None
         index = step_message_index(runbook).get(int(row.payload["number"]))
-        ts = post.messages.get(str(index))
-        if index is None or ts is None:
+        if index is None or post.messages.get(str(index)) is None:
             return None  # not posted yet: the post will render the current state
         snap = await self.base.snapshot(row)
-        blocks = runbook_message(runbook, row.incident_id, _done(post), index)
-        await self.base.slack.call(
-            "chat.update",
-            channel=require_channel(snap.incident),
-            ts=ts,
-            text=f"Runbook: {escape(runbook.title)}",
-            blocks=[b.to_dict() for b in blocks],
-        )
+        for shown in dict.fromkeys((index, 0)):
+            ts = post.messages.get(str(shown))
+            if ts is None:
+                continue
+            url = await self._source_url(row.incident_id, runbook.slug) if shown == 0 else None
+            blocks = runbook_message(runbook, row.incident_id, _done(post), shown, url)
+            await self.base.slack.call(
+                "chat.update",
+                channel=require_channel(snap.incident),
+                ts=ts,
+                text=f"Runbook: {escape(runbook.title)}",
+                blocks=[b.to_dict() for b in blocks],
+            )
         return None
+
+    async def _source_url(self, incident_id: int, slug: str) -> str | None:
+        return await to_thread.run_sync(runbooks.source_url, self.ctx, incident_id, slug)
 
     async def no_runbook(self, row: Outbox) -> Completion | None:
         snap = await self.base.snapshot(row)

@@ -28,6 +28,8 @@ from .model import (
     FakeFile,
     SlackError,
 )
+from .mrkdwn import Reading
+from .mrkdwn import read as read_mrkdwn
 from .registry import HANDLERS
 from .scopes import check_scopes
 from .socket_mode import APP_TOKEN_METHODS, SocketModeHub
@@ -383,6 +385,13 @@ class FakeSlack:
         """Opened/updated/published views by ID (live)."""
         with self._lock:
             return dict(self._ws.views)
+
+    def read(self, text: str, viewer: str | None = None) -> Reading:
+        """How Slack shows mrkdwn `text` to `viewer` (their profile's time zone; UTC without one)."""
+        with self._lock:
+            users = copy.deepcopy(self._ws.users)
+        tz = str(users.get(viewer or "", {}).get("tz") or "UTC")
+        return read_mrkdwn(text, users, tz)
 
     @property
     def users(self) -> dict[str, dict[str, Any]]:
