@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
+import os
+import signal
 import sys
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
-from bot.core.errors import ConfigError, IncidentBotError
+from pydantic import ValidationError
+
+from bot.core.durations import parse_duration
+from bot.core.errors import BadInput, ConfigError, IncidentBotError, UnknownIncident
 from bot.settings import Settings
+from bot.settings_values import describe, duration
 
 if TYPE_CHECKING:
     from bot.service.context import Context
@@ -32,14 +40,54 @@ def _secrets(settings: Settings) -> list[str]:
     return out
 
 
+class _Parser(argparse.ArgumentParser):
+    """Argument errors in one line (argparse prints its usage block first); still exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+# Argument types: argparse names the argument, these say what it takes (`argument --since: abc: ...`).
+def _since(text: str) -> timedelta:
+    try:
+        return parse_duration(duration(example="30d")(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text}: {exc}") from None
+
+
+def _moment(text: str) -> datetime:
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text}: a time like 2026-11-03T14:00 or 2026-11-03T14:00+01:00 (UTC unless it has an offset)"
+        ) from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _whole(what: str, low: int, high: int = sys.maxsize) -> Callable[[str], int]:
+    def check(text: str) -> int:
+        if text.strip().isdigit() and low <= int(text) <= high:
+            return int(text)
+        raise argparse.ArgumentTypeError(f"{text}: {what}")
+
+    return check
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("incidentbot")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="incidentbot", description="Incident-response ChatOps bot for Slack"
-    )
+    parser = _Parser(prog="incidentbot", description="Incident-response ChatOps bot for Slack")
+    parser.add_argument("--version", action="version", version=f"incidentbot {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the HTTP server, the outbox worker and the scheduler")
     serve.add_argument("--host", default=None)
-    serve.add_argument("--port", type=int, default=None)
+    serve.add_argument("--port", type=_whole("a port number from 0 to 65535", 0, 65535), default=None)
     work = sub.add_parser(
         "work", help="run only the outbox worker and the scheduler (`serve` runs this as its child)"
     )
@@ -47,9 +95,11 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("check", help="validate rotations/ and runbooks/; non-zero exit on any problem")
     oncall = sub.add_parser("oncall", help="who is on call, per layer, and until when")
     oncall.add_argument("rotation", nargs="?")
-    oncall.add_argument("--at", help="a time (ISO 8601; UTC unless it has an offset); default now")
+    oncall.add_argument(
+        "--at", type=_moment, help="a time (ISO 8601; UTC unless it has an offset); default now"
+    )
     pm = sub.add_parser("postmortem", help="render an incident's post-mortem draft again")
-    pm.add_argument("incident_id", type=int)
+    pm.add_argument("incident_id", type=_whole("an incident number, e.g. 42", 1))
     pm.add_argument("--out", type=Path, help="directory (default POSTMORTEMS_DIR)")
     pm.add_argument(
         "--template", type=Path, help="template file (default POSTMORTEM_TEMPLATE or the built-in)"
@@ -57,7 +107,7 @@ def _parser() -> argparse.ArgumentParser:
     report = sub.add_parser(
         "report", help="incidents by severity, MTTA/MTTR, pages per person, noisiest alerts"
     )
-    report.add_argument("--since", default="30d", help="how far back (a duration: 7d, 30d, 12w)")
+    report.add_argument("--since", type=_since, default="30d", help="how far back (a duration: 7d, 30d, 12w)")
     report.add_argument("--format", choices=["table", "json"], default="table")
     db = sub.add_parser("db", help="database maintenance")
     db.add_argument("action", choices=["upgrade"])
@@ -65,8 +115,30 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        return _interrupted()
+
+
+def _interrupted() -> int:
+    """Ctrl+C: what had to stop has stopped (uvicorn and the worker shut down gracefully first);
+    end quietly, by SIGINT as Python itself would, so a shell sees 130 and a script stops too."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGINT)
+    return 130  # where a signal does not end the process at once
+
+
+def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        for line in describe(exc):
+            print(line, file=sys.stderr)
+        return 2
     try:
         if args.command == "check":
             return _check(settings)
@@ -93,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except IncidentBotError as exc:
         print(f"incidentbot: {exc}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(exc, (UnknownIncident, BadInput)) else 1
     return 2
 
 
@@ -141,14 +213,12 @@ def _check(settings: Settings) -> int:
     return 0
 
 
-def _oncall(settings: Settings, rotation: str | None, at: str | None) -> int:
+def _oncall(settings: Settings, rotation: str | None, at: datetime | None) -> int:
     from bot.service.oncall import describe
     from bot.wiring import load_config, oncall_cache, pagerduty_client
 
     catalog, _ = load_config(settings)
-    when = datetime.fromisoformat(at) if at else datetime.now(UTC)
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
+    when = at or datetime.now(UTC)
     client = pagerduty_client(settings) if settings.pagerduty_api_token else None
     try:
         lookup = oncall_cache(client, lambda: datetime.now(UTC)).get if client else None
@@ -185,14 +255,13 @@ def _postmortem(settings: Settings, incident_id: int, out: Path | None, template
     return 0
 
 
-def _report(settings: Settings, since_text: str, fmt: str) -> int:
-    from bot.core.durations import parse_duration
+def _report(settings: Settings, since_ago: timedelta, fmt: str) -> int:
     from bot.core.reports import format_table, report, to_json
     from bot.service.reports import incidents_since
 
     ctx = _context(settings)
     now = datetime.now(UTC)
-    since = now - parse_duration(since_text)
+    since = now - since_ago
     result = report(incidents_since(ctx, since), since, now)
     print(json.dumps(to_json(result), indent=2) if fmt == "json" else format_table(result))
     return 0
