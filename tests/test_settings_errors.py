@@ -76,7 +76,8 @@ def test_a_database_url_of_another_kind_names_the_accepted_forms_and_hides_the_p
 
 
 @pytest.mark.parametrize(
-    "command", [["serve"], ["work"], ["check"], ["oncall"], ["report"], ["postmortem", "1"], ["db", "upgrade"]]
+    "command",
+    [["serve"], ["work"], ["check"], ["oncall"], ["report"], ["postmortem", "1"], ["db", "upgrade"]],
 )
 def test_every_command_prints_every_problem_and_exits_2(tmp_path, command):
     env = {**config_dirs(tmp_path), "HEARTBEAT_TIMEOUT": "10", "STORM_THRESHOLD": "ten", "LOG_FORMAT": "yaml"}
@@ -114,7 +115,9 @@ def test_postgres_scheme_is_accepted(tmp_path, pg_url):
     assert proc.stdout.strip() == "database is at the latest schema"
 
 
-@pytest.mark.parametrize("url", ["postgres://bot@db/x", "postgresql://bot@db/x", "postgresql+psycopg://bot@db/x"])
+@pytest.mark.parametrize(
+    "url", ["postgres://bot@db/x", "postgresql://bot@db/x", "postgresql+psycopg://bot@db/x"]
+)
 def test_postgres_urls_map_to_psycopg(url):
     from bot.store.db import make_engine
 
