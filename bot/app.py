@@ -224,7 +224,8 @@ def create_app(
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
         try:
-            OUTBOX_DEPTH.set(await to_thread.run_sync(outbox.pending_count, engine))
+            if readiness.ready:  # before, the database is known not to answer (bot/startup.py)
+                OUTBOX_DEPTH.set(await to_thread.run_sync(outbox.pending_count, engine))
         except Exception:  # metrics must answer even while the database is down
             log.warning("could not read the outbox depth")
         return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)

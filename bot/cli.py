@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from bot.core.durations import parse_duration
 from bot.core.errors import BadInput, ConfigError, IncidentBotError, UnknownIncident
 from bot.settings import Settings
-from bot.settings_values import describe, duration
+from bot.settings_values import describe, duration, existing_file
 
 if TYPE_CHECKING:
     from bot.service.context import Context
@@ -74,6 +74,15 @@ def _whole(what: str, low: int, high: int = sys.maxsize) -> Callable[[str], int]
     return check
 
 
+def _existing_file(text: str) -> Path:
+    path = Path(text)
+    try:
+        existing_file(path)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text}: {exc}") from None
+    return path
+
+
 def _version() -> str:
     try:
         return importlib.metadata.version("incidentbot")
@@ -92,7 +101,9 @@ def _parser() -> argparse.ArgumentParser:
         "work", help="run only the outbox worker and the scheduler (`serve` runs this as its child)"
     )
     work.add_argument("--wake-fd", type=int, default=None, help=argparse.SUPPRESS)
-    sub.add_parser("check", help="validate rotations/ and runbooks/; non-zero exit on any problem")
+    sub.add_parser(
+        "check", help="validate the settings, rotations/ and runbooks/; non-zero exit on any problem"
+    )
     oncall = sub.add_parser("oncall", help="who is on call, per layer, and until when")
     oncall.add_argument("rotation", nargs="?")
     oncall.add_argument(
@@ -102,7 +113,9 @@ def _parser() -> argparse.ArgumentParser:
     pm.add_argument("incident_id", type=_whole("an incident number, e.g. 42", 1))
     pm.add_argument("--out", type=Path, help="directory (default POSTMORTEMS_DIR)")
     pm.add_argument(
-        "--template", type=Path, help="template file (default POSTMORTEM_TEMPLATE or the built-in)"
+        "--template",
+        type=_existing_file,
+        help="template file (default POSTMORTEM_TEMPLATE or the built-in)",
     )
     report = sub.add_parser(
         "report", help="incidents by severity, MTTA/MTTR, pages per person, noisiest alerts"

@@ -32,6 +32,10 @@ def env(tmp_path) -> dict[str, str]:
         (["postmortem", "999999"], "There is no incident #999999."),
         (["postmortem", "abc"], "argument incident_id: abc: an incident number, e.g. 42"),
         (["report", "--format", "xml"], "argument --format: invalid choice: 'xml'"),
+        (
+            ["postmortem", "1", "--template", "/nonexistent.j2"],
+            "argument --template: /nonexistent.j2: no such file",
+        ),
         (["serve", "--port", "eighty"], "argument --port: eighty: a port number from 0 to 65535"),
         (["nonsense"], "argument command: invalid choice: 'nonsense'"),
         ([], "the following arguments are required: command"),

@@ -10,7 +10,11 @@ when the database answers, and still stops within 10 s on SIGTERM.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from contextlib import suppress
@@ -19,7 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.harness import BotProcess, bot_env, free_port, post_alertmanager, run_cli, wait_until
+from tests.harness import ROOT, BotProcess, bot_env, free_port, post_alertmanager, run_cli, wait_until
 
 pytestmark = [pytest.mark.postgres, pytest.mark.e2e]
 
@@ -135,3 +139,27 @@ def test_one_shot_commands_say_so_in_one_line(pg_url, tmp_path):
     assert proc.stderr.splitlines() == [
         f"incidentbot: database unreachable at 127.0.0.1:{port} (connection refused)"
     ]
+
+
+def test_incidentbot_work_alone_waits_too_and_stops_on_sigterm(pg_url, tmp_path):
+    """`incidentbot work` run on its own (another host, say) migrates first: it waits the same way."""
+    port = free_port()
+    env = {**os.environ, **bot_env("http://127.0.0.1:9/api/", closed_port_url(pg_url, port))}
+    log_path = tmp_path / "work.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bot", "work"], env=env, stdout=log, stderr=log, cwd=ROOT
+        )
+    try:
+        said = f"database unreachable at 127.0.0.1:{port} (connection refused); retrying in 1s"
+        wait_until(lambda: said in log_path.read_text(), 20, 0.1, "the worker to say why it waits")
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(15)
+        assert time.monotonic() - started < 10
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = log_path.read_text()
+    assert code == 0, text[-3000:]
+    assert "Traceback" not in text and PASSWORD not in text
