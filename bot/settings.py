@@ -12,19 +12,21 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.settings_values import URL_PASSWORD as _URL_PASSWORD
 from bot.settings_values import database_url, duration, existing_file, http_url, one_of
 
 # Typed settings (issue 17): each checks its value at load, and `bot.settings_values.describe` turns
 # a problem into one line naming the variable (`HEARTBEAT_TIMEOUT=10: a duration needs a unit, ...`).
 Duration = Annotated[str, AfterValidator(duration())]
 PositiveDuration = Annotated[str, AfterValidator(duration(positive=True))]
-HttpURL = Annotated[str, BeforeValidator(http_url("https://example.com"))]
+SilenceInterval = Annotated[str, AfterValidator(duration(timedelta(seconds=1), example="1m"))]
+SlackURL = Annotated[str, BeforeValidator(http_url("https://slack.com/api/"))]
+PagerDutyURL = Annotated[str, BeforeValidator(http_url("https://api.pagerduty.com"))]
+AlertmanagerURL = Annotated[str, BeforeValidator(http_url("http://alertmanager:9093"))]
 LogLevel = Annotated[str, BeforeValidator(one_of("DEBUG", "INFO", "WARNING", "ERROR", upper=True))]
 LogFormat = Annotated[str, BeforeValidator(one_of("json", "text", sentence="json or text"))]
 DatabaseURL = Annotated[str, BeforeValidator(database_url)]
 
-# The password in `scheme://user:password@host/db`.
-_URL_PASSWORD = re.compile(r"(?<=://)([^:/@]*:)([^@]*)(?=@)")
 # A SQLite URL with a file path: `sqlite[+driver]:///<path>[?query]` (absolute paths start with /).
 _SQLITE_PATH = re.compile(r"^(sqlite(?:\+\w+)?:///)([^?]*)(\?.*)?$")
 
@@ -66,7 +68,7 @@ class Settings(BaseSettings):
 
     slack_bot_token: SecretStr = SecretStr("")
     slack_signing_secret: SecretStr = SecretStr("")
-    slack_api_url: HttpURL = "https://slack.com/api/"
+    slack_api_url: SlackURL = "https://slack.com/api/"
     database_url: DatabaseURL = "sqlite:///./incidentbot.db"
     runbooks_dir: Path = Path("./runbooks")
     rotations_dir: Path = Path("./rotations")
@@ -80,18 +82,16 @@ class Settings(BaseSettings):
     # PagerDuty (issue: both ways). Secrets may list several, comma separated, for rotation.
     pagerduty_api_token: SecretStr | None = None
     pagerduty_from_email: str = ""
-    pagerduty_api_url: HttpURL = "https://api.pagerduty.com"
+    pagerduty_api_url: PagerDutyURL = "https://api.pagerduty.com"
     pagerduty_webhook_secret: SecretStr | None = None
-    pagerduty_events_url: HttpURL = "https://events.pagerduty.com/v2/enqueue"
+    pagerduty_events_url: PagerDutyURL = "https://events.pagerduty.com/v2/enqueue"
 
     # Alertmanager API v2, for silences from the incident card.
-    alertmanager_url: Annotated[str, BeforeValidator(http_url("http://alertmanager:9093"))] | None = None
+    alertmanager_url: AlertmanagerURL | None = None
 
     # Card silences (issue 16): while one is active, how often the bot asks Alertmanager whether
     # the group's alerts still fire (it sends no resolved notification for silenced alerts).
-    silence_check_interval: Annotated[str, AfterValidator(duration(timedelta(seconds=1), example="1m"))] = (
-        "1m"
-    )
+    silence_check_interval: SilenceInterval = "1m"
 
     # Post-mortems and channel lifecycle.
     postmortems_dir: Path = Path("./postmortems")
