@@ -6,7 +6,7 @@ import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from datetime import datetime
 from typing import Any
 
@@ -16,7 +16,6 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
-from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.signature import SignatureVerifier
 
@@ -26,10 +25,12 @@ from bot.observability import OUTBOX_DEPTH, refresh_delivery_metrics
 from bot.service.context import utcnow
 from bot.settings import Settings
 from bot.slack.api import CREDENTIAL_ERRORS
+from bot.slack.bolt_app import bolt_app
 from bot.slack.listeners import register
 from bot.slack.socket_mode import SocketModeLink, bolt_connect
+from bot.startup import Readiness, StartGate, upgrade_when_reachable
 from bot.store import outbox
-from bot.store.db import ping, upgrade
+from bot.store.db import DatabaseUnreachable, ping, upgrade
 from bot.webhooks import alertmanager, pagerduty
 from bot.webhooks.common import BodyLimit
 from bot.wiring import (
@@ -92,19 +93,15 @@ def create_app(
         # working while Slack's Web API is down (Bolt's default would refuse them).
         return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, bot_token=token)
 
-    bolt = AsyncApp(
-        signing_secret=settings.slack_signing_secret.get_secret_value(),
-        client=client,
-        authorize=authorize,
-        process_before_response=False,
-    )
+    bolt = bolt_app(settings.slack_signing_secret.get_secret_value(), client, authorize)
     archive_after = parse_duration(settings.archive_after)
     register(bolt, ctx, archive_after if archive_after.total_seconds() > 0 else None, pd_lookup)
     slack_handler = AsyncSlackRequestHandler(bolt)
 
+    readiness = Readiness()
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await to_thread.run_sync(upgrade, engine)
         if token == UNCONFIGURED_TOKEN:
             log.warning("SLACK_BOT_TOKEN is not set: Slack calls wait in the outbox until it is")
         if not settings.slack_signing_secret.get_secret_value():
@@ -117,24 +114,48 @@ def create_app(
                 "PAGERDUTY_API_TOKEN is not set: PagerDuty incidents acknowledged or resolved in Slack"
                 " are not updated in PagerDuty (Slack says so when it happens)"
             )
-        if background is not None:
-            task = asyncio.create_task(background.worker.run(), name="outbox-worker")
-            background.scheduler.start()
-        if worker_process is not None:
-            await worker_process.start()
-        # Socket Mode connects in the background: Slack being unreachable must not hold the start
-        # (webhooks) or the stop (SIGTERM).
-        socket_mode = None
-        if settings.slack_app_token is not None:
-            socket_mode = SocketModeLink(bolt_connect(bolt, settings.slack_app_token.get_secret_value()))
-            socket_mode.start()
-        log.info("incidentbot ready", extra={"database": engine.dialect.name})
+        task: asyncio.Task[None] | None = None
+        socket_mode: SocketModeLink | None = None
+
+        async def begin() -> None:
+            """The bot's work, once the schema is migrated."""
+            nonlocal task, socket_mode
+            if background is not None:
+                task = asyncio.create_task(background.worker.run(), name="outbox-worker")
+                background.scheduler.start()
+            if worker_process is not None:
+                await worker_process.start()
+            # Socket Mode connects in the background: Slack being unreachable must not hold the start
+            # (webhooks) or the stop (SIGTERM).
+            if settings.slack_app_token is not None:
+                socket_mode = SocketModeLink(bolt_connect(bolt, settings.slack_app_token.get_secret_value()))
+                socket_mode.start()
+            readiness.ready = True
+            log.info("incidentbot ready", extra={"database": engine.dialect.name})
+
+        async def begin_when_reachable(first: DatabaseUnreachable) -> None:
+            await upgrade_when_reachable(engine, first)
+            await begin()
+
+        # An unreachable database is waited for with the HTTP server up (see bot/startup.py); any
+        # other failure to migrate stops the start, as before.
+        waiting = None
+        try:
+            await to_thread.run_sync(upgrade, engine)
+        except DatabaseUnreachable as unreachable:
+            waiting = asyncio.create_task(begin_when_reachable(unreachable), name="start")
+        else:
+            await begin()
         try:
             yield
         finally:
+            if waiting is not None:
+                waiting.cancel()
+                with suppress(asyncio.CancelledError):
+                    await waiting
             # Closing Socket Mode (at most 2 s) runs alongside the worker's grace, not before it.
             closing = asyncio.create_task(socket_mode.stop()) if socket_mode is not None else None
-            if background is not None:
+            if background is not None and task is not None:
                 await background.stop(grace_seconds=5)
                 task.cancel()
             if worker_process is not None:
@@ -193,6 +214,8 @@ def create_app(
 
     @app.get("/readyz")
     async def readyz() -> Response:
+        if not readiness.ready:  # waiting for the database (bot/startup.py)
+            return JSONResponse({"status": "starting"}, status_code=503)
         try:
             await asyncio.wait_for(to_thread.run_sync(ping, engine), timeout=3)
         except Exception as exc:
@@ -202,10 +225,11 @@ def create_app(
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
         try:
-            OUTBOX_DEPTH.set(await to_thread.run_sync(outbox.pending_count, engine))
-            await to_thread.run_sync(
-                refresh_delivery_metrics, engine, token != UNCONFIGURED_TOKEN, CREDENTIAL_ERRORS
-            )
+            if readiness.ready:  # before, the database is known not to answer (bot/startup.py)
+                OUTBOX_DEPTH.set(await to_thread.run_sync(outbox.pending_count, engine))
+                await to_thread.run_sync(
+                    refresh_delivery_metrics, engine, token != UNCONFIGURED_TOKEN, CREDENTIAL_ERRORS
+                )
         except Exception:  # metrics must answer even while the database is down
             log.warning("could not read the outbox depth")
         return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
@@ -223,6 +247,7 @@ def create_app(
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    app.add_middleware(StartGate, readiness=readiness)
     app.add_middleware(
         BodyLimit,
         limit=settings.max_body_bytes,

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-import argparse
 import json
+import os
+import signal
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.core.errors import ConfigError, IncidentBotError
+from pydantic import ValidationError
+
+from bot.cli_arguments import parser
+from bot.core.errors import BadInput, ConfigError, IncidentBotError, UnknownIncident
 from bot.settings import Settings
+from bot.settings_values import describe
 
 if TYPE_CHECKING:
     from bot.service.context import Context
@@ -32,41 +37,31 @@ def _secrets(settings: Settings) -> list[str]:
     return out
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="incidentbot", description="Incident-response ChatOps bot for Slack"
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the HTTP server, the outbox worker and the scheduler")
-    serve.add_argument("--host", default=None)
-    serve.add_argument("--port", type=int, default=None)
-    work = sub.add_parser(
-        "work", help="run only the outbox worker and the scheduler (`serve` runs this as its child)"
-    )
-    work.add_argument("--wake-fd", type=int, default=None, help=argparse.SUPPRESS)
-    sub.add_parser("check", help="validate rotations/ and runbooks/; non-zero exit on any problem")
-    oncall = sub.add_parser("oncall", help="who is on call, per layer, and until when")
-    oncall.add_argument("rotation", nargs="?")
-    oncall.add_argument("--at", help="a time (ISO 8601; UTC unless it has an offset); default now")
-    pm = sub.add_parser("postmortem", help="render an incident's post-mortem draft again")
-    pm.add_argument("incident_id", type=int)
-    pm.add_argument("--out", type=Path, help="directory (default POSTMORTEMS_DIR)")
-    pm.add_argument(
-        "--template", type=Path, help="template file (default POSTMORTEM_TEMPLATE or the built-in)"
-    )
-    report = sub.add_parser(
-        "report", help="incidents by severity, MTTA/MTTR, pages per person, noisiest alerts"
-    )
-    report.add_argument("--since", default="30d", help="how far back (a duration: 7d, 30d, 12w)")
-    report.add_argument("--format", choices=["table", "json"], default="table")
-    db = sub.add_parser("db", help="database maintenance")
-    db.add_argument("action", choices=["upgrade"])
-    return parser
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    settings = Settings()
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        return _interrupted()
+
+
+def _interrupted() -> int:
+    """Ctrl+C: what had to stop has stopped (uvicorn and the worker shut down gracefully first);
+    end quietly, by SIGINT as Python itself would, so a shell sees 130 and a script stops too."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGINT)
+    return 130  # where a signal does not end the process at once
+
+
+def _main(argv: list[str] | None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        for line in describe(exc):
+            print(line, file=sys.stderr)
+        return 2
     try:
         if args.command == "check":
             return _check(settings)
@@ -93,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except IncidentBotError as exc:
         print(f"incidentbot: {exc}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(exc, (UnknownIncident, BadInput)) else 1
     return 2
 
 
@@ -141,14 +136,12 @@ def _check(settings: Settings) -> int:
     return 0
 
 
-def _oncall(settings: Settings, rotation: str | None, at: str | None) -> int:
+def _oncall(settings: Settings, rotation: str | None, at: datetime | None) -> int:
     from bot.service.oncall import describe
     from bot.wiring import load_config, oncall_cache, pagerduty_client
 
     catalog, _ = load_config(settings)
-    when = datetime.fromisoformat(at) if at else datetime.now(UTC)
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
+    when = at or datetime.now(UTC)
     client = pagerduty_client(settings) if settings.pagerduty_api_token else None
     try:
         lookup = oncall_cache(client, lambda: datetime.now(UTC)).get if client else None
@@ -185,14 +178,13 @@ def _postmortem(settings: Settings, incident_id: int, out: Path | None, template
     return 0
 
 
-def _report(settings: Settings, since_text: str, fmt: str) -> int:
-    from bot.core.durations import parse_duration
+def _report(settings: Settings, since_ago: timedelta, fmt: str) -> int:
     from bot.core.reports import format_table, report, to_json
     from bot.service.reports import incidents_since
 
     ctx = _context(settings)
     now = datetime.now(UTC)
-    since = now - parse_duration(since_text)
+    since = now - since_ago
     result = report(incidents_since(ctx, since), since, now)
     print(json.dumps(to_json(result), indent=2) if fmt == "json" else format_table(result))
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from collections.abc import Iterable
 
@@ -86,7 +87,19 @@ class _Redacting(logging.Formatter):
         return line
 
 
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+# uvicorn adds `color_message` (its message with ANSI colours) to its records for its own console
+# formatter: in a log file or a JSON line it is noise, so it is dropped.
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "color_message",
+}
+# Terminal escape sequences (colours, cursor moves) from any library: logs are read by machines too.
+_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|[@-Z\\-_])")
+
+
+def _plain(value: object) -> object:
+    return _ANSI.sub("", value) if isinstance(value, str) else value
 
 
 class _JSON(logging.Formatter):
@@ -95,17 +108,22 @@ class _JSON(logging.Formatter):
             "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": _plain(record.getMessage()),
         }
-        doc.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
+        doc.update({k: _plain(v) for k, v in vars(record).items() if k not in _STANDARD})
         if record.exc_info:
             doc["exc"] = self.formatException(record.exc_info)
         return json.dumps(doc, default=str)
 
 
+class _Text(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return _ANSI.sub("", super().format(record))
+
+
 def setup_logging(level: str, fmt: str, secrets: Iterable[str]) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    inner = _JSON() if fmt == "json" else logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+    inner = _JSON() if fmt == "json" else _Text("%(asctime)s %(levelname)s %(name)s %(message)s")
     handler.setFormatter(_Redacting(inner, secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -4,15 +4,29 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# The password in `scheme://user:password@host/db`.
-_URL_PASSWORD = re.compile(r"(?<=://)([^:/@]*:)([^@]*)(?=@)")
+from bot.settings_values import URL_PASSWORD as _URL_PASSWORD
+from bot.settings_values import database_url, duration, existing_file, http_url, one_of
+
+# Typed settings (issue 17): each checks its value at load, and `bot.settings_values.describe` turns
+# a problem into one line naming the variable (`HEARTBEAT_TIMEOUT=10: a duration needs a unit, ...`).
+Duration = Annotated[str, AfterValidator(duration())]
+PositiveDuration = Annotated[str, AfterValidator(duration(positive=True))]
+SilenceInterval = Annotated[str, AfterValidator(duration(timedelta(seconds=1), example="1m"))]
+SlackURL = Annotated[str, BeforeValidator(http_url("https://slack.com/api/"))]
+PagerDutyURL = Annotated[str, BeforeValidator(http_url("https://api.pagerduty.com"))]
+AlertmanagerURL = Annotated[str, BeforeValidator(http_url("http://alertmanager:9093"))]
+LogLevel = Annotated[str, BeforeValidator(one_of("DEBUG", "INFO", "WARNING", "ERROR", upper=True))]
+LogFormat = Annotated[str, BeforeValidator(one_of("json", "text", sentence="json or text"))]
+DatabaseURL = Annotated[str, BeforeValidator(database_url)]
+
 # A SQLite URL with a file path: `sqlite[+driver]:///<path>[?query]` (absolute paths start with /).
 _SQLITE_PATH = re.compile(r"^(sqlite(?:\+\w+)?:///)([^?]*)(\?.*)?$")
 
@@ -54,44 +68,44 @@ class Settings(BaseSettings):
 
     slack_bot_token: SecretStr = SecretStr("")
     slack_signing_secret: SecretStr = SecretStr("")
-    slack_api_url: str = "https://slack.com/api/"
-    database_url: str = "sqlite:///./incidentbot.db"
+    slack_api_url: SlackURL = "https://slack.com/api/"
+    database_url: DatabaseURL = "sqlite:///./incidentbot.db"
     runbooks_dir: Path = Path("./runbooks")
     rotations_dir: Path = Path("./rotations")
     alertmanager_token: SecretStr | None = None
     # Without a token every Alertmanager request is refused, unless "none" says so on purpose.
     alertmanager_auth: Literal["bearer", "none"] = "bearer"
     incident_announce_channel: str | None = None
-    port: int = 8080
+    port: int = Field(default=8080, ge=1, le=65535)
     host: str = "0.0.0.0"
 
     # PagerDuty (issue: both ways). Secrets may list several, comma separated, for rotation.
     pagerduty_api_token: SecretStr | None = None
     pagerduty_from_email: str = ""
-    pagerduty_api_url: str = "https://api.pagerduty.com"
+    pagerduty_api_url: PagerDutyURL = "https://api.pagerduty.com"
     pagerduty_webhook_secret: SecretStr | None = None
-    pagerduty_events_url: str = "https://events.pagerduty.com/v2/enqueue"
+    pagerduty_events_url: PagerDutyURL = "https://events.pagerduty.com/v2/enqueue"
 
     # Alertmanager API v2, for silences from the incident card.
-    alertmanager_url: str | None = None
+    alertmanager_url: AlertmanagerURL | None = None
 
     # Card silences (issue 16): while one is active, how often the bot asks Alertmanager whether
     # the group's alerts still fire (it sends no resolved notification for silenced alerts).
-    silence_check_interval: str = "1m"  # at least 1s (checked at start, see bot.wiring)
+    silence_check_interval: SilenceInterval = "1m"
 
     # Post-mortems and channel lifecycle.
     postmortems_dir: Path = Path("./postmortems")
-    postmortem_template: Path | None = None
-    archive_after: str = "24h"  # "0" never archives
+    postmortem_template: Annotated[Path, AfterValidator(existing_file)] | None = None
+    archive_after: Duration = "24h"  # "0" never archives
 
     # Socket Mode: with an app-level token the bot also connects out to Slack.
     slack_app_token: SecretStr | None = None
 
     # Dead man's switch and alert storms.
     heartbeat_alertname: str = "Watchdog"
-    heartbeat_timeout: str = "10m"
+    heartbeat_timeout: PositiveDuration = "10m"
     storm_threshold: int = Field(default=10, ge=1)
-    storm_window: str = "5m"
+    storm_window: PositiveDuration = "5m"
     # Multiplies the Slack rate-limit tiers the outbox paces to (workspaces with raised limits).
     slack_rate_scale: float = Field(default=1.0, gt=0)
 
@@ -105,8 +119,8 @@ class Settings(BaseSettings):
     # ... at this niceness: under load the web process gets the CPU first (see .env.example).
     worker_nice: int = Field(default=5, ge=0, le=19)
     slack_timeout_seconds: float = Field(default=10.0, gt=0)
-    log_level: str = "INFO"
-    log_format: str = "json"
+    log_level: LogLevel = "INFO"
+    log_format: LogFormat = "json"
 
     # First run (issue 17): where the bot writes. A relative SQLite path in DATABASE_URL and a
     # relative POSTMORTEMS_DIR resolve under DATA_DIR; absolute ones are taken as given. The Docker

@@ -13,6 +13,10 @@ The parent wakes the child through that pipe (a byte per commit that enqueued ro
 the pipe is full: one pending wake-up is enough). The child dies with its parent, also on SIGKILL
 (PR_SET_PDEATHSIG), so a crash of the bot is a crash of both, as with one process; and it stops
 when the pipe closes. If the child dies alone, the parent starts a new one (`incidentbot work`).
+
+Ctrl+C in a terminal sends SIGINT to the whole process group, parent and child alike. The child
+ignores it: the parent stops it in order (by closing the pipe) once its own graceful shutdown has
+begun. A child that stopped on SIGINT by itself was taken for a crash and replaced.
 """
 
 from __future__ import annotations
@@ -27,9 +31,13 @@ import signal
 import sys
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from bot.service.context import utcnow
 from bot.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +66,7 @@ def fork_worker(settings: Settings) -> Forked:
         code = 1
         try:
             os.close(write_fd)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the parent's (see above)
             _die_with_parent()
             # The parent's go-ahead (the schema is migrated); nothing if it stopped or died first.
             go = os.read(read_fd, 1)
@@ -183,6 +192,7 @@ def _die_with_parent() -> None:
 def run(settings: Settings, wake_fd: int | None, *, migrate: bool = True) -> int:
     """Deliver and fire timers until the pipe closes or SIGTERM (`incidentbot work`, or the child)."""
     if wake_fd is not None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a child of `serve`: Ctrl+C is the parent's
         _die_with_parent()
         # Behind the web process for CPU: a webhook's answer is what Alertmanager waits on, and
         # Slack deliveries come in batches that can wait a few ms. Measured at 80% of sustained
@@ -195,15 +205,14 @@ async def _work(settings: Settings, wake_fd: int | None, migrate: bool) -> int:
     from bot.wiring import build_background, build_context, web_client
 
     ctx = build_context(settings, utcnow)
-    if migrate:
-        from bot.store.db import upgrade
-
-        await asyncio.to_thread(upgrade, ctx.engine)
-    background = build_background(settings, ctx, web_client(settings))
     loop = asyncio.get_running_loop()
     done = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in (signal.SIGTERM,) if wake_fd is not None else (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, done.set)
+    if migrate and not await _migrated(ctx.engine, done):
+        ctx.engine.dispose()
+        return 0
+    background = build_background(settings, ctx, web_client(settings))
     if wake_fd is not None:
 
         def woken() -> None:
@@ -229,3 +238,22 @@ async def _work(settings: Settings, wake_fd: int | None, migrate: bool) -> int:
         task.cancel()
         ctx.engine.dispose()
     return 0
+
+
+async def _migrated(engine: Engine, stop: asyncio.Event) -> bool:
+    """Migrate, waiting for an unreachable database (see bot/startup.py); False if told to stop."""
+    from bot.startup import upgrade_when_reachable
+    from bot.store.db import DatabaseUnreachable, upgrade
+
+    try:
+        await asyncio.to_thread(upgrade, engine)
+        return True
+    except DatabaseUnreachable as unreachable:
+        waiting = asyncio.create_task(upgrade_when_reachable(engine, unreachable))
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    for task in (waiting, stopping):
+        task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await waiting
+    return not stop.is_set()

@@ -112,14 +112,20 @@ def bot_env(slack_url: str, database_url: str, **extra: str) -> dict[str, str]:
 class BotProcess:
     """`incidentbot serve` as users run it, for restart, crash and end-to-end tests."""
 
-    def __init__(self, env: dict[str, str], log_path: Path, port: int | None = None) -> None:
+    def __init__(
+        self, env: dict[str, str], log_path: Path, port: int | None = None, *, own_group: bool = False
+    ) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, **env, "PORT": str(self.port)}
         self.log_path = log_path
+        # In a process group of its own, a test can send it (and its worker child) what a terminal's
+        # Ctrl+C sends, without reaching pytest.
+        self.own_group = own_group
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, ready_timeout: float = 30) -> BotProcess:
+    def launch(self) -> BotProcess:
+        """Start `serve` without waiting for it to be ready."""
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
@@ -127,7 +133,12 @@ class BotProcess:
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=ROOT,
+            process_group=0 if self.own_group else None,
         )
+        return self
+
+    def start(self, ready_timeout: float = 30) -> BotProcess:
+        self.launch()
 
         def ready() -> bool:
             assert self.proc is not None
@@ -273,3 +284,22 @@ def slack_event(bot, event: dict[str, Any]) -> None:
     ).encode()
     headers = slack_headers(body, content_type="application/json")
     assert httpx.post(f"{bot.url}/slack/events", content=body, headers=headers, timeout=10).status_code == 200
+
+
+def run_cli(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """`incidentbot <args>` as a user runs it, in `cwd` (no `.env` there unless the test put one),
+    with none of the bot's settings inherited from the test's own environment: only `env`'s."""
+    from bot.settings import Settings
+
+    ours = {name.upper() for name in Settings.model_fields}
+    base = {k: v for k, v in os.environ.items() if k not in ours}
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        env={**base, "PYTHONPATH": str(ROOT), **(env or {})},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

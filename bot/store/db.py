@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -9,15 +10,62 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.sql import Executable
 from sqlmodel import Session
 
+from bot.core.errors import IncidentBotError
 from bot.store.sqlite_writer import WriterLockedConnection, factory
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _MIGRATION_LOCK = 727274  # PostgreSQL advisory lock id: replicas starting together migrate once
+# A PostgreSQL connection attempt gives up after this (libpq's default waits for TCP, ~2 min, on a
+# host that drops packets); a `connect_timeout` in DATABASE_URL wins.
+CONNECT_TIMEOUT_SECONDS = 5
+
+
+class DatabaseUnreachable(IncidentBotError):
+    """PostgreSQL did not let us connect, said in one line: where, and why in a few words."""
+
+    def __init__(self, where: str, reason: str) -> None:
+        self.where, self.reason = where, reason
+        super().__init__(f"database unreachable at {where} ({reason})")
+
+
+# libpq's and psycopg's words for why a connection failed -> ours.
+_REASONS = (
+    (re.compile(r"connection refused", re.I), "connection refused"),
+    (re.compile(r"timeout expired|timed out", re.I), "timeout"),
+    (re.compile(r'authentication failed|no password supplied|role ".*" does not exist', re.I), "auth failed"),
+    (
+        re.compile(r"resolve host|translate host name|name or service not known|nodename", re.I),
+        "unknown host",
+    ),
+    (re.compile(r'database ".*" does not exist', re.I), "no such database"),
+)
+
+
+def unreachable(engine: Engine, exc: OperationalError) -> DatabaseUnreachable:
+    """`exc` from a failed connection, as one short line (SQLAlchemy's text runs to kilobytes)."""
+    where = f"{engine.url.host or 'localhost'}:{engine.url.port or 5432}"
+    said = str(exc.orig or exc)
+    for pattern, reason in _REASONS:
+        if pattern.search(said):
+            return DatabaseUnreachable(where, reason)
+    last = said.strip().splitlines()[0].rsplit("failed:", 1)[-1].replace("FATAL:", "").strip()
+    return DatabaseUnreachable(where, last[:120] or type(exc.orig or exc).__name__)
+
+
+def connect(engine: Engine) -> Connection:
+    """A connection, or DatabaseUnreachable when PostgreSQL does not let us in."""
+    try:
+        return engine.connect()
+    except OperationalError as exc:
+        if not is_postgres(engine):
+            raise
+        raise unreachable(engine, exc) from None
 
 
 def make_engine(url: str) -> Engine:
@@ -25,7 +73,8 @@ def make_engine(url: str) -> Engine:
     if parsed.drivername.startswith("postgresql") and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(parsed, pool_size=10, max_overflow=10, pool_pre_ping=True)
+        timeout = {} if "connect_timeout" in parsed.query else {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+        return create_engine(parsed, pool_size=10, max_overflow=10, pool_pre_ping=True, connect_args=timeout)
 
     connect_args = {"check_same_thread": False, "timeout": 30, "factory": factory(parsed.database)}
     engine = create_engine(parsed, connect_args=connect_args)
@@ -98,10 +147,11 @@ def is_postgres(engine: Engine) -> bool:
 
 
 def upgrade(engine: Engine) -> None:
-    """Apply Alembic migrations up to head (safe to run from several replicas at once)."""
+    """Apply Alembic migrations up to head (safe to run from several replicas at once);
+    DatabaseUnreachable if PostgreSQL does not let us connect."""
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    with engine.connect() as conn:
+    with connect(engine) as conn:
         if is_postgres(engine):
             conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _MIGRATION_LOCK})
             conn.commit()
