@@ -25,7 +25,8 @@ from bot.core.durations import parse_duration
 from bot.core.pagerduty import parse_secrets
 from bot.observability import OUTBOX_DEPTH
 from bot.service.context import utcnow
-from bot.settings import Settings
+from bot.settings import Settings, admin_ids
+from bot.slack import admission, installation
 from bot.slack.listeners import register
 from bot.store import outbox
 from bot.store.db import ping, upgrade
@@ -45,6 +46,7 @@ from bot.worker_process import WorkerProcess
 log = logging.getLogger(__name__)
 
 _SLACK_TIMESTAMP = re.compile(r"[0-9]{1,12}")  # Unix seconds, ASCII digits only
+FOREIGN_REQUEST = "This incidentbot serves another Slack workspace or app; nothing was done."
 
 
 async def _connect_socket_mode(bolt: AsyncApp, settings: Settings) -> AsyncSocketModeHandler | None:
@@ -73,6 +75,9 @@ def create_app(
     forks it); otherwise in this one (tests drive them through `app.state.worker` / `.scheduler`)."""
     ctx = build_context(settings, clock)
     engine = ctx.engine
+    installed = installation.Installation()  # which team and app may send /slack/events
+    admins = installation.Admins(admin_ids(settings.incident_admins))
+    ctx.admins = admins
     token = bot_token(settings)
     client = web_client(settings)
     background = None if worker_process else build_background(settings, ctx, client)
@@ -119,10 +124,18 @@ def create_app(
         if worker_process is not None:
             await worker_process.start()
         socket_mode = await _connect_socket_mode(bolt, settings)
+        # Without a token there is no installation to learn (and nothing to refuse requests by).
+        watching = (
+            None
+            if token == UNCONFIGURED_TOKEN
+            else asyncio.create_task(installation.watch(installed, admins, client))
+        )
         log.info("incidentbot ready", extra={"database": engine.dialect.name})
         try:
             yield
         finally:
+            if watching is not None:
+                watching.cancel()
             if socket_mode is not None:
                 await socket_mode.close_async()
             if background is not None:
@@ -163,6 +176,14 @@ def create_app(
             valid = False
         if not valid:
             return JSONResponse({"detail": "invalid or expired Slack signature"}, status_code=401)
+        seen = admission.envelope(body, request.headers.get("content-type", ""), signature)
+        if installed.foreign(seen.team_id, seen.app_id):
+            log.warning("refused a Slack request from team %s, app %s", seen.team_id, seen.app_id)
+            if seen.command:  # the person sees why; a click or an event is dropped without a word
+                return JSONResponse({"response_type": "ephemeral", "text": FOREIGN_REQUEST})
+            return Response(status_code=200)
+        if not await admission.first_time(engine, seen.key, clock()):
+            return Response(status_code=200)  # a replay or Slack's retry: it was handled once
         try:
             response = await slack_handler.handle(request)
         except Exception as exc:

@@ -8,11 +8,19 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.core.permissions import parse_rate
 
 # The password in `scheme://user:password@host/db`.
 _URL_PASSWORD = re.compile(r"(?<=://)([^:/@]*:)([^@]*)(?=@)")
+_ADMIN_ID = re.compile(r"[UWS][A-Z0-9]{2,}")
+
+
+def admin_ids(value: str) -> list[str]:
+    """INCIDENT_ADMINS as a list: `U01ALEX, S0ONCALL` -> ["U01ALEX", "S0ONCALL"]."""
+    return [v.strip() for v in value.split(",") if v.strip()]
 
 
 class Settings(BaseSettings):
@@ -68,8 +76,28 @@ class Settings(BaseSettings):
     # ... at this niceness: under load the web process gets the CPU first (see .env.example).
     worker_nice: int = Field(default=5, ge=0, le=19)
     slack_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    # Permissions and Slack request replay (issue 16, sections 2 and 3; see core/permissions.py).
+    # Slack user IDs (U…/W…) and user-group IDs (S…), comma separated: they may do everything.
+    incident_admins: str = ""
+    # How many incidents one person may declare per window (`<count>/<duration>`).
+    declare_rate: str = "5/10m"
     log_level: str = "INFO"
     log_format: str = "json"
+
+    @field_validator("declare_rate")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        parse_rate(value)
+        return value
+
+    @field_validator("incident_admins")
+    @classmethod
+    def _admins(cls, value: str) -> str:
+        bad = [v for v in admin_ids(value) if not _ADMIN_ID.fullmatch(v)]
+        if bad:
+            raise ValueError(f"not Slack user (U…/W…) or user-group (S…) IDs: {', '.join(bad)}")
+        return value
 
     @cached_property
     def is_sqlite(self) -> bool:

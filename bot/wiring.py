@@ -17,6 +17,7 @@ from bot.catalog.check import check
 from bot.catalog.rotations import Catalog
 from bot.core.durations import parse_duration
 from bot.core.errors import ConfigError
+from bot.core.permissions import parse_rate
 from bot.core.runbook_links import RunbookCatalog
 from bot.integrations.alertmanager import AlertmanagerAPI
 from bot.integrations.oncall_cache import OnCallCache
@@ -86,6 +87,7 @@ def build_context(settings: Settings, clock: Callable[[], datetime]) -> Context:
         postmortem_template=settings.postmortem_template.read_text()
         if settings.postmortem_template
         else None,
+        declare_rate=parse_rate(settings.declare_rate),
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import itertools
 import json
 import os
 import signal
@@ -171,6 +172,20 @@ def slack_headers(
     return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": sig, "Content-Type": content_type}
 
 
+_REQUESTS = itertools.count(1)
+
+
+def trigger_id() -> str:
+    """A fresh trigger_id, as Slack gives every command, click and form (the bot deduplicates
+    requests by it: reusing one is a replay)."""
+    return f"{time.time_ns()}.{next(_REQUESTS)}.abcd"
+
+
+def action_ts() -> str:
+    """A click's `action_ts`: Slack's time of the click, unique per click."""
+    return f"{time.time():.6f}{next(_REQUESTS) % 10}"
+
+
 def slash_command_body(command: str, text: str, user: str = "U01ALEX", channel: str = "C0GENERAL") -> bytes:
     return urlencode(
         {
@@ -185,7 +200,7 @@ def slash_command_body(command: str, text: str, user: str = "U01ALEX", channel: 
             "text": text,
             "api_app_id": "A0APP",
             "response_url": "http://127.0.0.1:9/response",
-            "trigger_id": "1337.42.abcd",
+            "trigger_id": trigger_id(),
         }
     ).encode()
 
@@ -199,7 +214,7 @@ def block_action_body(
         "user": {"id": user, "username": user.lower(), "team_id": "T0TEAM"},
         "api_app_id": "A0APP",
         "token": "deprecated",
-        "trigger_id": "1337.42.abcd",
+        "trigger_id": trigger_id(),
         "container": {
             "type": "message",
             "message_ts": message_ts,
@@ -215,7 +230,7 @@ def block_action_body(
                 "block_id": "b",
                 "type": "button",
                 "value": value,
-                "action_ts": str(time.time()),
+                "action_ts": action_ts(),
                 "text": {"type": "plain_text", "text": "x"},
             }
         ],

@@ -62,10 +62,10 @@ POLICY: dict[Action, frozenset[Role]] = {
         (Action.ACK, Action.NOTE, Action.ACTION_ITEM, Action.RUNBOOK, Action.RUNBOOK_STEP), RESPONDERS
     ),
     **dict.fromkeys(
-        (Action.RESOLVE, Action.CLOSE, Action.REOPEN, Action.SEVERITY, Action.LEAD, Action.ESCALATE)
-        + (Action.PAGE, Action.SILENCE, Action.POSTMORTEM),
+        (Action.RESOLVE, Action.CLOSE, Action.REOPEN, Action.SEVERITY, Action.LEAD, Action.ESCALATE),
         COMMANDERS,
     ),
+    **dict.fromkeys((Action.PAGE, Action.SILENCE, Action.POSTMORTEM), COMMANDERS),
     Action.PAGE_OUTSIDER: frozenset({Role.LEAD, Role.ADMIN}),
 }
 
@@ -130,7 +130,9 @@ def roles(facts: Facts) -> frozenset[Role]:
 def decide(action: Action, facts: Facts) -> Decision:
     if facts.via_page and facts.actor != facts.page_recipient:
         to = f"<@{facts.page_recipient}>" if facts.page_recipient else "someone else"
-        return Decision(False, f"This page was sent to {to}; only they can act on it. Use the incident channel.")
+        return Decision(
+            False, f"This page was sent to {to}; only they can act on it. Use the incident channel."
+        )
     allowed = POLICY[action]
     held = roles(facts) & allowed
     if held:

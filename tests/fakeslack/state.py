@@ -79,6 +79,11 @@ class FakeSlack:
             self._directory = dict(directory)
             self._ws.set_users(self._directory)
 
+    def set_usergroup(self, group_id: str, users: Iterable[str]) -> None:
+        """Create or replace a user group (``usergroups.users.list`` lists it)."""
+        with self._lock:
+            self._ws.usergroups[group_id] = list(users)
+
     def add_token(self, token: str) -> None:
         """Accept another bot token."""
         with self._lock:

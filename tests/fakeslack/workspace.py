@@ -57,6 +57,7 @@ class Workspace:
         self.used_triggers: set[str] = set()
         self.users: dict[str, dict[str, Any]] = {}
         self.emails: dict[str, str] = {}
+        self.usergroups: dict[str, list[str]] = {}  # user group ID (S…) -> member user IDs
         self.require_membership = require_membership
         self._dm_by_key: dict[str, str] = {}
         self._counters: dict[str, int] = {}
