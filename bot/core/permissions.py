@@ -150,7 +150,9 @@ def who_may(action: Action, rotation: str | None) -> str:
         Role.LEAD: "the lead",
         Role.PAGED: "people paged for this incident",
         Role.MEMBER: "members of the incident channel",
-        Role.ROTATION: f"members of the {escape(rotation)} rotation" if rotation else "its rotation",
+        Role.ROTATION: f"members of the {escape(rotation)} rotation"
+        if rotation
+        else "members of its rotation",
         Role.ADMIN: "admins",
     }
     said = [names[role] for role in _ORDER if role in POLICY[action]]
