@@ -150,6 +150,7 @@ def create_app(
 
     app = FastAPI(title="incidentbot", version="0.1.0", lifespan=lifespan)
     app.state.ctx = ctx
+    app.state.installation = installed
     if background is not None:
         app.state.worker = background.worker
         app.state.scheduler = background.scheduler
