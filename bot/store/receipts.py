@@ -25,8 +25,11 @@ def insert_new(session: Session, model: type[SQLModel], rows: list[dict[str, Any
         return 0
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     table = model.__table__  # type: ignore[attr-defined]
-    statement = dialect.insert(table).values(rows).on_conflict_do_nothing(index_elements=keys)
-    return int(session.exec(statement).rowcount or 0)  # type: ignore[call-overload]
+    statement = (
+        dialect.insert(table).values(rows).on_conflict_do_nothing(index_elements=keys).returning(table.c.id)
+    )
+    # RETURNING, not rowcount: psycopg does not report a row count for this statement.
+    return len(session.exec(statement).all())  # type: ignore[call-overload]
 
 
 def first_time(engine: Engine, source: str, key: str, now: datetime) -> bool:
