@@ -183,7 +183,7 @@ def create_app(
             if seen.command:  # the person sees why; a click or an event is dropped without a word
                 return JSONResponse({"response_type": "ephemeral", "text": FOREIGN_REQUEST})
             return Response(status_code=200)
-        if not await admission.first_time(engine, seen.key, clock()):
+        if seen.key is not None and not await admission.first_time(engine, seen.key, clock()):
             return Response(status_code=200)  # a replay or Slack's retry: it was handled once
         try:
             response = await slack_handler.handle(request)

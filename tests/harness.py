@@ -273,6 +273,15 @@ def service_context(
     return Context(engine=engine, clock=clock, rotations=catalog, **fields)
 
 
+def join_channel(bot, fake, channel_id: str, user: str) -> None:
+    """`user` joins a channel in Slack, and Slack tells the bot (`member_joined_channel`): channel
+    members may acknowledge, add notes and action items, and tick off runbook steps."""
+    fake.channel(channel_id).members.append(user)
+    slack_event(
+        bot, {"type": "member_joined_channel", "user": user, "channel": channel_id, "channel_type": "C"}
+    )
+
+
 def slack_event(bot, event: dict[str, Any]) -> None:
     """Deliver a signed Events API callback (pin_added, reaction_added, ...) to the bot."""
     body = json.dumps(

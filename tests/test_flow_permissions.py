@@ -21,6 +21,7 @@ from bot.store.tables import Incident, Page, TimelineEntry
 from tests.harness import (
     Clock,
     block_action_body,
+    join_channel,
     post_alertmanager,
     slack_event,
     slack_headers,
@@ -63,15 +64,6 @@ def answer_to_click(bot, fake, action_id: str, value: str, user: str, channel: s
     click(bot, action_id, value, user, channel)
     got = wait_until(lambda: answers(fake, channel, user)[before:], 10, what=f"answer to {action_id}")
     return got[0]
-
-
-def join(bot, fake, channel_id: str, user: str) -> None:
-    """`user` joins the channel in Slack, and Slack tells the bot (member_joined_channel)."""
-    fake.channel(channel_id).members.append(user)
-    slack_event(
-        bot,
-        {"type": "member_joined_channel", "user": user, "channel": channel_id, "channel_type": "C"},
-    )
 
 
 def state(bot, incident_id: int) -> tuple:
@@ -132,7 +124,7 @@ def test_strangers_are_refused_every_command_with_who_may(bot, fake_slack):
 def test_channel_members_may_work_the_incident_but_not_command_it(bot, fake_slack):
     fake = fake_slack.fake
     _incident_id, channel = declared(bot, fake)
-    join(bot, fake, channel, STRANGER)
+    join_channel(bot, fake, channel, STRANGER)
     assert slash(bot, "note I restarted it", channel=channel, user=STRANGER) == "Note added to the timeline."
     assert "added to the timeline" in slash(bot, "action add an alert", channel=channel, user=STRANGER)
     assert "You acknowledged" in slash(bot, "ack", channel=channel, user=STRANGER)
@@ -291,7 +283,7 @@ def test_acknowledging_works_while_slack_is_down(bot, fake_slack):
     channel members still act, and a stranger is still refused."""
     fake = fake_slack.fake
     incident_id, channel = declared(bot, fake)
-    join(bot, fake, channel, "U0MEMBER")
+    join_channel(bot, fake, channel, "U0MEMBER")
     fake.add_fault(method="*", mode="error500")
     assert (
         slash(bot, "note Slack is down too", channel=channel, user="U0MEMBER")

@@ -6,7 +6,8 @@ could be sent again within them. Each request is recorded once (a `WebhookReceip
 "slack", unique across replicas) under what identifies it: the `event_id` of an Events API callback
 (Slack's retries, with `X-Slack-Retry-Num`, carry the same one), the `action_ts` of a click, the
 `trigger_id` of a command or form, else the signature itself. A second copy is answered 200 with
-an empty body and does nothing.
+an empty body and does nothing. A body that is not a Slack request at all gets no receipt: Bolt
+refuses it, and it could not do anything twice.
 """
 
 from __future__ import annotations
@@ -36,35 +37,37 @@ KEY_MAX = 200
 class Envelope:
     """The parts of a Slack request that say where it comes from and which request it is."""
 
-    key: str
+    key: str | None  # None: not a request Slack sends (Bolt refuses it)
     team_id: str | None = None
     app_id: str | None = None
     command: bool = False
 
 
 def envelope(body: bytes, content_type: str, signature: str) -> Envelope:
-    """Read `body` as Slack sends it (a form with a command or a `payload`, or JSON); anything it
-    cannot read is keyed by its signature and left to Bolt to refuse."""
+    """Read `body` as Slack sends it (a form with a command or a `payload`, or a JSON object)."""
     fallback = Envelope(key=_key("signature", signature))
+    unreadable = Envelope(key=None)
     try:
         if content_type.startswith("application/json"):
             data = json.loads(body)
-            return _event(data, fallback) if isinstance(data, dict) else fallback
+            return _event(data, fallback) if isinstance(data, dict) else unreadable
         form = {k: v[0] for k, v in parse_qs(body.decode("utf-8"), keep_blank_values=True).items()}
     except (UnicodeDecodeError, ValueError):
-        return fallback
+        return unreadable
     if "payload" in form:
         try:
             payload = json.loads(form["payload"])
         except ValueError:
-            return fallback
-        return _interaction(payload, fallback) if isinstance(payload, dict) else fallback
+            return unreadable
+        return _interaction(payload, fallback) if isinstance(payload, dict) else unreadable
+    if not form.get("command"):
+        return unreadable  # e.g. Slack's `ssl_check=1`, which does nothing
     trigger = form.get("trigger_id")
     return Envelope(
         key=_key("trigger", trigger) if trigger else fallback.key,
         team_id=form.get("team_id") or None,
         app_id=form.get("api_app_id") or None,
-        command=bool(form.get("command")),
+        command=True,
     )
 
 
