@@ -113,7 +113,21 @@ def test_rotation_names_are_escaped_in_the_sentence():
     assert (
         "members of the a&lt;b rotation" in decide(Action.RESOLVE, replace(STRANGER, rotation="a<b")).reason
     )
-    assert "members of its rotation" in decide(Action.RESOLVE, replace(STRANGER, rotation=None)).reason
+
+
+def test_without_a_rotation_channel_members_command_in_its_place():
+    unrouted = replace(STRANGER, rotation=None)  # e.g. a PagerDuty incident: PagerDuty pages for it
+    assert decide(Action.RESOLVE, unrouted).reason == (
+        "Only the lead, people paged for this incident, members of the incident channel and admins may "
+        "resolve it."
+    )
+    assert decide(Action.ACK, unrouted).reason == (
+        "Only the lead, people paged for this incident, members of the incident channel and admins may "
+        "acknowledge it."
+    )
+    assert decide(Action.RESOLVE, replace(unrouted, in_channel=True)).allowed
+    assert not decide(Action.RESOLVE, replace(STRANGER, in_channel=True)).allowed  # routed: not enough
+    assert membership_would_allow(Action.RESOLVE, unrouted)
 
 
 @given(action=st.sampled_from(list(Action)), actor=st.sampled_from(["U1", "U2", "W3"]))

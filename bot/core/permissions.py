@@ -4,6 +4,9 @@ The service gathers the facts (who leads, who was paged, who is in the channel o
 who administers the bot) inside the use case's transaction; `decide` turns them into a Decision
 whose refusal says who may. Slash commands, buttons and forms all reach the same use cases, so
 they all obey this one table.
+
+An incident routed to no rotation (PagerDuty's incidents: PagerDuty runs their paging, and the bot
+does not know whom it paged) is commanded by the members of its channel in the rotation's place.
 """
 
 from __future__ import annotations
@@ -120,7 +123,7 @@ def roles(facts: Facts) -> frozenset[Role]:
         held.add(Role.LEAD)
     if facts.actor in facts.paged:
         held.add(Role.PAGED)
-    if facts.actor in facts.rotation_members:
+    if facts.actor in facts.rotation_members or (facts.rotation is None and facts.in_channel):
         held.add(Role.ROTATION)
     if facts.actor in facts.admins:
         held.add(Role.ADMIN)
@@ -146,16 +149,16 @@ def membership_would_allow(action: Action, facts: Facts) -> bool:
 
 
 def who_may(action: Action, rotation: str | None) -> str:
+    channel = "members of the incident channel"
     names = {
         Role.LEAD: "the lead",
         Role.PAGED: "people paged for this incident",
-        Role.MEMBER: "members of the incident channel",
-        Role.ROTATION: f"members of the {escape(rotation)} rotation"
-        if rotation
-        else "members of its rotation",
+        Role.MEMBER: channel,
+        # Without a rotation, the channel's members stand in for it.
+        Role.ROTATION: f"members of the {escape(rotation)} rotation" if rotation else channel,
         Role.ADMIN: "admins",
     }
-    said = [names[role] for role in _ORDER if role in POLICY[action]]
+    said = list(dict.fromkeys(names[role] for role in _ORDER if role in POLICY[action]))
     return said[0] if len(said) == 1 else ", ".join(said[:-1]) + " and " + said[-1]
 
 
