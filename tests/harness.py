@@ -273,16 +273,29 @@ def service_context(
     return Context(engine=engine, clock=clock, rotations=catalog, **fields)
 
 
-def join_channel(bot, fake, channel_id: str, user: str) -> None:
+def join_channel(bot, fake, channel_id: str, user: str, secret: str = SIGNING_SECRET) -> None:
     """`user` joins a channel in Slack, and Slack tells the bot (`member_joined_channel`): channel
     members may acknowledge, add notes and action items, and tick off runbook steps."""
     fake.channel(channel_id).members.append(user)
-    slack_event(
-        bot, {"type": "member_joined_channel", "user": user, "channel": channel_id, "channel_type": "C"}
-    )
+    event = {"type": "member_joined_channel", "user": user, "channel": channel_id, "channel_type": "C"}
+    slack_event(bot, event, secret)
 
 
-def slack_event(bot, event: dict[str, Any]) -> None:
+def paged_user(bot, incident_id: int, timeout: float = 15) -> str:
+    """The Slack user first paged for an incident (who may then act on it), once the page is stored."""
+    from sqlmodel import Session, col, select
+
+    from bot.store.tables import Page
+
+    def first() -> str | None:
+        with Session(bot.ctx.engine) as session:
+            query = select(Page.slack_user).where(col(Page.incident_id) == incident_id).order_by(col(Page.id))
+            return session.exec(query).first()
+
+    return wait_until(first, timeout, what=f"a page for incident {incident_id}")
+
+
+def slack_event(bot, event: dict[str, Any], secret: str = SIGNING_SECRET) -> None:
     """Deliver a signed Events API callback (pin_added, reaction_added, ...) to the bot."""
     body = json.dumps(
         {
@@ -295,5 +308,5 @@ def slack_event(bot, event: dict[str, Any]) -> None:
             "event": event,
         }
     ).encode()
-    headers = slack_headers(body, content_type="application/json")
+    headers = slack_headers(body, secret=secret, content_type="application/json")
     assert httpx.post(f"{bot.url}/slack/events", content=body, headers=headers, timeout=10).status_code == 200
