@@ -263,7 +263,7 @@ def test_the_declare_form_says_why_it_refuses(start_bot, fake_slack):
     r = httpx.post(f"{bot.url}/slack/events", content=body, headers=slack_headers(body), timeout=10)
     assert r.status_code == 200
     assert r.json()["response_action"] == "errors"
-    assert r.json()["errors"]["title"].startswith("You declared 1 incidents in the last 1h")
+    assert r.json()["errors"]["title"].startswith("You declared 1 incident in the last 1h")
     assert counts(bot)[0] == 1
 
 

@@ -205,10 +205,11 @@ def may_declare(recent: list[datetime], rate: Rate, now: datetime) -> Decision:
     inside = [at for at in recent if now - at < rate.window]
     if len(inside) < rate.count:
         return Decision(True, f"{len(inside)} declared in the last {format_duration(rate.window)}")
-    wait = inside[-rate.count] + rate.window - now
+    wait = inside[-rate.count] + rate.window - now  # until enough of them have left the window
+    declared = f"{len(inside)} incident{'' if len(inside) == 1 else 's'}"
     return Decision(
         False,
-        f"You declared {len(inside)} incidents in the last {format_duration(rate.window)}, as many as one "
-        f"person may ({rate}). Try again in {format_duration(wait)}, or ask the on-call people in the "
-        "channels already open.",
+        f"You declared {declared} in the last {format_duration(rate.window)}, as many as one person may "
+        f"({rate}). Try again in {format_duration(wait)}, or ask the on-call people in the channels "
+        "already open.",
     )
