@@ -169,7 +169,19 @@ def test_strangers_clicks_on_the_card_are_refused(bot, fake_slack):
         ("incident_silence_1h", f"{incident_id}:3600", f"{COMMANDERS} silence its alerts."),
     ):
         assert answer_to_click(bot, fake, action_id, value, STRANGER, chan.id) == verb, action_id
-    assert state(bot, incident_id) == before
+    runbook = wait_until(
+        lambda: next(
+            (m for m in fake.messages(chan.id) if "runbook_step_done" in json.dumps(m.get("blocks"))), None
+        ),
+        15,
+        what="the runbook posted",
+    )
+    done = next(
+        b["accessory"] for b in runbook["blocks"] if "runbook_step_done" in json.dumps(b.get("accessory"))
+    )
+    said = answer_to_click(bot, fake, done["action_id"], done["value"], STRANGER, chan.id)
+    assert said == f"{RESPONDERS} tick off its runbook steps."
+    assert state(bot, incident_id) == before  # nothing changed, no timeline entry by the stranger
     # The primary (paged) may.
     assert "You resolved" in answer_to_click(
         bot, fake, "incident_resolve", str(incident_id), "U01ALEX", chan.id
