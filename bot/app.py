@@ -23,7 +23,8 @@ from bot.core.durations import parse_duration
 from bot.core.pagerduty import parse_secrets
 from bot.observability import OUTBOX_DEPTH, refresh_delivery_metrics
 from bot.service.context import utcnow
-from bot.settings import Settings
+from bot.settings import Settings, admin_ids
+from bot.slack import admission, installation
 from bot.slack.api import CREDENTIAL_ERRORS
 from bot.slack.bolt_app import bolt_app
 from bot.slack.listeners import register
@@ -47,6 +48,7 @@ from bot.worker_process import WorkerProcess
 log = logging.getLogger(__name__)
 
 _SLACK_TIMESTAMP = re.compile(r"[0-9]{1,12}")  # Unix seconds, ASCII digits only
+FOREIGN_REQUEST = "This incidentbot serves another Slack workspace or app; nothing was done."
 
 
 def _say_alertmanager_auth(settings: Settings) -> None:
@@ -76,6 +78,9 @@ def create_app(
     forks it); otherwise in this one (tests drive them through `app.state.worker` / `.scheduler`)."""
     ctx = build_context(settings, clock)
     engine = ctx.engine
+    installed = installation.Installation()  # which team and app may send /slack/events
+    admins = installation.Admins(admin_ids(settings.incident_admins))
+    ctx.admins = admins
     token = bot_token(settings)
     client = web_client(settings)
     background = None if worker_process else build_background(settings, ctx, client)
@@ -116,10 +121,11 @@ def create_app(
             )
         task: asyncio.Task[None] | None = None
         socket_mode: SocketModeLink | None = None
+        watching: asyncio.Task[None] | None = None
 
         async def begin() -> None:
             """The bot's work, once the schema is migrated."""
-            nonlocal task, socket_mode
+            nonlocal task, socket_mode, watching
             if background is not None:
                 task = asyncio.create_task(background.worker.run(), name="outbox-worker")
                 background.scheduler.start()
@@ -130,6 +136,9 @@ def create_app(
             if settings.slack_app_token is not None:
                 socket_mode = SocketModeLink(bolt_connect(bolt, settings.slack_app_token.get_secret_value()))
                 socket_mode.start()
+            # Without a token there is no installation to learn (and nothing to refuse requests by).
+            if token != UNCONFIGURED_TOKEN:
+                watching = asyncio.create_task(installation.watch(installed, admins, client))
             readiness.ready = True
             log.info("incidentbot ready", extra={"database": engine.dialect.name})
 
@@ -153,6 +162,8 @@ def create_app(
                 waiting.cancel()
                 with suppress(asyncio.CancelledError):
                     await waiting
+            if watching is not None:
+                watching.cancel()
             # Closing Socket Mode (at most 2 s) runs alongside the worker's grace, not before it.
             closing = asyncio.create_task(socket_mode.stop()) if socket_mode is not None else None
             if background is not None and task is not None:
@@ -169,6 +180,7 @@ def create_app(
 
     app = FastAPI(title="incidentbot", version="0.1.0", lifespan=lifespan)
     app.state.ctx = ctx
+    app.state.installation = installed
     if background is not None:
         app.state.worker = background.worker
         app.state.scheduler = background.scheduler
@@ -196,6 +208,14 @@ def create_app(
             valid = False
         if not valid:
             return JSONResponse({"detail": "invalid or expired Slack signature"}, status_code=401)
+        seen = admission.envelope(body, request.headers.get("content-type", ""), signature)
+        if installed.foreign(seen.team_id, seen.app_id):
+            log.warning("refused a Slack request from team %s, app %s", seen.team_id, seen.app_id)
+            if seen.command:  # the person sees why; a click or an event is dropped without a word
+                return JSONResponse({"response_type": "ephemeral", "text": FOREIGN_REQUEST})
+            return Response(status_code=200)
+        if seen.key is not None and not await admission.first_time(engine, seen.key, clock()):
+            return Response(status_code=200)  # a replay or Slack's retry: it was handled once
         try:
             response = await slack_handler.handle(request)
         except Exception as exc:

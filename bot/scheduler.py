@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from anyio import to_thread
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -22,6 +23,7 @@ from bot.store import receipts
 log = logging.getLogger(__name__)
 
 RECEIPTS_KEPT = timedelta(days=3)
+SLACK_RECEIPTS_KEPT = timedelta(hours=1)  # a signed Slack request is valid for 5 minutes
 DELIVERED_KEPT = timedelta(days=7)
 
 
@@ -78,10 +80,13 @@ class Scheduler:
         )
 
     async def housekeeping(self) -> None:
-        """Hourly: forget webhook receipts no sender can still retry (PagerDuty: 48 h)."""
+        """Hourly: forget webhook receipts no sender can still retry (PagerDuty: 48 h; Slack: its
+        5-minute window, and event retries within the hour)."""
+        now = self.ctx.clock()
         try:
-            pruned = await to_thread.run_sync(
-                receipts.prune, self.ctx.engine, self.ctx.clock() - RECEIPTS_KEPT
+            pruned = await to_thread.run_sync(receipts.prune, self.ctx.engine, now - RECEIPTS_KEPT)
+            pruned += await to_thread.run_sync(
+                partial(receipts.prune, self.ctx.engine, now - SLACK_RECEIPTS_KEPT, source="slack")
             )
         except Exception:
             log.exception("housekeeping failed; it runs again in an hour")

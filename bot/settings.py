@@ -9,9 +9,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.core.permissions import parse_rate
 from bot.settings_values import URL_PASSWORD as _URL_PASSWORD
 from bot.settings_values import database_url, duration, existing_file, http_url, one_of
 
@@ -54,6 +55,13 @@ _PLACEHOLDER_HINTS = {
     "pagerduty_api_token": "set a PagerDuty REST API key or leave it empty",
     "pagerduty_webhook_secret": "set the webhook subscription's signing secret or leave it empty",
 }
+
+_ADMIN_ID = re.compile(r"[UWS][A-Z0-9]{2,}")
+
+
+def admin_ids(value: str) -> list[str]:
+    """INCIDENT_ADMINS as a list: `U01ALEX, S0ONCALL` -> ["U01ALEX", "S0ONCALL"]."""
+    return [v.strip() for v in value.split(",") if v.strip()]
 
 
 class Settings(BaseSettings):
@@ -119,6 +127,11 @@ class Settings(BaseSettings):
     # ... at this niceness: under load the web process gets the CPU first (see .env.example).
     worker_nice: int = Field(default=5, ge=0, le=19)
     slack_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Permissions and Slack request replay (issue 16, sections 2 and 3; see core/permissions.py).
+    # Slack user IDs (U…/W…) and user-group IDs (S…), comma separated: they may do everything.
+    incident_admins: str = ""
+    # How many incidents one person may declare per window (`<count>/<duration>`).
+    declare_rate: str = "5/10m"
     log_level: LogLevel = "INFO"
     log_format: LogFormat = "json"
 
@@ -162,6 +175,20 @@ class Settings(BaseSettings):
         if problems:
             raise ValueError("\n".join(problems))
         return self
+
+    @field_validator("declare_rate")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        parse_rate(value)
+        return value
+
+    @field_validator("incident_admins")
+    @classmethod
+    def _admins(cls, value: str) -> str:
+        bad = [v for v in admin_ids(value) if not _ADMIN_ID.fullmatch(v)]
+        if bad:
+            raise ValueError(f"not Slack user (U…/W…) or user-group (S…) IDs: {', '.join(bad)}")
+        return value
 
     @cached_property
     def is_sqlite(self) -> bool:

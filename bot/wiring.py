@@ -17,6 +17,7 @@ from bot.catalog.check import check
 from bot.catalog.rotations import Catalog
 from bot.core.durations import parse_duration
 from bot.core.errors import ConfigError, ConfigProblem
+from bot.core.permissions import parse_rate
 from bot.core.runbook_links import RunbookCatalog
 from bot.integrations.alertmanager import AlertmanagerAPI
 from bot.integrations.oncall_cache import OnCallCache
@@ -90,6 +91,7 @@ def build_context(settings: Settings, clock: Callable[[], datetime]) -> Context:
         else None,
         silence_check_interval=silence_check_interval(settings),
         pagerduty_api=pagerduty_api(settings),
+        declare_rate=parse_rate(settings.declare_rate),
     )
 
 

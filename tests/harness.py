@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import itertools
 import json
 import os
 import signal
@@ -182,6 +183,20 @@ def slack_headers(
     return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": sig, "Content-Type": content_type}
 
 
+_REQUESTS = itertools.count(1)
+
+
+def trigger_id() -> str:
+    """A fresh trigger_id, as Slack gives every command, click and form (the bot deduplicates
+    requests by it: reusing one is a replay)."""
+    return f"{time.time_ns()}.{next(_REQUESTS)}.abcd"
+
+
+def action_ts() -> str:
+    """A click's `action_ts`: Slack's time of the click, unique per click."""
+    return f"{time.time():.6f}{next(_REQUESTS) % 10}"
+
+
 def slash_command_body(command: str, text: str, user: str = "U01ALEX", channel: str = "C0GENERAL") -> bytes:
     return urlencode(
         {
@@ -196,7 +211,7 @@ def slash_command_body(command: str, text: str, user: str = "U01ALEX", channel: 
             "text": text,
             "api_app_id": "A0APP",
             "response_url": "http://127.0.0.1:9/response",
-            "trigger_id": "1337.42.abcd",
+            "trigger_id": trigger_id(),
         }
     ).encode()
 
@@ -210,7 +225,7 @@ def block_action_body(
         "user": {"id": user, "username": user.lower(), "team_id": "T0TEAM"},
         "api_app_id": "A0APP",
         "token": "deprecated",
-        "trigger_id": "1337.42.abcd",
+        "trigger_id": trigger_id(),
         "container": {
             "type": "message",
             "message_ts": message_ts,
@@ -226,7 +241,7 @@ def block_action_body(
                 "block_id": "b",
                 "type": "button",
                 "value": value,
-                "action_ts": str(time.time()),
+                "action_ts": action_ts(),
                 "text": {"type": "plain_text", "text": "x"},
             }
         ],
@@ -269,7 +284,29 @@ def service_context(
     return Context(engine=engine, clock=clock, rotations=catalog, **fields)
 
 
-def slack_event(bot, event: dict[str, Any]) -> None:
+def join_channel(bot, fake, channel_id: str, user: str, secret: str = SIGNING_SECRET) -> None:
+    """`user` joins a channel in Slack, and Slack tells the bot (`member_joined_channel`): channel
+    members may acknowledge, add notes and action items, and tick off runbook steps."""
+    fake.channel(channel_id).members.append(user)
+    event = {"type": "member_joined_channel", "user": user, "channel": channel_id, "channel_type": "C"}
+    slack_event(bot, event, secret)
+
+
+def paged_user(bot, incident_id: int, timeout: float = 15) -> str:
+    """The Slack user first paged for an incident (who may then act on it), once the page is stored."""
+    from sqlmodel import Session, col, select
+
+    from bot.store.tables import Page
+
+    def first() -> str | None:
+        with Session(bot.ctx.engine) as session:
+            query = select(Page.slack_user).where(col(Page.incident_id) == incident_id).order_by(col(Page.id))
+            return session.exec(query).first()
+
+    return wait_until(first, timeout, what=f"a page for incident {incident_id}")
+
+
+def slack_event(bot, event: dict[str, Any], secret: str = SIGNING_SECRET) -> None:
     """Deliver a signed Events API callback (pin_added, reaction_added, ...) to the bot."""
     body = json.dumps(
         {
@@ -282,7 +319,7 @@ def slack_event(bot, event: dict[str, Any]) -> None:
             "event": event,
         }
     ).encode()
-    headers = slack_headers(body, content_type="application/json")
+    headers = slack_headers(body, secret=secret, content_type="application/json")
     assert httpx.post(f"{bot.url}/slack/events", content=body, headers=headers, timeout=10).status_code == 200
 
 

@@ -79,6 +79,24 @@ def test_auth_test_identifies_the_bot(client: WebClient) -> None:
     assert (resp["user_id"], resp["team_id"], resp["bot_id"]) == (BOT_USER_ID, "T0TEAM", "B0BOT")
 
 
+def test_bots_info_names_the_app_auth_test_does_not(client: WebClient) -> None:
+    """As documented for a bot token: auth.test gives the bot ID, bots.info its app ID."""
+    me = client.auth_test()
+    assert me["bot_id"] == "B0BOT" and "app_id" not in me.data
+    bot = client.bots_info(bot=me["bot_id"])["bot"]
+    assert (bot["app_id"], bot["user_id"], bot["deleted"]) == ("A0APP", BOT_USER_ID, False)
+    assert slack_error(client.bots_info, bot="B0OTHER").response["error"] == "bot_not_found"
+    assert slack_error(client.bots_info).response["error"] == "bot_not_found"
+
+
+def test_usergroups_users_list(fs: FakeSlackServer, client: WebClient) -> None:
+    fs.fake.set_usergroup("S0ONCALL", ["U0ANN", "W0BOB"])
+    assert client.usergroups_users_list(usergroup="S0ONCALL")["users"] == ["U0ANN", "W0BOB"]
+    assert (
+        slack_error(client.usergroups_users_list, usergroup="S0NOPE").response["error"] == "no_such_subteam"
+    )
+
+
 def test_missing_and_wrong_tokens_answer_http_200_errors(fs: FakeSlackServer) -> None:
     no_token = slack_error(WebClient(base_url=fs.url, retry_handlers=[]).auth_test)
     assert no_token.response.status_code == 200

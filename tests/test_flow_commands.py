@@ -6,6 +6,7 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -17,6 +18,7 @@ from tests.harness import (
     slack_event,
     slack_headers,
     slash_command_body,
+    trigger_id,
     wait_until,
 )
 from tests.test_flow_paging import dms_to
@@ -163,19 +165,15 @@ def test_pins_and_pushpin_reactions_join_the_timeline_once(bot, fake_slack):
     assert slash(bot, "timeline", channel=chan.id).count("p99 back to 200ms") == 1
 
 
-def test_declare_modal_opens_and_submits(bot, fake_slack):
-    fake = fake_slack.fake
-    slash(bot, "declare")
-    call = fake.wait_for_call("views.open", timeout=10)[0]
-    view = call.args["view"]
-    assert view["callback_id"] == "declare_incident"
+def declare_form_body(title: str, user: str = "U01ALEX", severity: str = "SEV1") -> bytes:
+    """The declare form submitted as Slack sends it (a view_submission with the form's values)."""
     payload = {
         "type": "view_submission",
         "team": {"id": "T0TEAM"},
-        "user": {"id": "U01ALEX", "team_id": "T0TEAM"},
+        "user": {"id": user, "team_id": "T0TEAM"},
         "api_app_id": "A0APP",
         "token": "x",
-        "trigger_id": "1.2.3",
+        "trigger_id": trigger_id(),
         "view": {
             "id": "V1",
             "type": "modal",
@@ -183,13 +181,13 @@ def test_declare_modal_opens_and_submits(bot, fake_slack):
             "team_id": "T0TEAM",
             "state": {
                 "values": {
-                    "title": {"title": {"type": "plain_text_input", "value": "Payments API 500s"}},
+                    "title": {"title": {"type": "plain_text_input", "value": title}},
                     "severity": {
                         "severity": {
                             "type": "static_select",
                             "selected_option": {
-                                "value": "SEV1",
-                                "text": {"type": "plain_text", "text": "SEV1"},
+                                "value": severity,
+                                "text": {"type": "plain_text", "text": severity},
                             },
                         }
                     },
@@ -207,9 +205,16 @@ def test_declare_modal_opens_and_submits(bot, fake_slack):
             },
         },
     }
-    from urllib.parse import urlencode
+    return urlencode({"payload": json.dumps(payload)}).encode()
 
-    body = urlencode({"payload": json.dumps(payload)}).encode()
+
+def test_declare_modal_opens_and_submits(bot, fake_slack):
+    fake = fake_slack.fake
+    slash(bot, "declare")
+    call = fake.wait_for_call("views.open", timeout=10)[0]
+    view = call.args["view"]
+    assert view["callback_id"] == "declare_incident"
+    body = declare_form_body("Payments API 500s")
     r = httpx.post(f"{bot.url}/slack/events", content=body, headers=slack_headers(body), timeout=10)
     assert r.status_code == 200
     chan = incident_channel(fake)

@@ -22,6 +22,7 @@ from tests.fakepagerduty import ROUTING_KEY, sign_webhook
 from tests.harness import (
     Clock,
     block_action_body,
+    join_channel,
     post_alertmanager,
     slack_headers,
     slash_command_body,
@@ -249,6 +250,8 @@ def test_triggered_opens_a_channel_without_paging_and_slack_ack_reaches_pagerdut
     assert not [c for c in fake.channels.values() if c.is_im]
     assert pd.fake.calls == []
 
+    # PagerDuty pages for it, so the people in its channel work and command it.
+    join_channel(bot, fake, chan.id, "U01ALEX")
     click(bot, "incident_ack", str(incident.id), "U01ALEX", chan.id)
     wait_until(lambda: puts(pd), 10, what="PUT /incidents/{id}")
     (put,) = puts(pd)
@@ -488,6 +491,7 @@ def test_slack_ack_is_retried_when_pagerduty_rate_limits(bot, fake_slack, fake_p
     pd.fake.add_incident(PD_ID, "triggered")
     incident, chan = open_from_pagerduty(bot, fake_slack)
     pd.fake.add_fault(method="PUT /incidents/*", mode="ratelimit", retry_after=1, count=1)
+    join_channel(bot, fake_slack.fake, chan.id, "U01ALEX")
     click(bot, "incident_ack", str(incident.id), "U01ALEX", chan.id)
     wait_until(lambda: pd.fake.incident(PD_ID)["status"] == "acknowledged", 10, what="retried PUT")
     assert [c.status for c in puts(pd)] == [429, 200]

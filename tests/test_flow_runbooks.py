@@ -8,7 +8,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.harness import block_action_body, post_alertmanager, slack_headers, slash_command_body, wait_until
+from tests.harness import (
+    block_action_body,
+    join_channel,
+    post_alertmanager,
+    slack_headers,
+    slash_command_body,
+    wait_until,
+)
 
 FIXTURE = json.loads(
     (Path(__file__).parent / "fixtures/alertmanager-0.25/firing-single-alert.json").read_text()
@@ -78,6 +85,8 @@ def test_long_runbook_is_split_and_steps_toggle(start_bot, fake_slack, runbooks_
         if any((b.get("accessory") or {}).get("action_id") == "runbook_step_done:60" for b in m["blocks"])
     )
     button = button_for(holder, 60)
+    for person in ("U02SARAH", "U01ALEX"):  # people in the channel tick steps off (not only the paged)
+        join_channel(bot, fake, chan.id, person)
     signed(bot, block_action_body(button["action_id"], button["value"], user="U02SARAH", channel=chan.id))
 
     def updated(marker: str):
@@ -88,7 +97,7 @@ def test_long_runbook_is_split_and_steps_toggle(start_bot, fake_slack, runbooks_
     assert "✅" in json.dumps(done.args["blocks"], ensure_ascii=False)
     undo = button_for(done.args, 60)
     assert undo["value"].endswith(":undo")
-    # A second click (by anyone) undoes it.
+    # A second click (by anyone in the channel) undoes it.
     signed(bot, block_action_body(undo["action_id"], undo["value"], user="U01ALEX", channel=chan.id))
     wait_until(
         lambda: (

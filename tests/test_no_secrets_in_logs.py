@@ -26,6 +26,7 @@ from tests.harness import (
     BotProcess,
     block_action_body,
     bot_env,
+    join_channel,
     slack_headers,
     slash_command_body,
     wait_until,
@@ -143,7 +144,9 @@ def test_a_full_run_logs_no_secret_and_only_json(
         assert slack(status, secret="wrong-secret").status_code == 401
         assert slack(status, timestamp=1).status_code == 401
 
-        # Signed slash commands (one quoting the bot token: a person pasting it must not leak it).
+        # Signed slash commands (one quoting the bot token: a person pasting it must not leak it), by
+        # someone in the incident channel.
+        join_channel(bot, fake, channel.id, "U01ALEX", secret=s["SLACK_SIGNING_SECRET"])
         for text in (
             "status",
             "note rolled back the deploy",
@@ -187,6 +190,7 @@ def test_a_full_run_logs_no_secret_and_only_json(
             30,
             what="PagerDuty incident channel",
         )
+        join_channel(bot, fake, pd_channel.id, "U01ALEX", secret=s["SLACK_SIGNING_SECRET"])
         click = block_action_body("incident_ack", str(pd_incident), user="U01ALEX", channel=pd_channel.id)
         assert slack(click).status_code == 200
         wait_until(

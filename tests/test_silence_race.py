@@ -13,6 +13,7 @@ import pytest
 from tests.harness import (
     block_action_body,
     free_port,
+    paged_user,
     post_alertmanager,
     slack_headers,
     slash_command_body,
@@ -82,9 +83,10 @@ def test_silence_created_after_resolution_is_expired(start_bot, fake_slack):
         15,
         what="incident channel",
     )
-    post(bot, block_action_body("incident_silence_4h", "1:14400", channel=chan.id))
+    on_call = paged_user(bot, 1)  # silencing is for the people paged (and the lead, rotation, admins)
+    post(bot, block_action_body("incident_silence_4h", "1:14400", user=on_call, channel=chan.id))
     time.sleep(0.7)  # the silence request is at Alertmanager now
-    post(bot, slash_command_body("/incident", "resolve fixed", channel=chan.id))
+    post(bot, slash_command_body("/incident", "resolve fixed", user=on_call, channel=chan.id))
     wait_until(lambda: am.created, 10, what="silence created")
     time.sleep(4)
     assert am.expired == ["sil-1-0000"], (
@@ -105,7 +107,7 @@ def test_a_refused_silence_is_said_in_the_channel(start_bot, fake_slack):
         15,
         what="incident channel",
     )
-    post(bot, block_action_body("incident_silence_1h", "1:3600", channel=chan.id))
+    post(bot, block_action_body("incident_silence_1h", "1:3600", user=paged_user(bot, 1), channel=chan.id))
     told = wait_until(
         lambda: [m["text"] for m in fake.messages(chan.id) if "No silence was made" in m.get("text", "")],
         10,

@@ -5,6 +5,7 @@ IncidentBotError
  ├── UnknownIncident        a command or button names an incident we do not have
  ├── IllegalTransition      e.g. acknowledging a resolved incident
  └── BadInput               a payload or command argument we cannot use
+      └── NotAllowed        this person may not do this (the message says who may)
 """
 
 from __future__ import annotations
@@ -45,3 +46,15 @@ class IllegalTransition(IncidentBotError):
 
 class BadInput(IncidentBotError):
     pass
+
+
+class NotAllowed(BadInput):
+    """Refused by the permission policy (`core/permissions.py`); the message says who may.
+
+    `if_member`: being a member of the incident channel `channel_id` would allow it, so an adapter
+    that can ask Slack who is in the channel may learn that and try once more."""
+
+    def __init__(self, message: str, *, if_member: bool = False, channel_id: str | None = None) -> None:
+        super().__init__(message)
+        self.if_member = if_member
+        self.channel_id = channel_id

@@ -10,6 +10,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from bot.catalog.rotations import Catalog
+from bot.core.permissions import Rate
 from bot.core.runbook_links import RunbookCatalog
 
 
@@ -44,3 +45,7 @@ class Context:
     pagerduty_api: bool = False
     # Called after a commit that enqueued outbox rows, so delivery starts without polling delay.
     wake: Callable[[], None] = field(default=lambda: None)
+    # Permissions: the Slack user IDs of admins now (the Slack adapter expands user groups), and
+    # how many incidents one person may declare per window.
+    admins: Callable[[], frozenset[str]] = field(default=lambda: frozenset())
+    declare_rate: Rate = field(default_factory=lambda: Rate(5, timedelta(minutes=10)))

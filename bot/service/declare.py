@@ -7,6 +7,7 @@ from bot.core.incident import Severity
 from bot.service import escalation
 from bot.service.context import Context
 from bot.service.incidents import lane, open_incident, say
+from bot.service.permissions import require_declare_quota
 from bot.service.responders import Answer
 from bot.store import outbox
 from bot.store.db import transaction
@@ -24,6 +25,7 @@ def declare(
         raise BadInput(f"There is no rotation named {rotation!r}.")
     with transaction(ctx.engine) as session:
         now = ctx.clock()
+        require_declare_quota(ctx, session, user, now)
         incident = open_incident(
             ctx,
             session,
@@ -36,6 +38,8 @@ def declare(
             common_annotations={"description": description} if description else {},
         )
         incident.rotation = rotation  # None: routed like an alert with no labels (the default route)
+        # Whoever declares leads until they name someone else (and counts against DECLARE_RATE).
+        incident.declared_by, incident.lead = user, f"slack:{user}"
         escalation.start(ctx, session, incident, {}, now)
         outbox.enqueue(session, lane(incident), "invite", now, {"users": [user]}, incident_id=incident.id)
         say(session, incident, now, f"Declared by <@{user}>.", trusted=True)

@@ -9,9 +9,11 @@ from sqlmodel import Session, col, select
 from bot.core.durations import format_duration
 from bot.core.errors import IllegalTransition
 from bot.core.incident import Event, Severity, Status
+from bot.core.permissions import Action
 from bot.service import escalation
 from bot.service.context import Context
 from bot.service.incidents import cancel_paging, lane, say, sync, transition
+from bot.service.permissions import require
 from bot.service.postmortem import enqueue_postmortem
 from bot.service.responders import Answer, load, mention
 from bot.service.timeline import record
@@ -23,6 +25,7 @@ from bot.store.tables import Incident, Timer
 def reopen(ctx: Context, incident_id: int, actor: str) -> Answer:
     with transaction(ctx.engine) as session:
         incident = load(session, incident_id)
+        require(ctx, session, incident, Action.REOPEN, actor)
         now = ctx.clock()
         transition(ctx, session, incident, Event.REOPEN, actor, now)
         _cancel_archive(session, incident)
@@ -50,6 +53,7 @@ def reopen(ctx: Context, incident_id: int, actor: str) -> Answer:
 def close(ctx: Context, incident_id: int, actor: str, archive_after: timedelta | None) -> Answer:
     with transaction(ctx.engine) as session:
         incident = load(session, incident_id)
+        require(ctx, session, incident, Action.CLOSE, actor)
         if incident.status == Status.TRIGGERED or incident.status == Status.ACKNOWLEDGED:
             raise IllegalTransition(
                 f"Incident #{incident_id} is {incident.status}: resolve it first (`/incident resolve`)."
@@ -95,6 +99,7 @@ def _cancel_archive(session: Session, incident: Incident) -> None:
 def set_severity(ctx: Context, incident_id: int, actor: str, severity: Severity) -> Answer:
     with transaction(ctx.engine) as session:
         incident = load(session, incident_id)
+        require(ctx, session, incident, Action.SEVERITY, actor)
         if incident.severity == severity.value:
             return Answer(f"Incident #{incident_id} is already {severity.value}.")
         now = ctx.clock()
@@ -126,6 +131,7 @@ def set_severity(ctx: Context, incident_id: int, actor: str, severity: Severity)
 def set_lead(ctx: Context, incident_id: int, actor: str, user_id: str) -> Answer:
     with transaction(ctx.engine) as session:
         incident = load(session, incident_id)
+        require(ctx, session, incident, Action.LEAD, actor)
         now = ctx.clock()
         incident.lead = f"slack:{user_id}"
         session.add(incident)
@@ -148,6 +154,7 @@ def postmortem_again(ctx: Context, incident_id: int, actor: str) -> Answer:
     """`/incident postmortem`: write and upload the draft again, any time after resolution."""
     with transaction(ctx.engine) as session:
         incident = load(session, incident_id)
+        require(ctx, session, incident, Action.POSTMORTEM, actor)
         if incident.status not in (Status.RESOLVED, Status.CLOSED):
             raise IllegalTransition(f"Incident #{incident_id} is {incident.status}: resolve it first.")
         now = ctx.clock()

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from bot.core.errors import BadInput
 from bot.core.escalation import resolve_targets
+from bot.core.permissions import Action
 from bot.core.rotations import Person
 from bot.core.text import escape
 from bot.service.context import Context
 from bot.service.incidents import send_page
 from bot.service.people import not_again, unanswered
+from bot.service.permissions import in_people_file, require
 from bot.service.responders import Answer, load, mention
 from bot.service.timeline import record
 from bot.store.db import transaction
@@ -18,6 +20,9 @@ from bot.store.tables import Page
 def page(ctx: Context, incident_id: int, actor: str, user_id: str | None, rotation: str | None) -> Answer:
     with transaction(ctx.engine) as session:
         incident = load(session, incident_id)
+        # Paging someone the rotations do not know is the lead's (or an admin's) call.
+        outsider = user_id is not None and not in_people_file(ctx, session, user_id)
+        require(ctx, session, incident, Action.PAGE_OUTSIDER if outsider else Action.PAGE, actor)
         now = ctx.clock()
         pages: list[Page] = []
         waiting = unanswered(ctx, session, incident)

@@ -6,9 +6,11 @@ from datetime import datetime
 
 from sqlmodel import col, select
 
+from bot.core.permissions import Action
 from bot.core.text import safe_mrkdwn, slack_ts_seconds
 from bot.service.context import Context
 from bot.service.incidents import say
+from bot.service.permissions import require
 from bot.service.responders import Answer, load, mention
 from bot.service.timeline import record
 from bot.store.db import transaction
@@ -16,21 +18,22 @@ from bot.store.tables import TimelineEntry
 
 
 def note(ctx: Context, incident_id: int, actor: str, text: str) -> Answer:
-    return _add(ctx, incident_id, actor, "note", text, ":memo: Note from")
+    return _add(ctx, incident_id, actor, Action.NOTE, text, ":memo: Note from")
 
 
 def action_item(ctx: Context, incident_id: int, actor: str, text: str) -> Answer:
-    return _add(ctx, incident_id, actor, "action", text, ":ballot_box_with_check: Action item from")
+    return _add(ctx, incident_id, actor, Action.ACTION_ITEM, text, ":ballot_box_with_check: Action item from")
 
 
-def _add(ctx: Context, incident_id: int, actor: str, kind: str, text: str, echo: str) -> Answer:
+def _add(ctx: Context, incident_id: int, actor: str, kind: Action, text: str, echo: str) -> Answer:
     text = text.strip()
     if not text:
         return Answer(f"Write the {kind} after the subcommand: `/incident {kind} <text>`.")
     with transaction(ctx.engine) as session:
         incident = load(session, incident_id)
+        require(ctx, session, incident, kind, actor)
         now = ctx.clock()
-        record(session, incident_id, now, actor, kind, text[:3000], {"text": text[:3000]})
+        record(session, incident_id, now, actor, kind.value, text[:3000], {"text": text[:3000]})
         # Typed in Slack: its links and mentions stay live, broadcasts do not (`safe_mrkdwn`).
         say(session, incident, now, f"{echo} {mention(actor)}: {safe_mrkdwn(text[:2900])}", trusted=True)
     ctx.wake()

@@ -13,10 +13,12 @@ from bot.core.durations import format_duration
 from bot.core.errors import UnknownIncident
 from bot.core.incident import Event, Status
 from bot.core.people import unknown_name
+from bot.core.permissions import Action
 from bot.core.text import escape, safe_mrkdwn
 from bot.service import escalation, pagerduty_sync
 from bot.service.context import Context
 from bot.service.incidents import cancel_paging, lane, resolve_incident, say, sync, transition
+from bot.service.permissions import require
 from bot.store import outbox
 from bot.store.db import reading, transaction
 from bot.store.tables import Incident
@@ -56,9 +58,11 @@ def by_channel(ctx: Context, channel_id: str) -> int | None:
         ).first()
 
 
-def acknowledge(ctx: Context, incident_id: int, actor: str) -> Answer:
+def acknowledge(ctx: Context, incident_id: int, actor: str, *, page_id: int | None = None) -> Answer:
+    """`page_id`: the click came from that page's DM (only its recipient may use it)."""
     with transaction(ctx.engine) as session:
         incident = load(session, incident_id)
+        require(ctx, session, incident, Action.ACK, actor, page_id=page_id)
         now = ctx.clock()
         if incident.status == Status.ACKNOWLEDGED:
             ago = format_duration(now - incident.acknowledged_at) if incident.acknowledged_at else "a while"
@@ -95,6 +99,7 @@ def acknowledge(ctx: Context, incident_id: int, actor: str) -> Answer:
 def resolve(ctx: Context, incident_id: int, actor: str, summary: str = "") -> Answer:
     with transaction(ctx.engine) as session:
         incident = load(session, incident_id)
+        require(ctx, session, incident, Action.RESOLVE, actor)
         if incident.status in (Status.RESOLVED, Status.CLOSED):
             return Answer(f"Incident #{incident_id} is already {incident.status}.")
         why = f"by {mention(actor)}" + (f": {safe_mrkdwn(summary)}" if summary else "")
@@ -109,9 +114,10 @@ def resolve(ctx: Context, incident_id: int, actor: str, summary: str = "") -> An
     return Answer(f"You resolved incident #{incident_id}.", changed=True)
 
 
-def escalate(ctx: Context, incident_id: int, actor: str) -> Answer:
+def escalate(ctx: Context, incident_id: int, actor: str, *, page_id: int | None = None) -> Answer:
     with transaction(ctx.engine) as session:
         incident = load(session, incident_id)
+        require(ctx, session, incident, Action.ESCALATE, actor, page_id=page_id)
         if incident.status != Status.TRIGGERED:
             return Answer(
                 f"Incident #{incident_id} is {incident.status}; escalation only runs while unacknowledged."

@@ -12,10 +12,12 @@ from sqlmodel import Session, col, select
 from bot.catalog.runbooks import link_alert
 from bot.core.errors import BadInput
 from bot.core.incident import Status
+from bot.core.permissions import Action
 from bot.core.runbook_links import RunbookLink
 from bot.core.text import escape, slugify, truncate
 from bot.service.context import Context
 from bot.service.incidents import lane
+from bot.service.permissions import require
 from bot.service.responders import Answer, load
 from bot.service.timeline import record
 from bot.store import outbox
@@ -130,6 +132,7 @@ def repost(ctx: Context, incident_id: int, actor: str) -> Answer:
     """`/incident runbook`: post the incident's runbooks again (e.g. after the channel scrolled)."""
     with transaction(ctx.engine) as session:
         incident = load(session, incident_id)
+        require(ctx, session, incident, Action.RUNBOOK, actor)
         now = ctx.clock()
         posts = _posted(session, incident_id)
         if not posts:
@@ -224,6 +227,7 @@ def toggle_step(ctx: Context, incident_id: int, slug: str, number: int, done: bo
         raise BadInput(f"Runbook {slug!r} has no step {number}.")
     with transaction(ctx.engine) as session:
         incident = load(session, incident_id)
+        require(ctx, session, incident, Action.RUNBOOK_STEP, user)
         post = session.exec(
             select(RunbookPost).where(
                 col(RunbookPost.incident_id) == incident_id, col(RunbookPost.slug) == slug

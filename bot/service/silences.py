@@ -24,9 +24,11 @@ from sqlmodel import Session, col, select
 from bot.core.durations import format_duration
 from bot.core.errors import BadInput, IllegalTransition
 from bot.core.incident import OPEN_STATUSES, Status
+from bot.core.permissions import Action
 from bot.core.silences import after_check, offered, offered_text
 from bot.service.context import Context
 from bot.service.incidents import expire_silences, resolve_incident, say, sync
+from bot.service.permissions import require
 from bot.service.responders import Answer, load, mention
 from bot.service.timeline import record
 from bot.store import outbox
@@ -57,6 +59,7 @@ def silence(ctx: Context, incident_id: int, user: str, seconds: int) -> Answer:
         raise BadInput(f"No silence was made: a silence from the card lasts {offered_text()}.")
     with transaction(ctx.engine) as session:
         incident = load(session, incident_id)
+        require(ctx, session, incident, Action.SILENCE, user)
         if incident.source != "alertmanager":
             raise IllegalTransition("Only Alertmanager incidents can be silenced from here.")
         if not _is_open(incident):
@@ -142,6 +145,7 @@ def unsilence(ctx: Context, incident_id: int, actor: str) -> Answer:
     """Expire the card's silences now (through the outbox); `expired` says who in the channel."""
     with transaction(ctx.engine) as session:
         incident = load(session, incident_id)
+        require(ctx, session, incident, Action.SILENCE, actor)
         if not _is_open(incident):
             raise IllegalTransition(
                 f"Incident #{incident_id} is {incident.status}; its silences ended with it."

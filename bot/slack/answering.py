@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
-from anyio import to_thread
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.errors import IncidentBotError
 from bot.service import responders
+from bot.slack.membership import ChannelMembers
 
 log = logging.getLogger(__name__)
 
@@ -20,9 +21,11 @@ GENERIC_ERROR = "Something went wrong on our side; it is logged. Please try agai
 ACK_WITHIN_SECONDS = 2.5  # Slack gives up on an ack after 3 s
 
 
-async def run_use_case(func: Callable[..., responders.Answer], *args: Any) -> str:
+async def run_use_case(members: ChannelMembers, func: Callable[..., responders.Answer], *args: Any) -> str:
+    """Run `func(*args)` in a worker thread (asking Slack who is in the channel when that is what
+    a refusal turns on); the sentence for the person."""
     try:
-        answer = await to_thread.run_sync(func, *args)
+        answer = await members.run(partial(func, *args))
     except IncidentBotError as exc:
         return str(exc)
     except Exception:

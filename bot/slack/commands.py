@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from anyio import to_thread
@@ -23,6 +24,7 @@ from bot.core.text import slack_unescape
 from bot.service import declare, lifecycle, manual_pages, notes, queries, responders, runbooks
 from bot.service.context import Context
 from bot.slack.answering import GENERIC_ERROR, in_time
+from bot.slack.membership import ChannelMembers
 from bot.slack.sanitize import dig
 
 log = logging.getLogger(__name__)
@@ -31,7 +33,7 @@ DECLARE_CALLBACK = "declare_incident"
 DECLARE_FALLBACK = "Could not open the form; declare with `/incident declare <title> [sev1|sev2|sev3]`."
 
 
-def register(app: AsyncApp, ctx: Context, archive_after: timedelta | None) -> None:
+def register(app: AsyncApp, ctx: Context, archive_after: timedelta | None, members: ChannelMembers) -> None:
     @app.command("/incident")
     async def incident_command(ack: Any, command: dict[str, Any], client: Any, respond: Any) -> None:
         cmd = commands.parse(slack_unescape(command.get("text") or ""))
@@ -47,7 +49,7 @@ def register(app: AsyncApp, ctx: Context, archive_after: timedelta | None) -> No
 
         async def work() -> str:
             try:
-                return await to_thread.run_sync(_dispatch, ctx, cmd, user, channel, archive_after)
+                return await members.run(partial(_dispatch, ctx, cmd, user, channel, archive_after))
             except IncidentBotError as exc:
                 return str(exc)
             except Exception:
@@ -80,21 +82,34 @@ def register(app: AsyncApp, ctx: Context, archive_after: timedelta | None) -> No
         if not isinstance(user, str):
             await ack(response_action="errors", errors={"title": "Slack did not say who you are."})
             return
-        await ack()
         description = str(dig(values, "description", "description", "value") or "").strip()
         rotation = dig(values, "rotation", "rotation", "selected_option", "value")
-        try:
-            await to_thread.run_sync(
-                declare.declare,
-                ctx,
-                user,
-                title[:200],
-                severity,
-                description,
-                rotation if isinstance(rotation, str) else None,
-            )
-        except Exception:
-            log.exception("declaring from the form failed")
+
+        async def work() -> str:  # "" once declared, else why not
+            try:
+                await to_thread.run_sync(
+                    declare.declare,
+                    ctx,
+                    user,
+                    title[:200],
+                    severity,
+                    description,
+                    rotation if isinstance(rotation, str) else None,
+                )
+            except IncidentBotError as exc:
+                return str(exc)
+            except Exception:
+                log.exception("declaring from the form failed")
+                return GENERIC_ERROR
+            return ""
+
+        refused, running = await in_time(work())
+        if refused:  # e.g. DECLARE_RATE: the form stays open and says why
+            await ack(response_action="errors", errors={"title": refused})
+            return
+        await ack()  # declared, or the database is slow (then it finishes, or logs why not)
+        if refused is None:
+            await running
 
 
 def _dispatch(

@@ -12,6 +12,7 @@ import logging
 import re
 from collections.abc import Callable
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from anyio import to_thread
@@ -20,10 +21,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.errors import IncidentBotError
 from bot.core.text import slack_unescape
-from bot.service import notes, oncall, responders, runbooks, silences
+from bot.service import channel_members, notes, oncall, responders, runbooks, silences
 from bot.service.context import Context
 from bot.slack import commands
 from bot.slack.answering import ACK_WITHIN_SECONDS, ephemeral, in_time, run_use_case
+from bot.slack.membership import ChannelMembers
 from bot.slack.runbook_blocks import STEP_ACTION_RE, parse_step_action
 from bot.slack.sanitize import CleanRequest
 
@@ -38,6 +40,16 @@ def _incident_id(body: dict[str, Any]) -> int | None:
     return value if 0 < value < 2**31 else None  # an id the database can hold
 
 
+def _page_id(body: dict[str, Any]) -> int | None:
+    """The page a page-DM button names (`<incident>:p<page>`); None for the card's buttons."""
+    try:
+        part = str(body["actions"][0]["value"]).split(":")[1]
+        value = int(part.removeprefix("p")) if part.startswith("p") else None
+    except (KeyError, IndexError, ValueError, TypeError):
+        return None
+    return value if value is not None and 0 < value < 2**31 else None
+
+
 def register(
     app: AsyncApp,
     ctx: Context,
@@ -46,9 +58,10 @@ def register(
 ) -> None:
     """Attach every listener (commands, buttons, events) to the Bolt app."""
     app.use(CleanRequest())
-    commands.register(app, ctx, archive_after)
+    members = ChannelMembers(ctx, app.client)
+    commands.register(app, ctx, archive_after, members)
 
-    def button(action_id: str, use_case: Callable[..., responders.Answer]) -> None:
+    def button(action_id: str, use_case: Callable[..., responders.Answer], *, in_page: bool = False) -> None:
         @app.action(action_id)
         async def handle(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
             incident_id = _incident_id(body)
@@ -56,14 +69,15 @@ def register(
                 await ack()
                 await ephemeral(client, body, "This button does not name an incident.")
                 return
-            text, work = await in_time(
-                run_use_case(use_case, ctx, incident_id, f"slack:{body['user']['id']}")
-            )
+            actor = f"slack:{body['user']['id']}"
+            # Page DMs' buttons name their page: only its recipient may use them.
+            run = partial(use_case, page_id=_page_id(body)) if in_page else use_case
+            text, work = await in_time(run_use_case(members, run, ctx, incident_id, actor))
             await ack()
             await ephemeral(client, body, text if text is not None else await work)
 
-    button("incident_ack", responders.acknowledge)
-    button("incident_escalate", responders.escalate)
+    button("incident_ack", responders.acknowledge, in_page=True)
+    button("incident_escalate", responders.escalate, in_page=True)
     button("incident_resolve", responders.resolve)
 
     @app.action(re.compile(r"^incident_silence_\d+h$"))
@@ -78,7 +92,7 @@ def register(
             await ephemeral(client, body, "This button does not name an incident.")
             return
         # The duration is checked by the use case: a button's value is text anyone can forge.
-        text = await run_use_case(silences.silence, ctx, incident_id, body["user"]["id"], seconds)
+        text = await run_use_case(members, silences.silence, ctx, incident_id, body["user"]["id"], seconds)
         await ephemeral(client, body, text)
 
     button("incident_unsilence", silences.unsilence)
@@ -135,6 +149,24 @@ def register(
         except Exception:
             log.exception("could not add a pinned message to the timeline")
 
+    @app.event("member_joined_channel")
+    async def member_joined(event: dict[str, Any]) -> None:
+        await _membership(channel_members.joined, event)
+
+    @app.event("member_left_channel")
+    async def member_left(event: dict[str, Any]) -> None:
+        await _membership(channel_members.left, event)
+
+    async def _membership(change: Callable[[Context, str, str], None], event: dict[str, Any]) -> None:
+        """Keep who is in which channel: a fact for who may acknowledge, note and add actions."""
+        channel, user = event.get("channel"), event.get("user")
+        if not isinstance(channel, str) or not isinstance(user, str) or not channel or not user:
+            return
+        try:
+            await to_thread.run_sync(change, ctx, channel, user)
+        except Exception:
+            log.exception("could not record a channel membership change")
+
     @app.event("message")
     async def ignore_messages() -> None:
         """Messages are not timeline material unless pinned; acknowledging them keeps Bolt quiet."""
@@ -147,7 +179,14 @@ def register(
             await ephemeral(client, body, "This button does not name a runbook step.")
             return
         text = await run_use_case(
-            runbooks.toggle_step, ctx, step.incident_id, step.slug, step.number, step.done, body["user"]["id"]
+            members,
+            runbooks.toggle_step,
+            ctx,
+            step.incident_id,
+            step.slug,
+            step.number,
+            step.done,
+            body["user"]["id"],
         )
         if not text.startswith("Step") or "already" in text:
             await ephemeral(client, body, text)

@@ -91,7 +91,7 @@ class PageDelivery:
             if user is None:
                 return self._failed(incident_id, page.id, NO_SLACK_USER, None)
             dm = await self.dm_channel(user)
-            text, blocks = views.page_message(snap.view(), _page_label(page))
+            text, blocks = views.page_message(snap.view(), _page_label(page), page.id)
             ts = await self.base.post_once(row, dm, text=text, blocks=[b.to_dict() for b in blocks])
         except SlackCallError as exc:
             if exc.recoverable:
@@ -168,7 +168,7 @@ class PageDelivery:
         """Show the new state in every page DM (and drop their buttons once acknowledged)."""
         snap = await self.base.snapshot(row)
         for page in await to_thread.run_sync(self._pages, row.incident_id):
-            text, blocks = views.page_message(snap.view(), _page_label(page))
+            text, blocks = views.page_message(snap.view(), _page_label(page), page.id)
             await self.base.slack.call(
                 "chat.update",
                 channel=page.dm_channel,

@@ -237,8 +237,9 @@ def fallback_text(view: IncidentView) -> str:
     return f"{view.severity} {view.status}: {escape(view.title)}"
 
 
-def page_message(view: IncidentView, label: str) -> tuple[str, list[Block]]:
-    """The DM that pages someone: what, how bad, where to go, and the two buttons."""
+def page_message(view: IncidentView, label: str, page_id: int | None = None) -> tuple[str, list[Block]]:
+    """The DM that pages someone: what, how bad, where to go, and the two buttons. The buttons name
+    the page (`<incident>:p<page>`), so they act only for the person it was sent to."""
     summary = next((a.annotations.get("summary") for a in view.alerts if a.annotations.get("summary")), "")
     where = (
         f"<#{view.channel_id}>"
@@ -256,14 +257,13 @@ def page_message(view: IncidentView, label: str) -> tuple[str, list[Block]]:
     lines.append(f"Join {where} · opened {slack_date(view.created_at)}")
     blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=fit("\n".join(lines), 3000)))]
     if view.status == "triggered":
+        value = f"{view.id}:p{page_id}" if page_id else str(view.id)
         blocks.append(
             ActionsBlock(
                 block_id=f"page_actions_{view.id}",
                 elements=[
-                    ButtonElement(
-                        text="Acknowledge", action_id="incident_ack", value=str(view.id), style="primary"
-                    ),
-                    ButtonElement(text="Escalate now", action_id="incident_escalate", value=str(view.id)),
+                    ButtonElement(text="Acknowledge", action_id="incident_ack", value=value, style="primary"),
+                    ButtonElement(text="Escalate now", action_id="incident_escalate", value=value),
                 ],
             )
         )

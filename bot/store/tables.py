@@ -66,6 +66,8 @@ class Incident(SQLModel, table=True):
     # group folded into a storm incident, that incident (a folded group has no channel of its own).
     route_key: str | None = Field(default=None, index=True)
     parent_id: int | None = Field(default=None, index=True)
+    # Who declared it by hand (a Slack user ID): declarations per person are rate-limited.
+    declared_by: str | None = Field(default=None, index=True)
 
 
 class Alert(SQLModel, table=True):
@@ -180,6 +182,19 @@ class WebhookReceipt(SQLModel, table=True):
     source: str
     key: str  # e.g. "event:<event.id>" or "webhook:<X-Webhook-Id>"
     received_at: datetime = _utc()
+
+
+class ChannelMember(SQLModel, table=True):
+    """Who is in a channel the bot is in, as Slack told us (member_joined_channel and
+    member_left_channel events, conversations.members): a permission fact that holds while Slack's
+    Web API is down, when acknowledging matters most."""
+
+    __table_args__ = (UniqueConstraint("channel_id", "user_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel_id: str
+    user_id: str
+    since: datetime = _utc()
 
 
 class Instance(SQLModel, table=True):

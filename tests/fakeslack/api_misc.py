@@ -1,4 +1,4 @@
-"""auth.test, users.*, views.* and files.* (upload v2) methods."""
+"""auth.test, bots.info, users.*, usergroups.users.list, views.* and files.* (upload v2) methods."""
 
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ from .workspace import Workspace
 
 @api_method("auth.test")
 def auth_test(ws: Workspace, args: Args) -> dict[str, Any]:
-    """Who the token belongs to: always the fake bot."""
+    """Who the token belongs to: always the fake bot. Like Slack's documented answer for a bot token,
+    it names the bot (`bot_id`) but not its app: `bots.info` does."""
     return {
         "url": FAKE_WORKSPACE_URL,
         "team": TEAM_NAME,
@@ -34,9 +35,28 @@ def auth_test(ws: Workspace, args: Args) -> dict[str, Any]:
         "team_id": TEAM_ID,
         "user_id": BOT_USER_ID,
         "bot_id": BOT_ID,
-        "app_id": APP_ID,
         "is_enterprise_install": False,
     }
+
+
+@api_method("bots.info")
+def bots_info(ws: Workspace, args: Args) -> dict[str, Any]:
+    """The fake bot by its ``bot`` ID (with its ``app_id`` and ``user_id``); anything else is
+    ``bot_not_found``, as Slack answers."""
+    if args.text("bot") != BOT_ID:
+        raise SlackError("bot_not_found")
+    icons = {f"image_{n}": f"https://fake.slack.com/bot_{n}.png" for n in (36, 48, 72)}
+    bot = {"id": BOT_ID, "deleted": False, "name": BOT_NAME, "updated": 1449272004}
+    return {"bot": {**bot, "app_id": APP_ID, "user_id": BOT_USER_ID, "icons": icons}}
+
+
+@api_method("usergroups.users.list")
+def usergroups_users_list(ws: Workspace, args: Args) -> dict[str, Any]:
+    """The user IDs of a user group (``FakeSlack.set_usergroup``); an unknown one is ``no_such_subteam``."""
+    group = args.require("usergroup", "invalid_arguments")
+    if group not in ws.usergroups:
+        raise SlackError("no_such_subteam")
+    return {"users": list(ws.usergroups[group])}
 
 
 @api_method("users.info")

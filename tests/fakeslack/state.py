@@ -115,6 +115,11 @@ class FakeSlack:
         """An admin deactivates the account (users.info: ``deleted: true``)."""
         self.update_user(user_id, deleted=True)
 
+    def set_usergroup(self, group_id: str, users: Iterable[str]) -> None:
+        """Create or replace a user group (``usergroups.users.list`` lists it)."""
+        with self._lock:
+            self._ws.usergroups[group_id] = list(users)
+
     def add_token(self, token: str) -> None:
         """Accept another bot token."""
         with self._lock:
