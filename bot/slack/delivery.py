@@ -9,7 +9,7 @@ or an ambiguous failure the handler first looks for its own message instead of p
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,12 +17,17 @@ from anyio import to_thread
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from bot.catalog.rotations import Catalog
+from bot.core.escalation import StepPreview
+from bot.core.postmortem import step_label
+from bot.core.rotations import Person
 from bot.core.text import escape
+from bot.service import escalation, pagerduty_details
 from bot.service.timeline import record
 from bot.slack import views
 from bot.slack.api import SlackAPI, SlackCallError
 from bot.store.db import reading
-from bot.store.tables import Alert, Incident, Outbox
+from bot.store.tables import Alert, Incident, Outbox, Page
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +46,14 @@ class Snapshot:
     alerts: list[Alert]
     groups: list[Incident] = field(default_factory=list)  # a storm's folded alert groups
     silences: bool = False  # the card can offer Silence: the bot can reach Alertmanager's API
+    pages: list[Page] = field(default_factory=list)
+    next_step: StepPreview | None = None  # what the pending escalation step will page, and when
+    people: Mapping[str, Person] = field(default_factory=dict)  # people.yaml, for display names
 
     def view(self) -> views.IncidentView:
         inc = self.incident
         assert inc.id is not None
+        extra = inc.common_annotations
         return views.IncidentView(
             id=inc.id,
             title=inc.title,
@@ -61,13 +70,35 @@ class Snapshot:
             resolved_by=inc.resolved_by,
             resolved_at=inc.resolved_at,
             alerts=[
-                views.AlertView(a.name, a.status, a.labels, a.annotations, a.starts_at, a.generator_url)
+                views.AlertView(
+                    a.name, a.status, a.labels, a.annotations, a.starts_at, a.generator_url, a.ends_at
+                )
                 for a in self.alerts
             ],
             groups=[views.GroupView(g.title, g.severity, g.status) for g in self.groups],
             silences=self.silences,
             silenced_until=inc.silenced_until,
             silenced_by=inc.silenced_by,
+            rotation=inc.rotation,
+            lead=inc.lead,
+            description=extra.get("description", "") if inc.source == "manual" else "",
+            pages=[self._page_view(p) for p in self.pages],
+            next_step=self.next_step,
+            pagerduty_assignees=pagerduty_details.assignees(extra) if inc.source == "pagerduty" else (),
+            conference_url=extra.get(pagerduty_details.CONFERENCE_URL, ""),
+            conference_number=extra.get(pagerduty_details.CONFERENCE_NUMBER, ""),
+            truncated_alerts=inc.truncated_alerts,
+        )
+
+    def _page_view(self, page: Page) -> views.PageView:
+        known = self.people.get(page.person)
+        name = known.display_name or known.name if known else page.person
+        label = "paged by hand" if page.step_key == "manual" else step_label(page.step_key)
+        return views.PageView(
+            name=name,
+            slack_user=page.slack_user,
+            label=f"{page.layer}, {label}" if page.layer else label,
+            failure=page.failure if page.failed_at else None,
         )
 
 
@@ -80,12 +111,14 @@ class SlackDelivery:
         clock: Callable,
         *,
         silences: bool = False,
+        rotations: Catalog | None = None,
     ) -> None:
         self.engine = engine
         self.slack = slack
         self.announce_channel = announce_channel
         self.clock = clock
         self.silences = silences
+        self.rotations = rotations  # who the next escalation step pages, and people's names
         self._bot_user: str | None = None
 
     def handlers(self) -> dict[str, Handler]:
@@ -113,7 +146,18 @@ class SlackDelivery:
                 if incident.source == "storm"
                 else []
             )
-            return Snapshot(incident, alerts, groups, self.silences)
+            pages = list(
+                session.exec(select(Page).where(col(Page.incident_id) == incident_id).order_by(col(Page.id)))
+            )
+            return Snapshot(
+                incident,
+                alerts,
+                groups,
+                self.silences,
+                pages,
+                escalation.upcoming(session, self.rotations, incident),
+                self.rotations.people if self.rotations else {},
+            )
 
     async def snapshot(self, row: Outbox) -> Snapshot:
         return await to_thread.run_sync(self._snapshot, row.incident_id)

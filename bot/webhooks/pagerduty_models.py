@@ -32,6 +32,15 @@ class Reference(BaseModel):
     html_url: str | None = None
 
 
+class ConferenceBridge(BaseModel):
+    """`data.conference_bridge`: a dial-in number (`+1 415-555-1212,,,,1234#`) and/or a URL."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    conference_number: str | None = None
+    conference_url: str | None = None
+
+
 class IncidentData(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -46,6 +55,7 @@ class IncidentData(BaseModel):
     assignees: list[Reference] = Field(default_factory=list)
     escalation_policy: Reference | None = None
     priority: Reference | None = None
+    conference_bridge: ConferenceBridge | None = None
 
 
 class NoteData(BaseModel):
@@ -150,4 +160,6 @@ class WebhookIn(BaseModel):
             assignees=tuple(a.summary or a.id for a in data.assignees),
             escalation_policy=data.escalation_policy.summary if data.escalation_policy else None,
             note=None,
+            conference_url=bridge.conference_url if (bridge := data.conference_bridge) else None,
+            conference_number=bridge.conference_number if bridge else None,
         )
