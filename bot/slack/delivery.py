@@ -9,25 +9,22 @@ or an ambiguous failure the handler first looks for its own message instead of p
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from anyio import to_thread
 from sqlalchemy import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from bot.catalog.rotations import Catalog
-from bot.core.escalation import StepPreview
-from bot.core.postmortem import step_label
-from bot.core.rotations import Person
 from bot.core.text import escape
-from bot.service import escalation, pagerduty_details
 from bot.service.timeline import record
 from bot.slack import views
 from bot.slack.api import SlackAPI, SlackCallError
-from bot.store.db import reading
-from bot.store.tables import Alert, Incident, Outbox, Page
+from bot.slack.snapshot import Snapshot, read_snapshot
+from bot.store.tables import Incident, Outbox
+
+__all__ = ["Completion", "Handler", "SlackDelivery", "Snapshot", "require_channel"]
 
 log = logging.getLogger(__name__)
 
@@ -38,68 +35,6 @@ METADATA_EVENT = "incidentbot_outbox"
 
 def _nothing(_: Session) -> None:
     return None
-
-
-@dataclass
-class Snapshot:
-    incident: Incident
-    alerts: list[Alert]
-    groups: list[Incident] = field(default_factory=list)  # a storm's folded alert groups
-    silences: bool = False  # the card can offer Silence: the bot can reach Alertmanager's API
-    pages: list[Page] = field(default_factory=list)
-    next_step: StepPreview | None = None  # what the pending escalation step will page, and when
-    people: Mapping[str, Person] = field(default_factory=dict)  # people.yaml, for display names
-
-    def view(self) -> views.IncidentView:
-        inc = self.incident
-        assert inc.id is not None
-        extra = inc.common_annotations
-        return views.IncidentView(
-            id=inc.id,
-            title=inc.title,
-            severity=inc.severity,
-            status=inc.status,
-            source=inc.source,
-            created_at=inc.created_at,
-            channel_id=inc.channel_id,
-            channel_name=inc.channel_name,
-            external_url=inc.external_url,
-            group_labels=inc.group_labels,
-            acknowledged_by=inc.acknowledged_by,
-            acknowledged_at=inc.acknowledged_at,
-            resolved_by=inc.resolved_by,
-            resolved_at=inc.resolved_at,
-            alerts=[
-                views.AlertView(
-                    a.name, a.status, a.labels, a.annotations, a.starts_at, a.generator_url, a.ends_at
-                )
-                for a in self.alerts
-            ],
-            groups=[views.GroupView(g.title, g.severity, g.status) for g in self.groups],
-            silences=self.silences,
-            silenced_until=inc.silenced_until,
-            silenced_by=inc.silenced_by,
-            rotation=inc.rotation,
-            lead=inc.lead,
-            description=extra.get("description", "") if inc.source == "manual" else "",
-            pages=[self._page_view(p) for p in self.pages],
-            next_step=self.next_step,
-            pagerduty_assignees=pagerduty_details.assignees(extra) if inc.source == "pagerduty" else (),
-            conference_url=extra.get(pagerduty_details.CONFERENCE_URL, ""),
-            conference_number=extra.get(pagerduty_details.CONFERENCE_NUMBER, ""),
-            truncated_alerts=inc.truncated_alerts,
-        )
-
-    def _page_view(self, page: Page) -> views.PageView:
-        known = self.people.get(page.person)
-        name = known.display_name or known.name if known else page.person
-        label = "paged by hand" if page.step_key == "manual" else step_label(page.step_key)
-        return views.PageView(
-            name=name,
-            slack_user=page.slack_user,
-            label=f"{page.layer}, {label}" if page.layer else label,
-            failure=page.failure if page.failed_at else None,
-        )
 
 
 class SlackDelivery:
@@ -131,36 +66,16 @@ class SlackDelivery:
         }
 
     # -- reading state -------------------------------------------------------------------
-    def _snapshot(self, incident_id: int | None) -> Snapshot:
-        with reading(self.engine) as session:
-            incident = session.get(Incident, incident_id)
-            if incident is None:
-                raise SlackCallError("outbox", f"incident {incident_id} is gone", recoverable=False)
-            alerts = list(
-                session.exec(
-                    select(Alert).where(col(Alert.incident_id) == incident_id).order_by(col(Alert.id))
-                )
-            )
-            groups = (
-                list(session.exec(select(Incident).where(col(Incident.parent_id) == incident_id)))
-                if incident.source == "storm"
-                else []
-            )
-            pages = list(
-                session.exec(select(Page).where(col(Page.incident_id) == incident_id).order_by(col(Page.id)))
-            )
-            return Snapshot(
-                incident,
-                alerts,
-                groups,
-                self.silences,
-                pages,
-                escalation.upcoming(session, self.rotations, incident),
-                self.rotations.people if self.rotations else {},
-            )
+    async def snapshot(self, row: Outbox, *, card: bool = False) -> Snapshot:
+        """The incident as the database has it now; `card`: also what only the card shows (pages,
+        the next escalation step), read for the operations that render it."""
+        return await to_thread.run_sync(self._read, row.incident_id, card)
 
-    async def snapshot(self, row: Outbox) -> Snapshot:
-        return await to_thread.run_sync(self._snapshot, row.incident_id)
+    def _read(self, incident_id: int | None, card: bool) -> Snapshot:
+        found = read_snapshot(self.engine, incident_id, self.silences, self.rotations, card=card)
+        if found is None:
+            raise SlackCallError("outbox", f"incident {incident_id} is gone", recoverable=False)
+        return found
 
     async def bot_user(self) -> str:
         if self._bot_user is None:
@@ -193,7 +108,7 @@ class SlackDelivery:
 
     # -- operations ----------------------------------------------------------------------
     async def post_card(self, row: Outbox) -> Completion | None:
-        snap = await self.snapshot(row)
+        snap = await self.snapshot(row, card=True)
         incident = snap.incident
         if incident.card_ts:
             return None
@@ -234,7 +149,7 @@ class SlackDelivery:
         return None
 
     async def sync(self, row: Outbox) -> Completion | None:
-        snap = await self.snapshot(row)
+        snap = await self.snapshot(row, card=True)
         incident, view = snap.incident, snap.view()
         if not incident.channel_id:
             return None
