@@ -93,3 +93,12 @@ def test_assignees_and_bridge_reach_slack_as_text(bot, fake_slack):
     assert "&lt;!channel&gt; &lt;!here&gt;" in json.loads(text)[2]["text"]["text"]
     drained(bot)
     assert_nothing_injected(fake, [])
+
+
+@pytest.mark.parametrize("bridge", ["bogus", {"conference_number": 42, "conference_url": ["x"]}, None, {}])
+def test_a_malformed_bridge_never_refuses_the_event(bridge: Any) -> None:
+    from bot.webhooks.pagerduty_models import WebhookIn
+
+    event = WebhookIn.model_validate(pd_event("incident.triggered", conference_bridge=bridge)).to_core()
+    assert event is not None and event.conference_url is None and event.conference_number is None
+    assert event.assignees == ("Alice Ops",)

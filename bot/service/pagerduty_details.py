@@ -12,6 +12,7 @@ from bot.store.tables import Incident
 ASSIGNEES = "pagerduty_assignees"  # names, one per line
 CONFERENCE_URL = "pagerduty_conference_url"
 CONFERENCE_NUMBER = "pagerduty_conference_number"
+VALUE_MAX = 2000  # the card links a URL up to 1000 characters and shows 100 of a number
 
 
 def assignees(annotations: Mapping[str, str]) -> tuple[str, ...]:
@@ -30,7 +31,7 @@ def remember(incident: Incident, event: PagerDutyEvent) -> bool:
         details[ASSIGNEES] = "\n".join(" ".join(name.split()) for name in event.assignees)
     for key, value in ((CONFERENCE_URL, event.conference_url), (CONFERENCE_NUMBER, event.conference_number)):
         if value and value.strip():
-            details[key] = value.strip()
+            details[key] = value.strip()[:VALUE_MAX]
     if details == incident.common_annotations:
         return False
     incident.common_annotations = details  # a new dict: SQLAlchemy sees the JSON column change

@@ -33,12 +33,18 @@ class Reference(BaseModel):
 
 
 class ConferenceBridge(BaseModel):
-    """`data.conference_bridge`: a dial-in number (`+1 415-555-1212,,,,1234#`) and/or a URL."""
+    """`data.conference_bridge`: a dial-in number (`+1 415-555-1212,,,,1234#`) and/or a URL.
+    Only shown on the card: a value of the wrong kind is dropped, never a reason to refuse the event."""
 
     model_config = ConfigDict(extra="ignore")
 
     conference_number: str | None = None
     conference_url: str | None = None
+
+    @field_validator("conference_number", "conference_url", mode="before")
+    @classmethod
+    def _text_or_nothing(cls, value: Any) -> str | None:
+        return value if isinstance(value, str) else None
 
 
 class IncidentData(BaseModel):
@@ -56,6 +62,11 @@ class IncidentData(BaseModel):
     escalation_policy: Reference | None = None
     priority: Reference | None = None
     conference_bridge: ConferenceBridge | None = None
+
+    @field_validator("conference_bridge", mode="before")
+    @classmethod
+    def _bridge_or_nothing(cls, value: Any) -> Any:
+        return value if isinstance(value, dict) else None
 
 
 class NoteData(BaseModel):
