@@ -148,7 +148,12 @@ def build_background(settings: Settings, ctx: Context, client: AsyncWebClient) -
     engine, clock = ctx.engine, ctx.clock
     slack = SlackWebAPI(client, Pacer(settings.slack_rate_scale), pooled=True)
     delivery = SlackDelivery(
-        engine, slack, settings.incident_announce_channel, clock, silences=bool(settings.alertmanager_url)
+        engine,
+        slack,
+        settings.incident_announce_channel,
+        clock,
+        silences=bool(settings.alertmanager_url),
+        rotations=ctx.rotations,
     )
     am_api = AlertmanagerAPI(settings.alertmanager_url) if settings.alertmanager_url else None
     pd_client = pagerduty_client(settings)

@@ -148,6 +148,8 @@ def test_triggered_fields() -> None:
         agent="Checkout API",
         agent_type="service_reference",
         note=None,
+        conference_url="https://meet.example.com/checkout",  # data.conference_bridge (issue 17)
+        conference_number="+1 415-555-0100,,123456#",
     )
     assert event.severity is Severity.SEV1  # no priority, high urgency
 

@@ -152,6 +152,53 @@ def pagerduty_keys(step: EscalationStep | PlannedStep) -> list[str]:
     return [t.value for t in step.targets if t.kind == "pagerduty_routing_key"]
 
 
+def final_notice_mention(plan: list[PlannedStep]) -> ChannelMention:
+    """The closing notice mentions what the policy's last mentioning step does, else `@here`."""
+    return next((s.step.channel_mention for s in reversed(plan) if s.step.channel_mention), None) or "here"
+
+
+@dataclass(frozen=True)
+class StepPreview:
+    """What the pending escalation step will do if nobody acknowledges (the card's "next" line)."""
+
+    label: str  # "step 2", "step 1, round 2", or "final notice"
+    due_at: datetime
+    people: tuple[tuple[str | None, Person], ...] = ()  # (the layer it pages them for, person)
+    pagerduty: tuple[str, ...] = ()  # what it pages through PagerDuty, as words
+    channel_mention: ChannelMention | None = None
+
+    @property
+    def final_notice(self) -> bool:
+        return self.label == "final notice"
+
+
+def step_label(step: PlannedStep) -> str:
+    return f"step {step.index + 1}" + (f", round {step.round + 1}" if step.round else "")
+
+
+def preview_step(
+    step: PlannedStep, due_at: datetime, rotation: Rotation, people: Mapping[str, Person]
+) -> StepPreview:
+    """Who `step` pages when it fires at `due_at` (the pending timer's time, which a severity
+    change or an early escalation may have moved from the plan's): the on-call of that moment."""
+    found: dict[str, tuple[str | None, Person]] = {}
+    for target in step.step.targets:
+        if target.kind == "layer" and rotation.source == "file" and target.value in rotation.layers:
+            name = on_call(rotation, target.value, due_at).person
+            found.setdefault(name, (target.value, people.get(name) or Person(name)))
+        elif target.kind == "person":
+            found.setdefault(target.value, (None, people.get(target.value) or Person(target.value)))
+    keys = pagerduty_keys(step)
+    via = [f"PagerDuty (routing key …{key[-4:]})" for key in keys]
+    if rotation.source == "pagerduty" and not keys:
+        via.append(f"PagerDuty's on-call at level {step.index + 1}")
+    return StepPreview(step_label(step), due_at, tuple(found.values()), tuple(via), step.step.channel_mention)
+
+
+def preview_final_notice(plan: list[PlannedStep], due_at: datetime) -> StepPreview:
+    return StepPreview("final notice", due_at, channel_mention=final_notice_mention(plan))
+
+
 # How one page of a step stands: its DM still being sent (or retried), posted, or refused for good.
 PageOutcome = Literal["under_way", "delivered", "failed"]
 

@@ -125,6 +125,9 @@ class PagerDutyEvent:
     agent: str | None  # who or what caused it (summary), None when PagerDuty itself did
     agent_type: str | None  # e.g. user_reference, service_reference
     note: str | None  # the note's content for incident.annotated
+    # The incident's conference bridge (`data.conference_bridge`), when it has one.
+    conference_url: str | None = None
+    conference_number: str | None = None
 
     @property
     def severity(self) -> Severity:

@@ -246,7 +246,8 @@ def build_facts(
                 their_time(p),
             )
             for p in sorted(pages, key=lambda p: _aware(p.paged_at))
-        ),
+        )
+        + _paged_by_pagerduty(entries, moment),
         acknowledged_by=who(incident.acknowledged_by),
         resolved_by=who(incident.resolved_by),
         lead=who(incident.lead),
@@ -281,6 +282,21 @@ def build_facts(
             for e in entries
             if e.kind not in BOT_ECHOES
         ),
+    )
+
+
+# Timeline entries of a PagerDuty incident that say whom PagerDuty assigned (and so paged).
+PAGERDUTY_ASSIGNMENTS = frozenset({"pagerduty", "pagerduty_escalated", "pagerduty_reassigned"})
+
+
+def _paged_by_pagerduty(entries: Sequence[TimelineRecord], moment: Any) -> tuple[PageFact, ...]:
+    """PagerDuty pages its assignees, not the bot: each assignment in the timeline is a page
+    (step "pagerduty"), so "who was paged" holds them like the bot's own pages."""
+    return tuple(
+        PageFact(str(name), None, "pagerduty", "by PagerDuty", None, moment(e.at))
+        for e in entries
+        if e.kind in PAGERDUTY_ASSIGNMENTS
+        for name in e.data.get("assignees", ())
     )
 
 

@@ -157,7 +157,7 @@ def _apply_alerts(
     session: Session, incident_id: int, decision: GroupDecision, rows: dict[str, tables.Alert], now
 ) -> None:
     for alert in decision.added:
-        session.add(_row(incident_id, alert))
+        session.add(_row(incident_id, alert, now))
         verb = "firing" if alert.firing else "already resolved"
         record(
             session,
@@ -170,7 +170,7 @@ def _apply_alerts(
         )
     for alert in (*decision.resolved, *decision.refired, *decision.changed):
         row = rows[alert.fingerprint]
-        row.status, row.ends_at, row.annotations = alert.status, alert.ends_at, dict(alert.annotations)
+        row.status, row.ends_at, row.annotations = alert.status, _ended(alert, now), dict(alert.annotations)
         row.starts_at = alert.starts_at
         session.add(row)
     for alert in decision.resolved:
@@ -203,7 +203,13 @@ def _describe(alert: Alert) -> str:
     return f"{alert.name or 'alert'} ({extra})"
 
 
-def _row(incident_id: int, alert: Alert) -> tables.Alert:
+def _ended(alert: Alert, now: datetime) -> datetime | None:
+    """When a resolved alert ended: Alertmanager's `endsAt`, or when we heard of it if it sent none
+    (the card and the post-mortem say when each alert resolved)."""
+    return alert.ends_at or (None if alert.firing else now)
+
+
+def _row(incident_id: int, alert: Alert, now: datetime) -> tables.Alert:
     return tables.Alert(
         incident_id=incident_id,
         fingerprint=alert.fingerprint,
@@ -212,6 +218,6 @@ def _row(incident_id: int, alert: Alert) -> tables.Alert:
         labels=dict(alert.labels),
         annotations=dict(alert.annotations),
         starts_at=alert.starts_at,
-        ends_at=alert.ends_at,
+        ends_at=_ended(alert, now),
         generator_url=alert.generator_url,
     )

@@ -43,8 +43,7 @@ def declare(
         escalation.start(ctx, session, incident, {}, now)
         outbox.enqueue(session, lane(incident), "invite", now, {"users": [user]}, incident_id=incident.id)
         say(session, incident, now, f"Declared by <@{user}>.", trusted=True)
-        if description:
-            say(session, incident, now, description)
+        # The description is on the pinned card (under the title), where responders look first.
         incident_id = incident.id
     ctx.wake()
     return Answer(

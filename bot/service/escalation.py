@@ -13,11 +13,20 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
+from bot.catalog.rotations import Catalog
 from bot.core.durations import format_duration
-from bot.core.escalation import PlannedStep, final_notice_due, schedule
+from bot.core.escalation import (
+    PlannedStep,
+    StepPreview,
+    final_notice_due,
+    final_notice_mention,
+    preview_final_notice,
+    preview_step,
+    schedule,
+)
 from bot.core.routing import Route
 from bot.service.context import Context
-from bot.service.incidents import cancel_paging, lane, say
+from bot.service.incidents import cancel_paging, lane, say, sync
 from bot.service.step_pages import page_step
 from bot.service.timeline import record
 from bot.store import outbox
@@ -28,10 +37,30 @@ log = logging.getLogger(__name__)
 
 def plan_of(ctx: Context, incident: Incident) -> list[PlannedStep]:
     """The incident's escalation plan, from its policy, anchor time and severity."""
-    if ctx.rotations is None or incident.rotation not in ctx.rotations.policies:
+    return plan_for(ctx.rotations, incident)
+
+
+def plan_for(catalog: Catalog | None, incident: Incident) -> list[PlannedStep]:
+    if catalog is None or incident.rotation not in catalog.policies:
         return []
     anchor = incident.escalation_anchor or incident.created_at
-    return schedule(ctx.rotations.policies[incident.rotation], anchor, incident.severity)
+    return schedule(catalog.policies[incident.rotation], anchor, incident.severity)
+
+
+def upcoming(session: Session, catalog: Catalog | None, incident: Incident) -> StepPreview | None:
+    """What the pending timer will page if nobody acknowledges, and when (None: nothing pending)."""
+    if incident.status != "triggered" or catalog is None or incident.rotation not in catalog.rotations:
+        return None
+    timer = pending_step(session, incident)
+    if timer is None:
+        return None
+    plan = plan_for(catalog, incident)
+    if timer.kind == "final_notice":
+        return preview_final_notice(plan, timer.due_at)
+    step = next((s for s in plan if step_key(incident, s) == timer.key), None)
+    if step is None:
+        return None  # the policy changed under the timer: it fires as it is, unpreviewed
+    return preview_step(step, timer.due_at, catalog.rotations[incident.rotation], catalog.people)
 
 
 def step_key(incident: Incident, step: PlannedStep) -> str:
@@ -208,11 +237,13 @@ def on_timer(ctx: Context, session: Session, timer: Timer, now: datetime) -> Non
         return  # acknowledged or resolved meanwhile: nothing to do
     if timer.kind == "final_notice":
         _final_notice(ctx, session, incident, now)
+        sync(ctx, session, incident, now)  # nothing is next any more
         return
     step = _step_of(ctx, incident, timer)
     if step is not None:
         _fire(ctx, session, incident, step, now, manual=False, timer=timer, why=timer.payload.get("early"))
     _advance(ctx, session, incident, now)
+    sync(ctx, session, incident, now)  # the card shows who is paged now and the step after
 
 
 def _step_of(ctx: Context, incident: Incident, timer: Timer) -> PlannedStep | None:
@@ -222,7 +253,7 @@ def _step_of(ctx: Context, incident: Incident, timer: Timer) -> PlannedStep | No
 def _final_notice(ctx: Context, session: Session, incident: Incident, now: datetime) -> None:
     assert incident.id is not None
     plan = plan_of(ctx, incident)
-    mention = next((s.step.channel_mention for s in reversed(plan) if s.step.channel_mention), None) or "here"
+    mention = final_notice_mention(plan)
     age = format_duration(now - incident.created_at)
     text = (
         f"<!{mention}> Nobody has acknowledged this incident after {age} and every escalation step has paged."
@@ -262,4 +293,5 @@ def escalate_now(ctx: Context, session: Session, incident: Incident, actor: str,
     record(session, incident.id, now, actor, "escalate", f"Escalated by hand to step {step.index + 1}")
     skipped = _fire(ctx, session, incident, step, now, manual=True, timer=pending)
     _advance(ctx, session, incident, now)
+    sync(ctx, session, incident, now)
     return " ".join([f"Escalated: paging step {step.index + 1} now.", *skipped])

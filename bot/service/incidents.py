@@ -45,6 +45,7 @@ def send_page(session: Session, incident: Incident, page: Page, now: datetime, *
         incident_id=incident.id,
         priority=outbox.PAGE,
     )
+    refresh_card(session, incident, now)  # the card lists who is paged
 
 
 def _insert_with_channel_name(ctx: Context, session: Session, incident: Incident, slug_source: str) -> None:
@@ -224,6 +225,11 @@ def say(session: Session, incident: Incident, now: datetime, text: str, *, trust
 
 def sync(ctx: Context, session: Session, incident: Incident, now: datetime) -> None:
     """Bring the card, the topic and the announcement up to date (coalesced, cosmetic)."""
+    refresh_card(session, incident, now)
+
+
+def refresh_card(session: Session, incident: Incident, now: datetime) -> None:
+    """`sync` for callers without a context (a page sent, a page failed)."""
     outbox.enqueue(session, lane(incident), "sync", now, incident_id=incident.id, priority=outbox.COSMETIC)
 
 

@@ -19,7 +19,7 @@ from bot.core.postmortem import step_label
 from bot.core.text import escape
 from bot.service import escalation
 from bot.service.context import Context
-from bot.service.incidents import say
+from bot.service.incidents import refresh_card, say
 from bot.service.people import people_of
 from bot.service.timeline import record
 from bot.store import outbox
@@ -71,6 +71,7 @@ def page_failed(
     hint = " Add `slack:` to rotations/people.yaml." if error == NO_SLACK_USER else ""
     text = f":warning: Could not page {_who(ctx, page)} ({escape(where)}): {escape(reason)}.{hint}"
     _tell(ctx, session, incident, now, text + (f" {escape(early)}." if early else ""))
+    refresh_card(session, incident, now)  # the card shows the page as failed
     log.error(
         "page %s of incident %s failed for good: %s",
         page.id,

@@ -29,12 +29,14 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from bot.core.incident import Event, Status, can
 from bot.core.pagerduty import PagerDutyEvent
+from bot.service import pagerduty_details
 from bot.service.context import Context
 from bot.service.incidents import cancel_paging, lane, resolve_incident, say, sync, transition
 from bot.service.pagerduty_mirror import SOURCE, actor_of, open_mirror
@@ -125,8 +127,12 @@ def _receive(
             _acknowledge(ctx, session, incident, event, now)
         return WebhookResult(Decision.OPENED, incident.id)
 
+    shown = pagerduty_details.remember(incident, event)  # new assignees or bridge for the card
     changed = _apply(ctx, session, incident, event, now)
-    return WebhookResult(Decision.CHANGED if changed else Decision.NOOP, incident.id)
+    if shown:
+        session.add(incident)
+        sync(ctx, session, incident, now)
+    return WebhookResult(Decision.CHANGED if changed or shown else Decision.NOOP, incident.id)
 
 
 def _apply(ctx: Context, session: Session, incident: Incident, event: PagerDutyEvent, now: datetime) -> bool:
@@ -184,10 +190,16 @@ def _apply(ctx: Context, session: Session, incident: Incident, event: PagerDutyE
             text = f"Escalated in PagerDuty to {', '.join(event.assignees) or 'the next level'}"
             if event.escalation_policy:
                 text += f" ({event.escalation_policy})"
-            return _note(session, incident, now, actor, "pagerduty_escalated", text, ":arrow_double_up:")
+            paged = {"assignees": list(event.assignees)}  # whom PagerDuty paged, for the post-mortem
+            return _note(
+                session, incident, now, actor, "pagerduty_escalated", text, ":arrow_double_up:", paged
+            )
         case "incident.reassigned":
             text = f"Reassigned in PagerDuty to {', '.join(event.assignees) or 'nobody'}"
-            return _note(session, incident, now, actor, "pagerduty_reassigned", text, ":busts_in_silhouette:")
+            paged = {"assignees": list(event.assignees)}
+            return _note(
+                session, incident, now, actor, "pagerduty_reassigned", text, ":busts_in_silhouette:", paged
+            )
         case "incident.priority_updated":
             severity = event.severity.value
             text = f"Priority set to {event.priority or 'none'} in PagerDuty"
@@ -218,10 +230,17 @@ def _acknowledge(
 
 
 def _note(
-    session: Session, incident: Incident, now: datetime, actor: str, kind: str, text: str, icon: str
+    session: Session,
+    incident: Incident,
+    now: datetime,
+    actor: str,
+    kind: str,
+    text: str,
+    icon: str,
+    data: dict[str, Any] | None = None,
 ) -> bool:
     assert incident.id is not None
-    record(session, incident.id, now, actor, kind, text)
+    record(session, incident.id, now, actor, kind, text, data)
     # PagerDuty text is not ours: escaped at delivery (the emoji code survives escaping).
     say(session, incident, now, f"{icon} {text}")
     return True

@@ -9,6 +9,7 @@ from sqlmodel import Session
 
 from bot.core.pagerduty import PagerDutyEvent
 from bot.core.text import escape, link
+from bot.service import pagerduty_details
 from bot.service.context import Context
 from bot.service.incidents import open_incident, say
 from bot.service.timeline import record
@@ -39,6 +40,7 @@ def open_mirror(ctx: Context, session: Session, event: PagerDutyEvent, now: date
         external_url=event.html_url or "",
     )
     incident.external_id = event.incident_id
+    pagerduty_details.remember(incident, event)  # assignees and conference bridge, for the card
     session.add(incident)
     assert incident.id is not None
     # One alert row stands for the PagerDuty incident: the card shows it, and its name (the PagerDuty
@@ -67,7 +69,12 @@ def open_mirror(ctx: Context, session: Session, event: PagerDutyEvent, now: date
         actor,
         "pagerduty",
         f"Mirrors PagerDuty incident{number} ({event.incident_id}); PagerDuty escalates it",
-        {"pd_incident": event.incident_id, "html_url": event.html_url, "event": event.event_type},
+        {
+            "pd_incident": event.incident_id,
+            "html_url": event.html_url,
+            "event": event.event_type,
+            "assignees": list(event.assignees),  # whom PagerDuty paged, for the post-mortem
+        },
     )
     where = link(event.html_url, f"PagerDuty incident{number}") if event.html_url else f"PagerDuty{number}"
     details = [f":pager: Opened from {where}. PagerDuty's escalation pages for it; the bot does not."]

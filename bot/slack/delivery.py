@@ -11,69 +11,32 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from anyio import to_thread
 from sqlalchemy import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
+from bot.catalog.rotations import Catalog
 from bot.core.text import escape
 from bot.service.timeline import record
 from bot.slack import views
 from bot.slack.api import SlackAPI, SlackCallError
 from bot.slack.marks import find_marked, mark
-from bot.store.db import reading
+from bot.slack.snapshot import CHANNEL_REFUSED, Snapshot, read_snapshot
 from bot.store.instance import instance_id
-from bot.store.tables import Alert, Incident, Outbox, TimelineEntry
+from bot.store.tables import Incident, Outbox
+
+__all__ = ["CHANNEL_REFUSED", "Completion", "Handler", "SlackDelivery", "Snapshot", "require_channel"]
 
 log = logging.getLogger(__name__)
 
 Completion = Callable[[Session], None]
 Handler = Callable[[Outbox], Awaitable[Completion | None]]
-CHANNEL_REFUSED = "channel_refused"  # the timeline entry saying why an incident is in a thread
 
 
 def _nothing(_: Session) -> None:
     return None
-
-
-@dataclass
-class Snapshot:
-    incident: Incident
-    alerts: list[Alert]
-    groups: list[Incident] = field(default_factory=list)  # a storm's folded alert groups
-    silences: bool = False  # the card can offer Silence: the bot can reach Alertmanager's API
-    refused: str | None = None  # Slack's answer when no channel could be made (it is in a thread)
-
-    def view(self) -> views.IncidentView:
-        inc = self.incident
-        assert inc.id is not None
-        return views.IncidentView(
-            id=inc.id,
-            title=inc.title,
-            severity=inc.severity,
-            status=inc.status,
-            source=inc.source,
-            created_at=inc.created_at,
-            channel_id=inc.channel_id,
-            channel_name=inc.channel_name,
-            external_url=inc.external_url,
-            group_labels=inc.group_labels,
-            acknowledged_by=inc.acknowledged_by,
-            acknowledged_at=inc.acknowledged_at,
-            resolved_by=inc.resolved_by,
-            resolved_at=inc.resolved_at,
-            alerts=[
-                views.AlertView(a.name, a.status, a.labels, a.annotations, a.starts_at, a.generator_url)
-                for a in self.alerts
-            ],
-            groups=[views.GroupView(g.title, g.severity, g.status) for g in self.groups],
-            silences=self.silences,
-            silenced_until=inc.silenced_until,
-            silenced_by=inc.silenced_by,
-            truncated_alerts=inc.truncated_alerts,
-        )
 
 
 class SlackDelivery:
@@ -85,12 +48,14 @@ class SlackDelivery:
         clock: Callable,
         *,
         silences: bool = False,
+        rotations: Catalog | None = None,
     ) -> None:
         self.engine = engine
         self.slack = slack
         self.announce_channel = announce_channel
         self.clock = clock
         self.silences = silences
+        self.rotations = rotations  # who the next escalation step pages, and people's names
         self._bot_user: str | None = None
         self._instance: str | None = None
 
@@ -104,34 +69,16 @@ class SlackDelivery:
         }
 
     # -- reading state -------------------------------------------------------------------
-    def _snapshot(self, incident_id: int | None) -> Snapshot:
-        with reading(self.engine) as session:
-            incident = session.get(Incident, incident_id)
-            if incident is None:
-                raise SlackCallError("outbox", f"incident {incident_id} is gone", recoverable=False)
-            alerts = list(
-                session.exec(
-                    select(Alert).where(col(Alert.incident_id) == incident_id).order_by(col(Alert.id))
-                )
-            )
-            groups = (
-                list(session.exec(select(Incident).where(col(Incident.parent_id) == incident_id)))
-                if incident.source == "storm"
-                else []
-            )
-            refused = None
-            if incident.thread_ts:
-                refusal = session.exec(
-                    select(TimelineEntry.data).where(
-                        col(TimelineEntry.incident_id) == incident_id,
-                        col(TimelineEntry.kind) == CHANNEL_REFUSED,
-                    )
-                ).first()
-                refused = str((refusal or {}).get("error") or "refused")
-            return Snapshot(incident, alerts, groups, self.silences, refused)
+    async def snapshot(self, row: Outbox, *, card: bool = False) -> Snapshot:
+        """The incident as the database has it now; `card`: also what only the card shows (pages,
+        the next escalation step), read for the operations that render it."""
+        return await to_thread.run_sync(self._read, row.incident_id, card)
 
-    async def snapshot(self, row: Outbox) -> Snapshot:
-        return await to_thread.run_sync(self._snapshot, row.incident_id)
+    def _read(self, incident_id: int | None, card: bool) -> Snapshot:
+        found = read_snapshot(self.engine, incident_id, self.silences, self.rotations, card=card)
+        if found is None:
+            raise SlackCallError("outbox", f"incident {incident_id} is gone", recoverable=False)
+        return found
 
     async def bot_user(self) -> str:
         if self._bot_user is None:
@@ -158,7 +105,7 @@ class SlackDelivery:
 
     # -- operations ----------------------------------------------------------------------
     async def post_card(self, row: Outbox) -> Completion | None:
-        snap = await self.snapshot(row)
+        snap = await self.snapshot(row, card=True)
         incident = snap.incident
         if incident.card_ts:
             return None
@@ -203,7 +150,7 @@ class SlackDelivery:
         return None
 
     async def sync(self, row: Outbox) -> Completion | None:
-        snap = await self.snapshot(row)
+        snap = await self.snapshot(row, card=True)
         incident, view = snap.incident, snap.view()
         if not incident.channel_id:
             return None

@@ -1,5 +1,9 @@
 """Block Kit views of an incident: the pinned card, the topic and the announcement line.
 
+The card tells a responder everything at a glance: status, severity, rotation and lead, who is
+paged (and who could not be), who acknowledged when, what the escalation does next, the
+description a person declared it with, and its alerts folded by kind (`card_alerts`).
+
 Every alert- or user-supplied string goes through `escape` (or `link`) before it is placed in
 mrkdwn, so `<!channel>` in an annotation arrives as text, not as a mention.
 """
@@ -24,10 +28,17 @@ from slack_sdk.models.blocks import (
 
 from bot.core.delivery_failures import continues_in_thread
 from bot.core.durations import format_duration
+from bot.core.escalation import StepPreview
 from bot.core.silences import OFFERED, label
 from bot.core.text import escape, fit, link, truncate
+from bot.slack.card_alerts import alert_blocks
+from bot.slack.card_people import PageView, people_text
+from bot.slack.mrkdwn import actor as _who
+from bot.slack.mrkdwn import slack_date
 
-MAX_ALERTS_ON_CARD = 10
+__all__ = ["PageView", "slack_date"]
+
+DESCRIPTION_MAX = 2900  # the declare form allows 2900 characters
 LINK_MAX = 2000  # a link inside a 3000-character text, with room for its label
 _SEV_ICON = {"SEV1": ":red_circle:", "SEV2": ":large_orange_circle:", "SEV3": ":large_yellow_circle:"}
 _STATUS_ICON = {
@@ -46,6 +57,7 @@ class AlertView:
     annotations: dict[str, str]
     starts_at: datetime
     generator_url: str = ""
+    ends_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -79,20 +91,15 @@ class IncidentView:
     silences: bool = False  # offer Silence (an Alertmanager API is configured)
     silenced_until: datetime | None = None  # a card silence is active: until when, and who made it
     silenced_by: str | None = None
-    truncated_alerts: int = 0  # alerts Alertmanager left out of the group (max_alerts)
-
-
-def slack_date(when: datetime) -> str:
-    """A date Slack renders in each reader's time zone, with a UTC fallback text."""
-    return f"<!date^{int(when.timestamp())}^{{date_short_pretty}} {{time}}|{when:%Y-%m-%d %H:%M} UTC>"
-
-
-def _who(actor: str | None) -> str:
-    if not actor:
-        return "someone"
-    if actor.startswith("slack:"):
-        return f"<@{actor.removeprefix('slack:')}>"
-    return escape(actor)
+    rotation: str | None = None
+    lead: str | None = None  # an actor, "slack:U123"
+    description: str = ""  # what the person who declared it wrote (manual incidents)
+    pages: Sequence[PageView] = ()
+    next_step: StepPreview | None = None  # the pending escalation step, while unacknowledged
+    pagerduty_assignees: tuple[str, ...] = ()
+    conference_url: str = ""
+    conference_number: str = ""
+    truncated_alerts: int = 0  # alerts Alertmanager left out of the group
 
 
 def topic(view: IncidentView) -> str:
@@ -123,58 +130,24 @@ def alertmanager_link(external_url: str, labels: dict[str, str]) -> str | None:
     return next((u for u in (url, base) if len(u) <= LINK_MAX), None)
 
 
-def _alert_block(alert: AlertView) -> SectionBlock:
-    icon = ":fire:" if alert.status == "firing" else ":white_check_mark:"
-    lines = [f"{icon} *{escape(alert.name or 'alert')}* · {alert.status} since {slack_date(alert.starts_at)}"]
-    for key in ("summary", "description"):
-        if alert.annotations.get(key):
-            lines.append(f"*{key.capitalize()}:* {escape(alert.annotations[key])}")
-    labels = " ".join(
-        f"`{escape(k)}={escape(v)}`" for k, v in sorted(alert.labels.items()) if k != "alertname"
-    )
-    if labels:
-        lines.append(labels)
-    if alert.generator_url.startswith(("http://", "https://")):
-        lines.append(link(alert.generator_url, "Source graph"))
-    return SectionBlock(text=MarkdownTextObject(text=fit("\n".join(lines), 3000)))
-
-
 def card(view: IncidentView) -> list[Block]:
-    sev_icon = _SEV_ICON.get(view.severity, "")
-    blocks: list[Block] = [
-        HeaderBlock(text=fit(f"{view.severity} · {escape(view.title)}", 150)),
-        SectionBlock(
-            fields=[
-                MarkdownTextObject(text=f"*Status*\n{_STATUS_ICON.get(view.status, '')} {view.status}"),
-                MarkdownTextObject(text=f"*Severity*\n{sev_icon} {view.severity}"),
-                MarkdownTextObject(text=f"*Opened*\n{slack_date(view.created_at)}"),
-                MarkdownTextObject(text=f"*Source*\n{escape(view.source)} · incident #{view.id}"),
-            ]
-        ),
-    ]
-    progress = []
-    if view.acknowledged_at:
-        progress.append(
-            f"Acknowledged by {_who(view.acknowledged_by)} after {_since(view, view.acknowledged_at)}"
-        )
-    if view.resolved_at:
-        progress.append(f"Resolved by {_who(view.resolved_by)} after {_since(view, view.resolved_at)}")
-    if progress:
-        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=" · ".join(progress))]))
+    blocks: list[Block] = [HeaderBlock(text=fit(f"{view.severity} · {escape(view.title)}", 150))]
+    if view.description:
+        text = escape(truncate(view.description, DESCRIPTION_MAX))
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=fit(text, 3000))))
+    blocks.append(SectionBlock(fields=_fields(view)))
+    people = people_text(view)
+    if people:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=people)))
     if view.silenced_until and view.status in ("triggered", "acknowledged"):
         silenced = f":no_bell: Silenced until {slack_date(view.silenced_until)} by {_who(view.silenced_by)}"
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=silenced)]))
-    if view.alerts:
+    if view.alerts or view.truncated_alerts:
         blocks.append(DividerBlock())
-        for alert in view.alerts[:MAX_ALERTS_ON_CARD]:
-            blocks.append(_alert_block(alert))
-        hidden = len(view.alerts) - MAX_ALERTS_ON_CARD
-        if hidden > 0:
-            blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"…and {hidden} more alerts")]))
-    if view.truncated_alerts > 0:
-        # Alertmanager's max_alerts kept these out of the webhook: the group is bigger than the list.
-        truncated = f"… and {view.truncated_alerts} more (truncated by Alertmanager)"
-        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=truncated)]))
+        # A PagerDuty incident's "source" is the PagerDuty incident itself: linked once, below.
+        blocks += alert_blocks(
+            view.alerts, truncated=view.truncated_alerts, source_links=view.source != "pagerduty"
+        )
     if view.groups:
         blocks += _group_blocks(view.groups)
     if view.source == "pagerduty" and view.external_url.startswith(("http://", "https://")):
@@ -186,6 +159,21 @@ def card(view: IncidentView) -> list[Block]:
     if view.buttons and view.status in ("triggered", "acknowledged"):
         blocks.append(actions(view))
     return blocks
+
+
+def _fields(view: IncidentView) -> list[MarkdownTextObject]:
+    sev_icon = _SEV_ICON.get(view.severity, "")
+    fields = [
+        f"*Status*\n{_STATUS_ICON.get(view.status, '')} {view.status}",
+        f"*Severity*\n{sev_icon} {view.severity}",
+        f"*Opened*\n{slack_date(view.created_at)}",
+        f"*Source*\n{escape(view.source)} · incident #{view.id}",
+    ]
+    if view.rotation:
+        fields.append(f"*Rotation*\n{escape(truncate(view.rotation, 100))}")
+    lead = _who(view.lead) if view.lead else "nobody yet (`/incident lead @someone`)"
+    fields.append(f"*Lead*\n{lead}")
+    return [MarkdownTextObject(text=text) for text in fields]
 
 
 MAX_GROUP_LINES = 40

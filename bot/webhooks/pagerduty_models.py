@@ -32,6 +32,21 @@ class Reference(BaseModel):
     html_url: str | None = None
 
 
+class ConferenceBridge(BaseModel):
+    """`data.conference_bridge`: a dial-in number (`+1 415-555-1212,,,,1234#`) and/or a URL.
+    Only shown on the card: a value of the wrong kind is dropped, never a reason to refuse the event."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    conference_number: str | None = None
+    conference_url: str | None = None
+
+    @field_validator("conference_number", "conference_url", mode="before")
+    @classmethod
+    def _text_or_nothing(cls, value: Any) -> str | None:
+        return value if isinstance(value, str) else None
+
+
 class IncidentData(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -46,6 +61,12 @@ class IncidentData(BaseModel):
     assignees: list[Reference] = Field(default_factory=list)
     escalation_policy: Reference | None = None
     priority: Reference | None = None
+    conference_bridge: ConferenceBridge | None = None
+
+    @field_validator("conference_bridge", mode="before")
+    @classmethod
+    def _bridge_or_nothing(cls, value: Any) -> Any:
+        return value if isinstance(value, dict) else None
 
 
 class NoteData(BaseModel):
@@ -150,4 +171,6 @@ class WebhookIn(BaseModel):
             assignees=tuple(a.summary or a.id for a in data.assignees),
             escalation_policy=data.escalation_policy.summary if data.escalation_policy else None,
             note=None,
+            conference_url=bridge.conference_url if (bridge := data.conference_bridge) else None,
+            conference_number=bridge.conference_number if bridge else None,
         )
