@@ -45,7 +45,9 @@ def override_sets(draw: st.DrawFn, around: datetime) -> tuple[list[Override], li
         if not file_overrides or file_overrides[-1].end <= o.start:
             file_overrides.append(o)
     database = [one(draw(st.sampled_from(["eve", "ann", "fay"]))) for _ in range(draw(st.integers(0, 4)))]
-    return file_overrides, [Override(o.layer, o.who, o.start, o.end, f"db:{i}") for i, o in enumerate(database)]
+    return file_overrides, [
+        Override(o.layer, o.who, o.start, o.end, f"db:{i}") for i, o in enumerate(database)
+    ]
 
 
 def oracle(base: Rotation, stack: list[Override], t: datetime) -> str:
@@ -124,10 +126,12 @@ def when(text: str, now: datetime = NOW, zone: ZoneInfo = LA) -> tuple[Span, lis
         ("until 18:00", NOW, at("2026-12-01T18:00-08:00"), []),
         ("until 09:00", NOW, at("2026-12-02T09:00-08:00"), []),
         ("tomorrow 09:00 for 8h", at("2026-12-02T09:00-08:00"), at("2026-12-02T17:00-08:00"), []),
-        ("2026-12-24T18:00 to 2026-12-26T09:00", at("2026-12-24T18:00-08:00"), at("2026-12-26T09:00-08:00"), []),
+        ("2026-12-24T18:00 to 2026-12-26T09:00", at("2026-12-24T18:00-08:00"),
+         at("2026-12-26T09:00-08:00"), []),
         ("2026-12-24 18:00 to 2026-12-26 09:00 holidays", at("2026-12-24T18:00-08:00"),
          at("2026-12-26T09:00-08:00"), ["holidays"]),
-        ("2026-12-24T18:00-05:00 until 2026-12-25T00:00Z", at("2026-12-24T23:00Z"), at("2026-12-25T00:00Z"), []),
+        ("2026-12-24T18:00-05:00 until 2026-12-25T00:00Z", at("2026-12-24T23:00Z"),
+         at("2026-12-25T00:00Z"), []),
         ("14:00 to 18:00", at("2026-12-01T14:00-08:00"), at("2026-12-01T18:00-08:00"), []),
         ("22:00 to 06:00", at("2026-12-01T22:00-08:00"), at("2026-12-02T06:00-08:00"), []),
         ("2026-12-24 to 2026-12-26", at("2026-12-24T00:00-08:00"), at("2026-12-26T00:00-08:00"), []),
@@ -179,15 +183,21 @@ def test_now_for_a_duration_is_exactly_that(zone: str, now: datetime, minutes: i
 
 @settings(max_examples=300, deadline=None)
 @given(data=st.data(), zone=st.sampled_from(ZONES), hour=st.integers(0, 23), minute=st.integers(0, 59))
-def test_until_a_clock_time_is_its_next_occurrence(data: st.DataObject, zone: str, hour: int, minute: int) -> None:
+def test_until_a_clock_time_is_its_next_occurrence(
+    data: st.DataObject, zone: str, hour: int, minute: int
+) -> None:
     tz = ZoneInfo(zone)
-    now = data.draw(st.sampled_from(TRANSITIONS[zone]) | instants) if TRANSITIONS[zone] else data.draw(instants)
+    now = (
+        data.draw(st.sampled_from(TRANSITIONS[zone]) | instants) if TRANSITIONS[zone] else data.draw(instants)
+    )
     now += timedelta(minutes=data.draw(st.integers(-26 * 60, 26 * 60)))
     span, _ = when(f"until {hour:02d}:{minute:02d}", now, tz)
     assert now < span.end <= now + timedelta(hours=26)
     local = span.end.astimezone(tz)
     # The clock shows it then, or it fell in a gap and the end is the jump (shown later than asked).
-    assert (local.hour, local.minute) == (hour, minute) or local.utcoffset() != (span.end - H).astimezone(tz).utcoffset()
+    assert (local.hour, local.minute) == (hour, minute) or local.utcoffset() != (span.end - H).astimezone(
+        tz
+    ).utcoffset()
 
 
 @settings(max_examples=300, deadline=None)
@@ -237,7 +247,10 @@ def test_who_may_change_the_schedule() -> None:
         asked.append((user, group))
         return group == "S0LEADS"
 
-    assert allowed(Actor("U3", None), rotation_admins=["S0OTHER", "S0LEADS"], in_group=in_group) is Why.ROTATION_ADMIN
+    assert (
+        allowed(Actor("U3", None), rotation_admins=["S0OTHER", "S0LEADS"], in_group=in_group)
+        is Why.ROTATION_ADMIN
+    )
     assert allowed(Actor("U1", "sarah"), rotation_admins=["S0LEADS"], in_group=in_group) is Why.TAKER
     assert asked == [("U3", "S0OTHER"), ("U3", "S0LEADS")]  # asked only when it matters
     with pytest.raises(OnCallNotAllowed, match=r"people concerned \(alex, sarah\), the admins of platform"):
@@ -250,7 +263,9 @@ def test_an_override_meeting_another_is_refused_unless_the_same_person_made_both
     theirs = Existing(2, "primary", "david", at("2026-12-01T16:00Z"), at("2026-12-01T18:00Z"), "U2")
     other_layer = Existing(3, "secondary", "david", at("2026-12-01T10:00Z"), at("2026-12-01T18:00Z"), "U2")
     existing = [mine, theirs, other_layer]
-    assert place("primary", at("2026-12-01T12:00Z"), at("2026-12-01T15:00Z"), "U1", existing).replaces == (mine,)
+    assert place("primary", at("2026-12-01T12:00Z"), at("2026-12-01T15:00Z"), "U1", existing).replaces == (
+        mine,
+    )
     refused = place("primary", at("2026-12-01T12:00Z"), at("2026-12-01T17:00Z"), "U1", existing)
     assert refused.conflict == theirs
     touching = place("primary", at("2026-12-01T14:00Z"), at("2026-12-01T16:00Z"), "U3", existing)

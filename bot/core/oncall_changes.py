@@ -128,7 +128,9 @@ class Placement:
     conflict: Existing | None = None  # set: refused because of this one
 
 
-def place(layer: str, start: datetime, end: datetime, asked_by: str, existing: Sequence[Existing]) -> Placement:
+def place(
+    layer: str, start: datetime, end: datetime, asked_by: str, existing: Sequence[Existing]
+) -> Placement:
     """Where a new override of `layer` over [start, end), asked by Slack user `asked_by`, fits."""
     meets = sorted(
         (e for e in existing if e.layer == layer and e.start < end and start < e.end),
