@@ -44,3 +44,7 @@ class Context:
     pagerduty_api: bool = False
     # Called after a commit that enqueued outbox rows, so delivery starts without polling delay.
     wake: Callable[[], None] = field(default=lambda: None)
+    # On-call from Slack (issue 19): INCIDENT_ADMINS entries (people keys, Slack user IDs, user
+    # groups) and "is Slack user U in user group S?" (cached; asked outside write transactions).
+    incident_admins: tuple[str, ...] = ()
+    in_user_group: Callable[[str, str], bool] = field(default=lambda user, group: False)

@@ -6,6 +6,7 @@ from bot.core.errors import BadInput
 from bot.core.escalation import resolve_targets
 from bot.service.context import Context
 from bot.service.incidents import send_page
+from bot.service.oncall_schedule import effective_rotation
 from bot.service.responders import Answer, load, mention
 from bot.service.timeline import record
 from bot.store.db import transaction
@@ -36,7 +37,8 @@ def page(ctx: Context, incident_id: int, actor: str, user_id: str | None, rotati
             policy = catalog.policies[rotation]
             if not policy.steps or catalog.rotations[rotation].source != "file":
                 raise BadInput(f"Rotation {rotation} has no first step to page here.")
-            people = resolve_targets(policy.steps[0], catalog.rotations[rotation], catalog.people, now)
+            current = effective_rotation(ctx, session, rotation, now)  # overrides included
+            people = resolve_targets(policy.steps[0], current, catalog.people, now)
             for person in people:
                 pages.append(
                     Page(

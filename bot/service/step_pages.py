@@ -14,6 +14,7 @@ from bot.core.text import escape
 from bot.service import pagerduty_sync
 from bot.service.context import Context
 from bot.service.incidents import say, send_page
+from bot.service.oncall_schedule import effective_rotation
 from bot.service.timeline import record
 from bot.store.tables import Incident, Page
 
@@ -34,7 +35,9 @@ def page_step(
 ) -> None:
     """`why`: the reason to give for firing (default: by hand, first page or not acknowledged)."""
     assert ctx.rotations is not None and incident.rotation is not None and incident.id is not None
-    rotation = ctx.rotations.rotations[incident.rotation]
+    # The schedule as it stands now, overrides from Slack included: one made since the incident
+    # opened changes who this step pages (pages already sent stay).
+    rotation = effective_rotation(ctx, session, incident.rotation, now)
     people = resolve_targets(step, rotation, ctx.rotations.people, now)
     shifts = on_call_all(rotation, now) if rotation.source == "file" else {}
     layer_of: dict[str, str] = {}  # each person by the layer this step pages them for
