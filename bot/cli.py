@@ -24,6 +24,7 @@ def _secrets(settings: Settings) -> list[str]:
         settings.pagerduty_api_token,
         settings.pagerduty_webhook_secret,
         settings.slack_app_token,
+        settings.calendar_token,
     ]
     out = [settings.database_password] if settings.database_password else []
     for value in values:

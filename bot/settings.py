@@ -39,6 +39,7 @@ _PLACEHOLDER_HINTS = {
     "slack_app_token": "set the app-level token (xapp-...) or leave it empty",
     "pagerduty_api_token": "set a PagerDuty REST API key or leave it empty",
     "pagerduty_webhook_secret": "set the webhook subscription's signing secret or leave it empty",
+    "calendar_token": "set a long random token for the calendar feeds or leave it empty",
 }
 
 
@@ -134,6 +135,12 @@ class Settings(BaseSettings):
     http_keepalive_timeout: float = Field(default=5.0, gt=0)
     # Open connections (and requests in progress) beyond which requests get 503.
     http_max_connections: int = Field(default=1000, ge=1)
+
+    # On-call from Slack (issue 19). Who may change any rotation's on-call besides the people
+    # concerned and the rotation's `admins:` (comma separated: people keys, Slack user IDs U…,
+    # user groups S…). The calendar feeds (/calendar/*.ics) are off unless CALENDAR_TOKEN is set.
+    incident_admins: str = ""
+    calendar_token: SecretStr | None = None
 
     @model_validator(mode="after")
     def _no_placeholders(self) -> Settings:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from slack_sdk import WebClient
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.catalog.check import check
@@ -29,6 +30,8 @@ from bot.slack.api import SlackWebAPI
 from bot.slack.channel_delivery import ChannelDelivery
 from bot.slack.delivery import SlackDelivery
 from bot.slack.lifecycle_delivery import LifecycleDelivery
+from bot.slack.oncall_delivery import OncallDelivery
+from bot.slack.oncall_people import UserGroupMembers
 from bot.slack.pacing import Pacer
 from bot.slack.page_delivery import PageDelivery
 from bot.slack.postmortem_delivery import PostmortemDelivery
@@ -90,7 +93,20 @@ def build_context(settings: Settings, clock: Callable[[], datetime]) -> Context:
         else None,
         silence_check_interval=silence_check_interval(settings),
         pagerduty_api=pagerduty_api(settings),
+        incident_admins=incident_admins(settings),
+        in_user_group=UserGroupMembers(
+            WebClient(
+                token=bot_token(settings),
+                base_url=settings.slack_api_url,
+                timeout=int(settings.slack_timeout_seconds),
+            )
+        ),
     )
+
+
+def incident_admins(settings: Settings) -> tuple[str, ...]:
+    """INCIDENT_ADMINS: comma-separated people keys, Slack user IDs or user-group IDs."""
+    return tuple(entry.strip() for entry in settings.incident_admins.split(",") if entry.strip())
 
 
 def silence_check_interval(settings: Settings) -> timedelta:
@@ -161,6 +177,7 @@ def build_background(settings: Settings, ctx: Context, client: AsyncWebClient) -
         **PageDelivery(delivery, ctx).handlers(),
         **RunbookDelivery(delivery, ctx.runbooks).handlers(),
         **PostmortemDelivery(delivery, ctx).handlers(),
+        **OncallDelivery(delivery, ctx).handlers(),
         **other_sides,
     }
     slack_ops = frozenset(handlers) - frozenset(other_sides) | {"archive"}

@@ -128,7 +128,7 @@ def _admins(m: YMap, check: Checker, people: Mapping[str, Person]) -> tuple[str,
     return tuple(raw for raw, _ in entries if raw) if len(check.problems) == before else None
 
 
-def _channel(m: YMap, check: Checker) -> str | None | bool:
+def _channel(m: YMap, check: Checker) -> str | bool | None:
     """`channel:` a Slack channel ID (swap requests are posted there); False after a problem."""
     if "channel" not in m:
         return None

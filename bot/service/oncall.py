@@ -115,8 +115,13 @@ def my_shifts(ctx: Context, person: str | None, weeks: int = 4) -> str:
             for shift in runs(shifts_between(rotation, layer, now, end)):
                 if shift.person == person:
                     note = " (override)" if shift.override else ""
-                    found.append((shift.start, f"• {name} {layer}: {slack_date(shift.start, zone)} to "
-                                               f"{slack_date(shift.end, zone)}{note}"))  # fmt: skip
+                    found.append(
+                        (
+                            shift.start,
+                            f"• {name} {layer}: {slack_date(shift.start, zone)} to "
+                            f"{slack_date(shift.end, zone)}{note}",
+                        )
+                    )
     if not found:
         return f"No shifts for you in the next {weeks} weeks."
     return f"Your shifts in the next {weeks} weeks:\n" + "\n".join(text for _, text in sorted(found))

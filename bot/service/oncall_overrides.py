@@ -152,8 +152,16 @@ def add(
             old.removed_at, old.removed_by = now, actor_ref
             session.add(old)
             replaced.append(old.id)
-            store.audit(session, now, actor_ref, "override_replaced", rotation.name, layer,
-                        f"override #{old.id} ({old.who}) replaced", {"override": old.id})  # fmt: skip
+            store.audit(
+                session,
+                now,
+                actor_ref,
+                "override_replaced",
+                rotation.name,
+                layer,
+                f"override #{old.id} ({old.who}) replaced",
+                {"override": old.id},
+            )
     row = OncallOverride(
         rotation=rotation.name,
         layer=layer,
@@ -176,9 +184,15 @@ def add(
         layer,
         f"{who} covers {layer} {local_text(span.start, zone)} - {local_text(span.end, zone)}"
         + (f" ({reason})" if reason else ""),
-        {"override": row.id, "who": who, "start": span.start.isoformat(), "end": span.end.isoformat(),
-         "replaced": replaced, "swap": swap_id},
-    )  # fmt: skip
+        {
+            "override": row.id,
+            "who": who,
+            "start": span.start.isoformat(),
+            "end": span.end.isoformat(),
+            "replaced": replaced,
+            "swap": swap_id,
+        },
+    )
     schedule_changed(ctx, session, rotation.name, now, why=f"override #{row.id} added")
     return row, [i for i in replaced if i is not None]
 
@@ -204,8 +218,16 @@ def remove(ctx: Context, actor: Actor, override_id: int) -> Answer:
             return Answer(f"Override #{override_id} was removed already.")
         stored.removed_at, stored.removed_by = now, f"slack:{actor.slack_user}"
         session.add(stored)
-        store.audit(session, now, f"slack:{actor.slack_user}", "override_removed", stored.rotation,
-                    stored.layer, f"override #{override_id} ({stored.who}) removed", {"override": override_id})  # fmt: skip
+        store.audit(
+            session,
+            now,
+            f"slack:{actor.slack_user}",
+            "override_removed",
+            stored.rotation,
+            stored.layer,
+            f"override #{override_id} ({stored.who}) removed",
+            {"override": override_id},
+        )
         schedule_changed(ctx, session, stored.rotation, now, why=f"override #{override_id} removed")
     return Answer(
         f"Override #{override_id} removed: {stored.rotation} {stored.layer} is back to its schedule.",
@@ -220,11 +242,7 @@ def listing(ctx: Context, rotation_name: str | None) -> list[OverrideView]:
     now = ctx.clock()
     with reading(ctx.engine) as session:
         rotations = effective(ctx, session, None if rotation_name is None else [rotation_name], now)
-        rows = {
-            r.id: r
-            for name in rotations
-            for r in store.active(session, name, now)
-        }  # fmt: skip
+        rows = {r.id: r for name in rotations for r in store.active(session, name, now)}
     views: list[OverrideView] = []
     for name, rotation in rotations.items():
         zone = ZoneInfo(rotation.timezone)
@@ -232,8 +250,17 @@ def listing(ctx: Context, rotation_name: str | None) -> list[OverrideView]:
             if o.end <= now:
                 continue
             row = rows.get(store.id_of(o.ref) or -1)
-            views.append(OverrideView(
-                row.id if row else None, name, o.layer, o.who, o.start, o.end, zone,
-                row.reason if row else "", row.created_by if row else None,
-            ))  # fmt: skip
+            views.append(
+                OverrideView(
+                    row.id if row else None,
+                    name,
+                    o.layer,
+                    o.who,
+                    o.start,
+                    o.end,
+                    zone,
+                    row.reason if row else "",
+                    row.created_by if row else None,
+                )
+            )
     return sorted(views, key=lambda v: (v.rotation, v.start, v.layer))

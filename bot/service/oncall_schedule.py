@@ -67,9 +67,15 @@ def effective(
 
 
 def effective_rotation(
-    ctx: Context, session: Session, name: str, since: datetime, until: datetime | None = None
+    ctx: Context,
+    session: Session,
+    name: str,
+    since: datetime,
+    until: datetime | None = None,
+    *,
+    without: Collection[int] = (),
 ) -> Rotation:
-    return effective(ctx, session, [name], since, until)[name]
+    return effective(ctx, session, [name], since, until, without=without)[name]
 
 
 def file_rotation(ctx: Context, name: str) -> Rotation:

@@ -78,9 +78,16 @@ def request(
         )
         session.add(swap)
         session.flush()
-        store.audit(session, now, f"slack:{actor.slack_user}", "swap_requested", rotation.name, layer,
-                    f"{actor.person} asked for cover: {describe_span(rotation.timezone, span)}",
-                    {"swap": swap.id, "reason": reason})  # fmt: skip
+        store.audit(
+            session,
+            now,
+            f"slack:{actor.slack_user}",
+            "swap_requested",
+            rotation.name,
+            layer,
+            f"{actor.person} asked for cover: {describe_span(rotation.timezone, span)}",
+            {"swap": swap.id, "reason": reason},
+        )
         outbox.enqueue(session, lane(swap.id), POST_OP, now, {"swap_id": swap.id})
         session.add(
             Timer(kind=EXPIRY_KIND, key=f"swap:{swap.id}", due_at=span.end, payload={"swap_id": swap.id})
@@ -88,8 +95,9 @@ def request(
     ctx.wake()
     zone = ZoneInfo(rotation.timezone)
     return Answer(
-        f"Asked for cover in <#{rotation.channel}>: {rotation.name} {layer} from {slack_date(span.start, zone)} "
-        f"to {slack_date(span.end, zone)}. The first person to click Take gets the shift.",
+        f"Asked for cover in <#{rotation.channel}>: {rotation.name} {layer} from "
+        f"{slack_date(span.start, zone)} to {slack_date(span.end, zone)}. The first person to click Take "
+        "gets the shift.",
         changed=True,
     )
 
@@ -121,20 +129,49 @@ def take(ctx: Context, actor: Actor, swap_id: int) -> Answer:
             assert won_by is not None
             return Answer(_closed(ctx, won_by, now))
         span = Span(max(swap.starts_at, now), swap.ends_at)
-        row, _ = add(ctx, session, actor, rotation, swap.layer, actor.person, span, now,
-                     reason=swap.reason or f"swap #{swap_id}", asked_by=swap.requested_by, swap_id=swap_id)  # fmt: skip
-        store.audit(session, now, f"slack:{actor.slack_user}", "swap_taken", swap.rotation, swap.layer,
-                    f"{actor.person} took {swap.requester}'s request #{swap_id}",
-                    {"swap": swap_id, "override": row.id})  # fmt: skip
+        row, _ = add(
+            ctx,
+            session,
+            actor,
+            rotation,
+            swap.layer,
+            actor.person,
+            span,
+            now,
+            reason=swap.reason or f"swap #{swap_id}",
+            asked_by=swap.requested_by,
+            swap_id=swap_id,
+        )
+        store.audit(
+            session,
+            now,
+            f"slack:{actor.slack_user}",
+            "swap_taken",
+            swap.rotation,
+            swap.layer,
+            f"{actor.person} took {swap.requester}'s request #{swap_id}",
+            {"swap": swap_id, "override": row.id},
+        )
         what = (
             f"{swap.rotation} {swap.layer} from {slack_date(span.start, ZoneInfo(rotation.timezone))} to "
             + (slack_date(span.end, ZoneInfo(rotation.timezone)))
         )
         outbox.enqueue(session, lane(swap_id), UPDATE_OP, now, {"swap_id": swap_id})
-        _dm(session, swap_id, swap.requester, f":white_check_mark: {person_text(ctx, actor.person)} covers "
-            f"your shift: {what}.", now)  # fmt: skip
-        _dm(session, swap_id, actor.person, f":white_check_mark: You cover {person_text(ctx, swap.requester)}: "
-            f"{what}. `/oncall me` lists your shifts.", now)  # fmt: skip
+        _dm(
+            session,
+            swap_id,
+            swap.requester,
+            f":white_check_mark: {person_text(ctx, actor.person)} covers your shift: {what}.",
+            now,
+        )
+        _dm(
+            session,
+            swap_id,
+            actor.person,
+            f":white_check_mark: You cover {person_text(ctx, swap.requester)}: "
+            f"{what}. `/oncall me` lists your shifts.",
+            now,
+        )
     ctx.wake()
     return Answer(f"You took it: you cover {person_text(ctx, swap.requester)} on {what}.", changed=True)
 
@@ -148,11 +185,24 @@ def expire_due(ctx: Context, session: Session, timer: Timer, now: datetime) -> N
         return
     swap.status = "expired"
     session.add(swap)
-    store.audit(session, now, "bot", "swap_expired", swap.rotation, swap.layer,
-                f"{swap.requester}'s request #{swap.id} expired untaken", {"swap": swap.id})  # fmt: skip
+    store.audit(
+        session,
+        now,
+        "bot",
+        "swap_expired",
+        swap.rotation,
+        swap.layer,
+        f"{swap.requester}'s request #{swap.id} expired untaken",
+        {"swap": swap.id},
+    )
     outbox.enqueue(session, lane(swap.id), UPDATE_OP, now, {"swap_id": swap.id})
-    _dm(session, swap.id, swap.requester, f":hourglass: Nobody took your request for cover on {swap.rotation} "
-        f"{swap.layer}; it has expired.", now)  # fmt: skip
+    _dm(
+        session,
+        swap.id,
+        swap.requester,
+        f":hourglass: Nobody took your request for cover on {swap.rotation} {swap.layer}; it has expired.",
+        now,
+    )
 
 
 def unposted(session: Session, swap_id: int, error: str, now: datetime) -> None:
@@ -163,10 +213,24 @@ def unposted(session: Session, swap_id: int, error: str, now: datetime) -> None:
         return
     swap.status = "unposted"
     session.add(swap)
-    store.audit(session, now, "bot", "swap_unposted", swap.rotation, swap.layer,
-                f"request #{swap_id} could not be posted: {error}", {"swap": swap_id, "error": error})  # fmt: skip
-    _dm(session, swap_id, swap.requester, f":warning: Your request for cover on {swap.rotation} {swap.layer} could "
-        f"not be posted in <#{swap.channel}> (Slack answered {escape(error)}); use `/oncall override` instead.", now)  # fmt: skip
+    store.audit(
+        session,
+        now,
+        "bot",
+        "swap_unposted",
+        swap.rotation,
+        swap.layer,
+        f"request #{swap_id} could not be posted: {error}",
+        {"swap": swap_id, "error": error},
+    )
+    _dm(
+        session,
+        swap_id,
+        swap.requester,
+        f":warning: Your request for cover on {swap.rotation} {swap.layer} could not be posted in "
+        f"<#{swap.channel}> (Slack answered {escape(error)}); use `/oncall override` instead.",
+        now,
+    )
 
 
 def _dm(session: Session, swap_id: int | None, person: str, text: str, now: datetime) -> None:

@@ -83,7 +83,9 @@ def lock_layer(session: Session, rotation: str, layer: str) -> None:
     """Serialise changes to one layer's overrides until the transaction ends, so two requests
     checked at the same moment cannot both pass the overlap check. SQLite has one writer anyway."""
     if is_postgres(session.get_bind()):
-        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"oncall:{rotation}:{layer}"})
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"oncall:{rotation}:{layer}"}
+        )
 
 
 def audit(
@@ -97,7 +99,9 @@ def audit(
     data: dict[str, Any] | None = None,
 ) -> None:
     session.add(
-        OncallAudit(at=at, actor=actor, kind=kind, rotation=rotation, layer=layer, text=text_, data=data or {})
+        OncallAudit(
+            at=at, actor=actor, kind=kind, rotation=rotation, layer=layer, text=text_, data=data or {}
+        )
     )
 
 

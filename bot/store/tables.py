@@ -217,7 +217,7 @@ class OncallOverride(SQLModel, table=True):
 
 
 class SwapRequest(SQLModel, table=True):
-    """"Who can cover me?": posted in the rotation's channel with a Take button."""
+    """ "Who can cover me?": posted in the rotation's channel with a Take button."""
 
     __tablename__ = "swap_request"
 
