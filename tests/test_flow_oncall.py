@@ -3,7 +3,8 @@ clicks against the fake Slack), and what they change: who the next escalation st
 `/oncall me`, the swap message and the DMs.
 
 The rotation (America/Los_Angeles, weekly from Mon 2026-11-02 09:00): at T0 (Wed Nov 25, 12:00 PST)
-alex is primary and sarah secondary; mike is the rotation's admin; lisa is nobody's concern here.
+alex is primary and sarah secondary; mike and the user group of priya are the rotation's admins; lisa
+is nobody's concern here.
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ import httpx
 import pytest
 from sqlmodel import Session, select
 
+from tests.fakeslack.api_usergroups import add_usergroup
 from tests.harness import Clock, post_alertmanager, slack_headers, slash_command_body, wait_until
 from tests.test_flow_paging import click, dms_to
 
 FIXTURES = Path(__file__).parent / "fixtures"
 T0 = datetime(2026, 11, 25, 20, 0, tzinfo=UTC)  # Wed 12:00 PST
-ALEX, SARAH, DAVID, MIKE, LISA = "U01ALEX", "U02SARAH", "U01DAVID", "U01MIKE", "U01LISA"
+ALEX, SARAH, DAVID, MIKE, LISA, PRIYA = "U01ALEX", "U02SARAH", "U01DAVID", "U01MIKE", "U01LISA", "U01PRIYA"
 PEOPLE = """\
 people:
   alex:  {slack: U01ALEX}
@@ -31,6 +33,7 @@ people:
   david: {slack: U01DAVID}
   mike:  {slack: U01MIKE}
   lisa:  {slack: U01LISA}
+  priya: {slack: U01PRIYA}
 """
 PLATFORM = """\
 rotation:
@@ -38,7 +41,7 @@ rotation:
   timezone: America/Los_Angeles
   start: 2026-11-02T09:00
   shift: 1w
-  admins: [mike]
+  admins: [mike, {leads}]
   channel: {channel}
   layers:
     primary:   [alex, sarah, david]
@@ -79,10 +82,11 @@ def oncall_bot(start_bot, fake_slack, tmp_path):
     fake = fake_slack.fake
     fake.set_users({"sarah@example.com": SARAH})
     channel = fake.create_channel("oncall-platform")
+    leads = add_usergroup(fake, "oncall-leads", [PRIYA])
     rotations = tmp_path / "rotations"
     rotations.mkdir()
     (rotations / "people.yaml").write_text(PEOPLE)
-    (rotations / "platform.yaml").write_text(PLATFORM.format(channel=channel.id))
+    (rotations / "platform.yaml").write_text(PLATFORM.format(channel=channel.id, leads=leads))
     bot = start_bot(clock=Clock(T0), rotations_dir=rotations)
     bot.channel = channel.id
     return bot
@@ -195,6 +199,9 @@ def test_who_may_override(oncall_bot):
     assert "covers platform secondary" in say(
         bot, "override <@U01LISA> platform secondary now for 1h", user=LISA
     )
+    # priya is in the rotation's admin user group (asked of Slack: usergroups.users.list).
+    answer = say(bot, "override <@U01LISA> platform 2026-12-01T09:00 for 1h", user=PRIYA)
+    assert "covers platform primary" in answer, answer
 
 
 @pytest.mark.parametrize(
