@@ -30,7 +30,7 @@ from bot.slack.listeners import register
 from bot.slack.socket_mode import SocketModeLink, bolt_connect
 from bot.store import outbox
 from bot.store.db import ping, upgrade
-from bot.webhooks import alertmanager, pagerduty
+from bot.webhooks import alertmanager, calendar, pagerduty
 from bot.webhooks.common import BodyLimit
 from bot.wiring import (
     UNCONFIGURED_TOKEN,
@@ -155,6 +155,8 @@ def create_app(
     am_open = am_token is None and settings.alertmanager_auth == "none"
     app.include_router(alertmanager.router(ctx, am_token, unauthenticated=am_open))
     app.include_router(pagerduty.router(ctx, pd_secrets))
+    cal_token = settings.calendar_token.get_secret_value() if settings.calendar_token else None
+    app.include_router(calendar.router(ctx, cal_token or None))
 
     secret = settings.slack_signing_secret.get_secret_value()
     verifier = SignatureVerifier(secret) if secret else None
