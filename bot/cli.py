@@ -49,6 +49,11 @@ def _parser() -> argparse.ArgumentParser:
     oncall = sub.add_parser("oncall", help="who is on call, per layer, and until when")
     oncall.add_argument("rotation", nargs="?")
     oncall.add_argument("--at", help="a time (ISO 8601; UTC unless it has an offset); default now")
+    oncall.add_argument(
+        "--weeks", type=int, help="every shift from --at for this many weeks (what the calendars export)"
+    )
+    oncall.add_argument("--history", action="store_true", help="on-call changes: overrides, swaps, handoffs")
+    oncall.add_argument("--since", default="30d", help="with --history: how far back (default 30d)")
     pm = sub.add_parser("postmortem", help="render an incident's post-mortem draft again")
     pm.add_argument("incident_id", type=int)
     pm.add_argument("--out", type=Path, help="directory (default POSTMORTEMS_DIR)")
@@ -72,7 +77,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "check":
             return _check(settings)
         if args.command == "oncall":
-            return _oncall(settings, args.rotation, args.at)
+            from bot.oncall_cli import oncall
+
+            return oncall(settings, args.rotation, args.at, args.weeks, args.history, args.since)
         if args.command == "serve":
             return _serve(settings, args.host, args.port)
         if args.command == "work":
@@ -139,24 +146,6 @@ def _check(settings: Settings) -> int:
         f"ok: {len(rotations.rotations)} rotations, {len(rotations.people)} people, "
         f"{len(rotations.routes)} routes, {len(result.runbooks)} runbooks{warned}"
     )
-    return 0
-
-
-def _oncall(settings: Settings, rotation: str | None, at: str | None) -> int:
-    from bot.service.oncall import describe
-    from bot.wiring import load_config, oncall_cache, pagerduty_client
-
-    catalog, _ = load_config(settings)
-    when = datetime.fromisoformat(at) if at else datetime.now(UTC)
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    client = pagerduty_client(settings) if settings.pagerduty_api_token else None
-    try:
-        lookup = oncall_cache(client, lambda: datetime.now(UTC)).get if client else None
-        print(describe(catalog, rotation, when.astimezone(UTC), slack=False, pagerduty=lookup))
-    finally:
-        if client is not None:
-            client.close()
     return 0
 
 
