@@ -27,6 +27,7 @@ from bot.service.context import utcnow
 from bot.settings import Settings
 from bot.slack.api import CREDENTIAL_ERRORS
 from bot.slack.listeners import register
+from bot.slack.oncall_people import say_unknown_user_groups
 from bot.slack.socket_mode import SocketModeLink, bolt_connect
 from bot.store import outbox
 from bot.store.db import ping, upgrade
@@ -128,6 +129,12 @@ def create_app(
         if settings.slack_app_token is not None:
             socket_mode = SocketModeLink(bolt_connect(bolt, settings.slack_app_token.get_secret_value()))
             socket_mode.start()
+        # Said, never fatal: an admin user group Slack does not know grants nobody anything.
+        groups = (
+            asyncio.create_task(say_unknown_user_groups(client, ctx.rotations, ctx.incident_admins))
+            if ctx.rotations
+            else None
+        )
         log.info("incidentbot ready", extra={"database": engine.dialect.name})
         try:
             yield
@@ -142,6 +149,8 @@ def create_app(
                 await worker_process.stop(grace_seconds=6)
             if closing is not None:
                 await closing
+            if groups is not None:
+                groups.cancel()
             if pd_web is not None:
                 pd_web.close()
             engine.dispose()

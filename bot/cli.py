@@ -131,9 +131,14 @@ def _check(settings: Settings) -> int:
     from bot.catalog.check import check
 
     result = check(settings.rotations_dir, settings.runbooks_dir)
+    warnings = list(result.warnings)
+    if result.rotations is not None and settings.slack_bot_token.get_secret_value():
+        from bot.oncall_cli import user_group_warnings
+
+        warnings += user_group_warnings(settings, result.rotations)  # asks Slack: needs the token
     for problem in result.problems:
         print(problem, file=sys.stderr)
-    for warning in result.warnings:  # shown, but they never fail the check (nor stop `serve`)
+    for warning in warnings:  # shown, but they never fail the check (nor stop `serve`)
         where = f"{warning.file}:{warning.line}" if warning.line else warning.file
         print(f"{where}: warning: {warning.message}", file=sys.stderr)
     if result.problems:
@@ -141,7 +146,7 @@ def _check(settings: Settings) -> int:
         return 1
     rotations = result.rotations
     assert rotations is not None
-    warned = f", {len(result.warnings)} warning(s)" if result.warnings else ""
+    warned = f", {len(warnings)} warning(s)" if warnings else ""
     print(
         f"ok: {len(rotations.rotations)} rotations, {len(rotations.people)} people, "
         f"{len(rotations.routes)} routes, {len(result.runbooks)} runbooks{warned}"

@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from bot.core.durations import parse_duration
-from bot.core.errors import BadInput
+from bot.core.errors import BadInput, ConfigProblem
 from bot.settings import Settings
 
 if TYPE_CHECKING:
+    from bot.catalog.rotations import Catalog
     from bot.core.rotations import Rotation
     from bot.service.context import Context
 
@@ -137,3 +138,28 @@ def _print(table: list[tuple[str, ...]]) -> None:
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     for row in table:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+def user_group_warnings(settings: Settings, catalog: Catalog) -> list[ConfigProblem]:
+    """`incidentbot check`: admin user groups Slack does not know (asked with usergroups.list)."""
+    from slack_sdk import WebClient
+
+    from bot.slack.oncall_people import unknown_user_groups, user_groups_named
+    from bot.wiring import incident_admins
+
+    named = user_groups_named(catalog, incident_admins(settings))
+    if not named:
+        return []
+    client = WebClient(
+        token=settings.slack_bot_token.get_secret_value(),
+        base_url=settings.slack_api_url,
+        timeout=int(settings.slack_timeout_seconds),
+    )
+    try:
+        found = client.usergroups_list()
+    except Exception as exc:
+        error = getattr(getattr(exc, "response", None), "get", lambda _k: None)("error") or type(exc).__name__
+        return [
+            ConfigProblem("SLACK_BOT_TOKEN", 0, f"could not ask Slack about the admin user groups: {error}")
+        ]
+    return unknown_user_groups(named, found.get("usergroups") or ())

@@ -51,6 +51,7 @@ class RotationFile:
     rotation: Rotation
     policy: EscalationPolicy
     name_line: int
+    admins_line: int = 0  # where `admins:` is written (user groups are checked with Slack later)
 
 
 def parse_rotation_file(data: Any, check: Checker, people: Mapping[str, Person]) -> RotationFile | None:
@@ -72,7 +73,9 @@ def parse_rotation_file(data: Any, check: Checker, people: Mapping[str, Person])
     policy = parse_policy(top, check, rotation, people)
     if policy is None or len(check.problems) > before:
         return None
-    return RotationFile(rotation, policy, body.line_of("name"))
+    return RotationFile(
+        rotation, policy, body.line_of("name"), body.line_of("admins") if "admins" in body else 0
+    )
 
 
 def _rotation(m: YMap, check: Checker, people: Mapping[str, Person]) -> Rotation | None:

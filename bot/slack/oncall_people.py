@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.catalog.rotations import Catalog
+from bot.core.errors import ConfigProblem
+from bot.core.oncall_changes import USER_GROUP
 
 log = logging.getLogger(__name__)
 
@@ -76,3 +79,53 @@ class UserGroupMembers:
             return frozenset()
         self._members[group] = (members, self.clock())
         return members
+
+
+def user_groups_named(
+    catalog: Catalog, incident_admins: Sequence[str] = ()
+) -> dict[str, list[ConfigProblem]]:
+    """Each user group (`S…`) the configuration names as admins, and where (file, line, rotation)."""
+    named: dict[str, list[ConfigProblem]] = {}
+    for name, rotation in catalog.rotations.items():
+        file, line = catalog.admins_at.get(name, (name, 0))
+        for entry in rotation.admins:
+            if USER_GROUP.fullmatch(entry):
+                named.setdefault(entry, []).append(ConfigProblem(file, line, name))
+    for entry in incident_admins:
+        if USER_GROUP.fullmatch(entry):
+            named.setdefault(entry, []).append(ConfigProblem("INCIDENT_ADMINS", 0, ""))
+    return named
+
+
+def unknown_user_groups(
+    named: dict[str, list[ConfigProblem]], known: Iterable[dict[str, Any]]
+) -> list[ConfigProblem]:
+    """A problem (said as a warning) for each place naming a group `usergroups.list` does not list."""
+    ids = {str(group.get("id")) for group in known}
+    return [
+        ConfigProblem(
+            where.file,
+            where.line,
+            f"`admins`: Slack does not know user group {group} (usergroups.list), so it makes nobody "
+            + (f"an admin of rotation {where.message}" if where.message else "an incident admin"),
+        )
+        for group, places in named.items()
+        if group not in ids
+        for where in places
+    ]
+
+
+async def say_unknown_user_groups(
+    client: AsyncWebClient, catalog: Catalog, incident_admins: Sequence[str]
+) -> None:
+    """At start, in the background: log each admin user group Slack does not know."""
+    named = user_groups_named(catalog, incident_admins)
+    if not named:
+        return
+    try:
+        found = await client.usergroups_list()
+    except Exception as exc:
+        log.info("could not check the admin user groups with Slack: %s", type(exc).__name__)
+        return
+    for problem in unknown_user_groups(named, found.get("usergroups") or ()):
+        log.warning("%s", problem)
