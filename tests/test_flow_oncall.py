@@ -287,3 +287,32 @@ def test_oncall_me_lists_my_next_shifts_overrides_included(oncall_bot):
     assert "No shifts" in say(bot, "me", user="U0STRANGER") or "not in people.yaml" in say(
         bot, "me", user="U0STRANGER"
     )
+
+
+def test_a_swap_slack_will_not_post_is_said_to_the_requester(start_bot, fake_slack, tmp_path):
+    # The rotation's channel is private and the bot is not in it: chat.postMessage answers
+    # channel_not_found for good. Nobody could click Take, so alex is told by DM at once.
+    fake = fake_slack.fake
+    hidden = fake.create_channel("oncall-hidden", is_private=True, bot_member=False)
+    rotations = tmp_path / "rotations"
+    rotations.mkdir()
+    (rotations / "people.yaml").write_text(PEOPLE)
+    (rotations / "platform.yaml").write_text(PLATFORM.format(channel=hidden.id, leads="S0LEADS"))
+    bot = start_bot(clock=Clock(T0), rotations_dir=rotations)
+    assert "Asked for cover" in say(bot, "swap platform now for 8h")
+    told = wait_until(
+        lambda: [
+            c.args.get("text", "")
+            for c in dms_to(fake, ALEX)
+            if "could not be posted" in c.args.get("text", "")
+        ],
+        10,
+        what="alex told the request could not be posted",
+    )
+    assert "channel_not_found" in told[0] and "/oncall override" in told[0], told
+    from bot.store.tables import OncallAudit, SwapRequest
+
+    with Session(bot.ctx.engine) as session:
+        assert [s.status for s in session.exec(select(SwapRequest))] == ["unposted"]
+        kinds = [a.kind for a in session.exec(select(OncallAudit).order_by(OncallAudit.id))]
+    assert kinds == ["swap_requested", "swap_unposted"]

@@ -34,7 +34,7 @@ def overrides_list(
 ) -> tuple[str, list[Block]]:
     """The ephemeral answer to `/oncall overrides`: text, and blocks with a Remove button on each
     override made from Slack (the file's own are changed in the file)."""
-    where = f" in {rotation}" if rotation else ""
+    where = f" in {escape(rotation)}" if rotation else ""
     if not views:
         return f"No current or future overrides{where}.", []
     title = f"Current and future overrides{where}:"
