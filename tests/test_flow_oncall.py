@@ -316,3 +316,19 @@ def test_a_swap_slack_will_not_post_is_said_to_the_requester(start_bot, fake_sla
         assert [s.status for s in session.exec(select(SwapRequest))] == ["unposted"]
         kinds = [a.kind for a in session.exec(select(OncallAudit).order_by(OncallAudit.id))]
     assert kinds == ["swap_requested", "swap_unposted"]
+
+
+def test_incident_admins_may_change_any_rotation(start_bot, fake_slack, tmp_path):
+    rotations = tmp_path / "rotations"
+    rotations.mkdir()
+    (rotations / "people.yaml").write_text(PEOPLE)
+    (rotations / "platform.yaml").write_text(PLATFORM.format(channel="C0NONE", leads="S0LEADS"))
+    bot = start_bot(clock=Clock(T0), rotations_dir=rotations, incident_admins="U01LISA, S0OTHER")
+    assert "covers platform primary" in say(bot, "override <@U01DAVID> platform now for 4h", user=LISA)
+    assert "Only the people concerned" in say(bot, "override <@U01DAVID> platform now for 8h", user=PRIYA)
+
+
+def test_only_the_person_on_call_asks_for_cover(oncall_bot):
+    refused = say(oncall_bot, "swap platform now for 4h", user=LISA)
+    assert "only the person on call can ask for cover" in refused, refused
+    assert "not in people.yaml" in say(oncall_bot, "swap platform now for 4h", user="U0STRANGER")
