@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session
 
 from bot.core.errors import BadInput
-from bot.core.oncall_changes import Actor, place, require_allowed
+from bot.core.oncall_changes import Actor, Why, place, require_allowed
 from bot.core.rotations import Rotation
 from bot.core.schedule import covered_people
 from bot.core.text import escape
@@ -69,8 +69,8 @@ def span_of(rotation: Rotation, words: list[str], now: datetime) -> tuple[Span, 
     return check_span(span, now, zone), " ".join(rest)[:REASON_MAX]
 
 
-def allowed(ctx: Context, rotation: Rotation, actor: Actor, taker: str, covered: list[str]) -> None:
-    require_allowed(
+def allowed(ctx: Context, rotation: Rotation, actor: Actor, taker: str, covered: list[str]) -> Why:
+    return require_allowed(
         actor,
         rotation.name,
         taker=taker,
@@ -98,8 +98,8 @@ def override(
         store.lock_layer(session, rotation.name, layer)
         current = effective_rotation(ctx, session, rotation.name, now)
         covered = covered_people(current, layer, span.start, span.end)
-        allowed(ctx, rotation, actor, who, covered)
-        row, replaced = add(ctx, session, actor, rotation, layer, who, span, now, reason=reason)
+        why = allowed(ctx, rotation, actor, who, covered)
+        row, replaced = add(ctx, session, actor, rotation, layer, who, span, now, reason=reason, why=why)
     zone = ZoneInfo(rotation.timezone)
     instead = [p for p in covered if p != who]
     text = (
@@ -129,6 +129,7 @@ def add(
     reason: str = "",
     asked_by: str | None = None,
     swap_id: int | None = None,
+    why: Why = Why.TAKER,
 ) -> tuple[OncallOverride, list[int]]:
     """Store an override under the overlap rule (the layer is locked by the caller): the new row
     and the ids of the overrides it replaced. `asked_by`: whose earlier overrides it may replace
@@ -190,6 +191,7 @@ def add(
             "start": span.start.isoformat(),
             "end": span.end.isoformat(),
             "replaced": replaced,
+            "allowed_because": why.name.lower(),
             "swap": swap_id,
         },
     )
@@ -209,7 +211,7 @@ def remove(ctx: Context, actor: Actor, override_id: int) -> Answer:
         rotation = file_rotation(ctx, row.rotation)
         without = effective_rotation(ctx, session, row.rotation, now, without=[override_id])
     start = max(row.starts_at, now)
-    allowed(ctx, rotation, actor, row.who, covered_people(without, row.layer, start, row.ends_at))
+    why = allowed(ctx, rotation, actor, row.who, covered_people(without, row.layer, start, row.ends_at))
     with transaction(ctx.engine) as session:
         store.lock_layer(session, row.rotation, row.layer)
         stored = session.get(OncallOverride, override_id, with_for_update=True)
@@ -226,7 +228,7 @@ def remove(ctx: Context, actor: Actor, override_id: int) -> Answer:
             stored.rotation,
             stored.layer,
             f"override #{override_id} ({stored.who}) removed",
-            {"override": override_id},
+            {"override": override_id, "allowed_because": why.name.lower()},
         )
         schedule_changed(ctx, session, stored.rotation, now, why=f"override #{override_id} removed")
     return Answer(

@@ -53,7 +53,11 @@ def effective(
         by_rotation.setdefault(row.rotation, []).append(store.as_override(row))
     out: dict[str, Rotation] = {}
     for name in wanted:
-        rotation, left_out = layered(catalog.rotations[name], by_rotation.get(name, ()), catalog.people)
+        try:
+            rotation, left_out = layered(catalog.rotations[name], by_rotation.get(name, ()), catalog.people)
+        except Exception:  # a bug here must not stop a page: the files alone still name someone
+            log.exception("could not layer the overrides of rotation %s; using its file alone", name)
+            rotation, left_out = catalog.rotations[name], []
         for o in left_out:  # the files changed under it: said, never paged
             log.warning(
                 "override %s of rotation %s names layer %r / person %r the files no longer have",

@@ -56,7 +56,8 @@ def in_effect(
     if until is not None:
         query = query.where(col(OncallOverride.starts_at) < until)
     rows = session.exec(query.order_by(col(OncallOverride.id))).all()
-    return [row for row in rows if effective_end(row) > since]
+    # A row whose end is not after its start (edited by hand) cannot be an override: left out.
+    return [row for row in rows if effective_end(row) > max(since, row.starts_at)]
 
 
 def active(session: Session, rotation: str, since: datetime) -> list[OncallOverride]:
