@@ -152,10 +152,7 @@ def take(ctx: Context, actor: Actor, swap_id: int) -> Answer:
             f"{actor.person} took {swap.requester}'s request #{swap_id}",
             {"swap": swap_id, "override": row.id},
         )
-        what = (
-            f"{swap.rotation} {swap.layer} from {slack_date(span.start, ZoneInfo(rotation.timezone))} to "
-            + (slack_date(span.end, ZoneInfo(rotation.timezone)))
-        )
+        what = f"{swap.rotation} {swap.layer} {describe_span(rotation.timezone, span, slack=True)}"
         outbox.enqueue(session, lane(swap_id), UPDATE_OP, now, {"swap_id": swap_id})
         _dm(
             session,
@@ -248,6 +245,8 @@ def _known(ctx: Context, swap: SwapRequest) -> bool:
     return ctx.rotations is not None and swap.rotation in ctx.rotations.rotations
 
 
-def describe_span(timezone: str, span: Span) -> str:
+def describe_span(timezone: str, span: Span, *, slack: bool = False) -> str:
+    """`from <start> to <end>` in Slack's date format, or as plain local text for the audit."""
     zone = ZoneInfo(timezone)
-    return f"{local_text(span.start, zone)} - {local_text(span.end, zone)}"
+    show = slack_date if slack else local_text
+    return f"from {show(span.start, zone)} to {show(span.end, zone)}"
