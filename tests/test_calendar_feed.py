@@ -38,7 +38,8 @@ def get(bot, path: str, **params: str) -> httpx.Response:
 
 
 def events(body: bytes) -> list:
-    return sorted(Calendar.from_ical(body).walk("VEVENT"), key=lambda e: (e.decoded("dtstart"), str(e["summary"])))
+    found = Calendar.from_ical(body).walk("VEVENT")
+    return sorted(found, key=lambda e: (e.decoded("dtstart"), str(e["summary"])))
 
 
 def test_without_a_token_the_feeds_are_off(calendar_bot):

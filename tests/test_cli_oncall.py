@@ -61,8 +61,8 @@ def test_weeks_prints_the_calendar_s_shifts(configured, capsys) -> None:
     table = [line for line in out if line.startswith("data-platform")]
     # The same shifts the calendar exports: the override, wei's day after it, olga's night, ...
     from bot.catalog.rotations import load_rotations
-    from bot.core.schedule import layered
     from bot.core.rotations import Override
+    from bot.core.schedule import layered
 
     catalog, _ = load_rotations(Path.cwd() / "rotations")
     assert catalog is not None

@@ -53,7 +53,8 @@ def test_disabled_groups_are_hidden_unless_asked_for(fake_slack) -> None:
 def test_update_refuses_like_slack(fake_slack, args: dict, error: str) -> None:
     group = add_usergroup(fake_slack.fake, "oncall", ["U01ALEX"])
     fake_slack.fake.update_user("U0GONE", exists=False)
-    answer = call(fake_slack, "usergroups.users.update", **{k: (group if v == "<group>" else v) for k, v in args.items()})
+    args = {k: (group if v == "<group>" else v) for k, v in args.items()}
+    answer = call(fake_slack, "usergroups.users.update", **args)
     assert answer == {"ok": False, "error": error}
     assert usergroup_members(fake_slack.fake, group) == ["U01ALEX"]
 
