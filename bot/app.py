@@ -28,11 +28,12 @@ from bot.slack import admission, installation
 from bot.slack.api import CREDENTIAL_ERRORS
 from bot.slack.bolt_app import bolt_app
 from bot.slack.listeners import register
+from bot.slack.oncall_people import say_unknown_user_groups
 from bot.slack.socket_mode import SocketModeLink, bolt_connect
 from bot.startup import Readiness, StartGate, upgrade_when_reachable
 from bot.store import outbox
 from bot.store.db import DatabaseUnreachable, ping, upgrade
-from bot.webhooks import alertmanager, pagerduty
+from bot.webhooks import alertmanager, calendar, pagerduty
 from bot.webhooks.common import BodyLimit
 from bot.wiring import (
     UNCONFIGURED_TOKEN,
@@ -122,10 +123,11 @@ def create_app(
         task: asyncio.Task[None] | None = None
         socket_mode: SocketModeLink | None = None
         watching: asyncio.Task[None] | None = None
+        groups: asyncio.Task[None] | None = None
 
         async def begin() -> None:
             """The bot's work, once the schema is migrated."""
-            nonlocal task, socket_mode, watching
+            nonlocal task, socket_mode, watching, groups
             if background is not None:
                 task = asyncio.create_task(background.worker.run(), name="outbox-worker")
                 background.scheduler.start()
@@ -139,6 +141,11 @@ def create_app(
             # Without a token there is no installation to learn (and nothing to refuse requests by).
             if token != UNCONFIGURED_TOKEN:
                 watching = asyncio.create_task(installation.watch(installed, admins, client))
+            # Said, never fatal: an admin user group Slack does not know grants nobody anything.
+            if ctx.rotations:
+                groups = asyncio.create_task(
+                    say_unknown_user_groups(client, ctx.rotations, ctx.incident_admins)
+                )
             readiness.ready = True
             log.info("incidentbot ready", extra={"database": engine.dialect.name})
 
@@ -174,6 +181,8 @@ def create_app(
                 await worker_process.stop(grace_seconds=6)
             if closing is not None:
                 await closing
+            if groups is not None:
+                groups.cancel()
             if pd_web is not None:
                 pd_web.close()
             engine.dispose()
@@ -188,6 +197,8 @@ def create_app(
     am_open = am_token is None and settings.alertmanager_auth == "none"
     app.include_router(alertmanager.router(ctx, am_token, unauthenticated=am_open))
     app.include_router(pagerduty.router(ctx, pd_secrets))
+    cal_token = settings.calendar_token.get_secret_value() if settings.calendar_token else None
+    app.include_router(calendar.router(ctx, cal_token or None))
 
     secret = settings.slack_signing_secret.get_secret_value()
     verifier = SignatureVerifier(secret) if secret else None

@@ -29,6 +29,7 @@ def _secrets(settings: Settings) -> list[str]:
         settings.pagerduty_api_token,
         settings.pagerduty_webhook_secret,
         settings.slack_app_token,
+        settings.calendar_token,
     ]
     out = [settings.database_password] if settings.database_password else []
     for value in values:
@@ -66,7 +67,9 @@ def _main(argv: list[str] | None) -> int:
         if args.command == "check":
             return _check(settings)
         if args.command == "oncall":
-            return _oncall(settings, args.rotation, args.at)
+            from bot.oncall_cli import oncall
+
+            return oncall(settings, args.rotation, args.at, args.weeks, args.history, args.since)
         if args.command == "serve":
             return _serve(settings, args.host, args.port)
         if args.command == "work":
@@ -118,9 +121,14 @@ def _check(settings: Settings) -> int:
     from bot.catalog.check import check
 
     result = check(settings.rotations_dir, settings.runbooks_dir)
+    warnings = list(result.warnings)
+    if result.rotations is not None and settings.slack_bot_token.get_secret_value():
+        from bot.oncall_cli import user_group_warnings
+
+        warnings += user_group_warnings(settings, result.rotations)  # asks Slack: needs the token
     for problem in result.problems:
         print(problem, file=sys.stderr)
-    for warning in result.warnings:  # shown, but they never fail the check (nor stop `serve`)
+    for warning in warnings:  # shown, but they never fail the check (nor stop `serve`)
         where = f"{warning.file}:{warning.line}" if warning.line else warning.file
         print(f"{where}: warning: {warning.message}", file=sys.stderr)
     if result.problems:
@@ -128,27 +136,11 @@ def _check(settings: Settings) -> int:
         return 1
     rotations = result.rotations
     assert rotations is not None
-    warned = f", {len(result.warnings)} warning(s)" if result.warnings else ""
+    warned = f", {len(warnings)} warning(s)" if warnings else ""
     print(
         f"ok: {len(rotations.rotations)} rotations, {len(rotations.people)} people, "
         f"{len(rotations.routes)} routes, {len(result.runbooks)} runbooks{warned}"
     )
-    return 0
-
-
-def _oncall(settings: Settings, rotation: str | None, at: datetime | None) -> int:
-    from bot.service.oncall import describe
-    from bot.wiring import load_config, oncall_cache, pagerduty_client
-
-    catalog, _ = load_config(settings)
-    when = at or datetime.now(UTC)
-    client = pagerduty_client(settings) if settings.pagerduty_api_token else None
-    try:
-        lookup = oncall_cache(client, lambda: datetime.now(UTC)).get if client else None
-        print(describe(catalog, rotation, when.astimezone(UTC), slack=False, pagerduty=lookup))
-    finally:
-        if client is not None:
-            client.close()
     return 0
 
 

@@ -83,6 +83,15 @@ def parser() -> argparse.ArgumentParser:
     oncall.add_argument(
         "--at", type=_moment, help="a time (ISO 8601; UTC unless it has an offset); default now"
     )
+    oncall.add_argument(
+        "--weeks",
+        type=_whole("a number of weeks from 1 to 52", 1, 52),
+        help="every shift from --at for this many weeks (what the calendars export)",
+    )
+    oncall.add_argument("--history", action="store_true", help="on-call changes: overrides, swaps, handoffs")
+    oncall.add_argument(
+        "--since", type=_since, default="30d", help="with --history: how far back (default 30d)"
+    )
     pm = sub.add_parser("postmortem", help="render an incident's post-mortem draft again")
     pm.add_argument("incident_id", type=_whole("an incident number, e.g. 42", 1))
     pm.add_argument("--out", type=Path, help="directory (default POSTMORTEMS_DIR)")

@@ -54,6 +54,7 @@ _PLACEHOLDER_HINTS = {
     "slack_app_token": "set the app-level token (xapp-...) or leave it empty",
     "pagerduty_api_token": "set a PagerDuty REST API key or leave it empty",
     "pagerduty_webhook_secret": "set the webhook subscription's signing secret or leave it empty",
+    "calendar_token": "set a long random token for the calendar feeds or leave it empty",
 }
 
 _ADMIN_ID = re.compile(r"[UWS][A-Z0-9]{2,}")
@@ -161,6 +162,11 @@ class Settings(BaseSettings):
     http_keepalive_timeout: float = Field(default=5.0, gt=0)
     # Open connections (and requests in progress) beyond which requests get 503.
     http_max_connections: int = Field(default=1000, ge=1)
+
+    # On-call from Slack (issue 19): INCIDENT_ADMINS (above) may also change any rotation's on-call,
+    # and may name people keys there too. The calendar feeds (/calendar/*.ics) are off unless
+    # CALENDAR_TOKEN is set.
+    calendar_token: SecretStr | None = None
 
     @model_validator(mode="after")
     def _no_placeholders(self) -> Settings:

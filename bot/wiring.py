@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from slack_sdk import WebClient
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.catalog.check import check
@@ -25,11 +26,13 @@ from bot.integrations.pagerduty import PagerDutyClient
 from bot.integrations.pagerduty_delivery import PagerDutyDelivery
 from bot.scheduler import Scheduler
 from bot.service.context import Context, StormPolicy
-from bot.settings import Settings
+from bot.settings import Settings, admin_ids
 from bot.slack.api import SlackWebAPI
 from bot.slack.channel_delivery import ChannelDelivery
 from bot.slack.delivery import SlackDelivery
 from bot.slack.lifecycle_delivery import LifecycleDelivery
+from bot.slack.oncall_delivery import OncallDelivery
+from bot.slack.oncall_people import UserGroupMembers
 from bot.slack.pacing import Pacer
 from bot.slack.page_delivery import PageDelivery
 from bot.slack.postmortem_delivery import PostmortemDelivery
@@ -92,6 +95,14 @@ def build_context(settings: Settings, clock: Callable[[], datetime]) -> Context:
         silence_check_interval=silence_check_interval(settings),
         pagerduty_api=pagerduty_api(settings),
         declare_rate=parse_rate(settings.declare_rate),
+        incident_admins=tuple(admin_ids(settings.incident_admins)),
+        in_user_group=UserGroupMembers(
+            WebClient(
+                token=bot_token(settings),
+                base_url=settings.slack_api_url,
+                timeout=int(settings.slack_timeout_seconds),
+            )
+        ),
     )
 
 
@@ -168,6 +179,7 @@ def build_background(settings: Settings, ctx: Context, client: AsyncWebClient) -
         **PageDelivery(delivery, ctx).handlers(),
         **RunbookDelivery(delivery, ctx).handlers(),
         **PostmortemDelivery(delivery, ctx).handlers(),
+        **OncallDelivery(delivery, ctx).handlers(),
         **other_sides,
     }
     slack_ops = frozenset(handlers) - frozenset(other_sides) | {"archive"}

@@ -57,6 +57,7 @@ NEEDED: dict[str, frozenset[str]] = {
         "conversations.unarchive": ("channels:manage",),
         "dnd.info": ("dnd:read",),
         "usergroups.users.list": ("usergroups:read",),
+        "usergroups.list": ("usergroups:read",),  # admin user groups Slack does not know (issue 19)
         "users.info": ("users:read",),
     }.items()
 }

@@ -9,6 +9,7 @@ first rotation (by file name); `Catalog.rotation_for` applies that rule.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -36,6 +37,8 @@ class Catalog:
     rotations: dict[str, Rotation]  # in file-name order; the first is the fallback
     policies: dict[str, EscalationPolicy]  # by rotation name
     routes: list[Route]
+    # Where each rotation's `admins:` is written (file, line): Slack is asked about user groups later.
+    admins_at: dict[str, tuple[str, int]] = dataclasses.field(default_factory=dict)
 
     def rotation_for(self, labels: Mapping[str, str]) -> tuple[Rotation, Route | None]:
         """The routed rotation and the route that chose it; unrouted alerts go to the first rotation."""
@@ -62,6 +65,7 @@ def load_rotations(
     rotations: dict[str, Rotation] = {}
     policies: dict[str, EscalationPolicy] = {}
     defined_at: dict[str, str] = {}
+    admins_at: dict[str, tuple[str, int]] = {}
     broken: set[str] = set()  # rotations with problems: routes naming them are not reported again
     for path in files:
         if path.name in PEOPLE_FILES or path.name in ROUTES_FILES:
@@ -79,12 +83,13 @@ def load_rotations(
         rotations[name] = parsed.rotation
         policies[name] = parsed.policy
         defined_at[name] = f"{_display(path)}:{parsed.name_line}"
+        admins_at[name] = (_display(path), parsed.admins_line)
     if not rotations and not problems:
         problems.append(ConfigProblem(directory.name, 0, "no rotation files (e.g. platform.yaml) found"))
     routes = _routes(routes_path, set(rotations) | broken, problems) if routes_path else []
     if problems:
         return None, problems
-    return Catalog(people, rotations, policies, routes), []
+    return Catalog(people, rotations, policies, routes, admins_at), []
 
 
 def _declared_name(data: Any) -> str | None:

@@ -65,6 +65,7 @@ class Override:
     who: str
     start: datetime  # aware; normalised to UTC
     end: datetime  # exclusive
+    ref: str | None = None  # where it comes from when not the file: "db:<id>" (see core/schedule.py)
 
     def __post_init__(self) -> None:
         start, end = _utc(self.start, "override start"), _utc(self.end, "override end")
@@ -89,6 +90,7 @@ class Shift:
     end: datetime  # aware UTC, exclusive: the moment the schedule next changes
     layer: str
     override: bool = False
+    ref: str | None = None  # the override's `ref` (None: the file's own, or no override)
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,10 @@ class Rotation:
     source: Literal["file", "pagerduty"] = "file"
     pagerduty: PagerDutySource | None = None
     handoff_rule: HandoffRule = "clock"  # "clock" keeps local times where the length allows it
+    # Who may change its on-call from Slack besides the people concerned (people keys, Slack user
+    # IDs or user-group IDs `S…`), and the channel swap requests are posted in.
+    admins: tuple[str, ...] = ()
+    channel: str | None = None
     # Precomputed in __post_init__ so a query is a handful of arithmetic operations and bisects.
     _zone: ZoneInfo = field(init=False, repr=False, compare=False)
     _clock: bool = field(init=False, repr=False, compare=False)
@@ -246,7 +252,7 @@ def _layer_shift(
         i = bisect_right(overrides.starts, at) - 1
         if i >= 0 and at < overrides.ends[i]:
             o = overrides.items[i]
-            return Shift(o.who, o.start, o.end, layer, override=True)
+            return Shift(o.who, o.start, o.end, layer, override=True, ref=o.ref)
     k, start, end = span or rotation.shift_span(at)
     if overrides is not None:
         if i >= 0 and overrides.ends[i] > start:

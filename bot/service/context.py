@@ -49,3 +49,7 @@ class Context:
     # how many incidents one person may declare per window.
     admins: Callable[[], frozenset[str]] = field(default=lambda: frozenset())
     declare_rate: Rate = field(default_factory=lambda: Rate(5, timedelta(minutes=10)))
+    # On-call from Slack (issue 19): INCIDENT_ADMINS entries (people keys, Slack user IDs, user
+    # groups) and "is Slack user U in user group S?" (cached; asked outside write transactions).
+    incident_admins: tuple[str, ...] = ()
+    in_user_group: Callable[[str, str], bool] = field(default=lambda user, group: False)

@@ -9,6 +9,7 @@ from bot.core.rotations import Person
 from bot.core.text import escape
 from bot.service.context import Context
 from bot.service.incidents import send_page
+from bot.service.oncall_schedule import effective_rotation
 from bot.service.people import not_again, unanswered
 from bot.service.permissions import in_people_file, require
 from bot.service.responders import Answer, load, mention
@@ -50,7 +51,8 @@ def page(ctx: Context, incident_id: int, actor: str, user_id: str | None, rotati
             policy = catalog.policies[rotation]
             if not policy.steps or catalog.rotations[rotation].source != "file":
                 raise BadInput(f"Rotation {rotation} has no first step to page here.")
-            people = resolve_targets(policy.steps[0], catalog.rotations[rotation], catalog.people, now)
+            current = effective_rotation(ctx, session, rotation, now)  # overrides included
+            people = resolve_targets(policy.steps[0], current, catalog.people, now)
             paged: list[Person] = []
             for person in people:
                 earlier = waiting.of_person(person)

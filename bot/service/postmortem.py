@@ -11,7 +11,7 @@ import os
 import re
 import tempfile
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlmodel import Session, col, select
@@ -26,8 +26,10 @@ from bot.core.postmortem import (
     build_facts,
 )
 from bot.core.postmortem_render import PostmortemFacts, render_postmortem
+from bot.core.rotations import on_call_all
 from bot.service.context import Context
 from bot.service.incidents import lane
+from bot.service.oncall_schedule import effective_rotation
 from bot.service.people import people_of
 from bot.store import outbox
 from bot.store.db import reading
@@ -126,7 +128,13 @@ def _load(ctx: Context, session: Session, incident_id: int) -> tuple[Incident, P
             )
             for a in alerts
         ],
-        [TimelineRecord(at=e.at, actor=e.actor, kind=e.kind, text=e.text, data=e.data) for e in timeline],
+        [
+            *_on_call_then(ctx, session, incident),
+            *(
+                TimelineRecord(at=e.at, actor=e.actor, kind=e.kind, text=e.text, data=e.data)
+                for e in timeline
+            ),
+        ],
         [
             PageRecord(
                 person=p.person,
@@ -142,6 +150,27 @@ def _load(ctx: Context, session: Session, incident_id: int) -> tuple[Incident, P
         people_of(ctx),
     )
     return incident, facts
+
+
+def _on_call_then(ctx: Context, session: Session, incident: Incident) -> list[TimelineRecord]:
+    """Who was on call when the incident opened, per layer, as the schedule then stood (overrides
+    from Slack included, also ones removed later): a line at the top of the draft's timeline."""
+    if ctx.rotations is None or incident.rotation not in ctx.rotations.rotations:
+        return []
+    at = incident.created_at
+    rotation = effective_rotation(ctx, session, incident.rotation, at, at + timedelta(microseconds=1))
+    if rotation.source != "file" or not rotation.layers:
+        return []
+    shifts = on_call_all(rotation, at)
+    text = ", ".join(
+        f"{layer}: {s.person}" + (" (override)" if s.override else "") for layer, s in shifts.items()
+    )
+    data = {"layers": {layer: s.person for layer, s in shifts.items()}}
+    return [
+        TimelineRecord(
+            at=at, actor="bot", kind="on_call", text=f"On call when the incident opened: {text}", data=data
+        )
+    ]
 
 
 def facts_for(ctx: Context, incident_id: int) -> PostmortemFacts:

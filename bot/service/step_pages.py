@@ -15,6 +15,7 @@ from bot.core.text import escape
 from bot.service import pagerduty_sync
 from bot.service.context import Context
 from bot.service.incidents import say, send_page
+from bot.service.oncall_schedule import effective_rotation
 from bot.service.people import not_again, unanswered
 from bot.service.timeline import record
 from bot.store.tables import Incident, Page
@@ -38,7 +39,9 @@ def page_step(
     Escalating by hand does not page again someone paged for this incident who has not answered
     yet: returns a sentence for each person it skipped."""
     assert ctx.rotations is not None and incident.rotation is not None and incident.id is not None
-    rotation = ctx.rotations.rotations[incident.rotation]
+    # The schedule as it stands now, overrides from Slack included: one made since the incident
+    # opened changes who this step pages (pages already sent stay).
+    rotation = effective_rotation(ctx, session, incident.rotation, now)
     people = resolve_targets(step, rotation, ctx.rotations.people, now)
     skipped: list[tuple[Person, str]] = []
     if manual:

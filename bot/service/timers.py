@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
-from bot.service import escalation, heartbeat, lifecycle, silences
+from bot.service import escalation, heartbeat, lifecycle, silences, swaps
 from bot.service.context import Context
 from bot.store import timers
 from bot.store.db import is_postgres, transaction
@@ -73,6 +73,8 @@ def _dispatch(ctx: Context, session: Session, timer: Timer, now: datetime) -> No
         lifecycle.archive_due(ctx, session, timer, now)
     elif timer.kind == silences.CHECK_KIND:
         silences.check_due(ctx, session, timer, now)
+    elif timer.kind == swaps.EXPIRY_KIND:
+        swaps.expire_due(ctx, session, timer, now)
     else:
         log.warning("unknown timer kind %r", timer.kind)
         timer.status = "failed"

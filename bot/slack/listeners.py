@@ -7,7 +7,6 @@ ACK_WITHIN_SECONDS (a busy database), after which they ack and answer when the w
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import Callable
@@ -19,13 +18,13 @@ from anyio import to_thread
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.core.errors import IncidentBotError
 from bot.core.text import slack_unescape
 from bot.service import channel_members, notes, oncall, responders, runbooks, silences
 from bot.service.context import Context
-from bot.slack import commands
-from bot.slack.answering import ACK_WITHIN_SECONDS, ephemeral, in_time, run_use_case
+from bot.slack import commands, oncall_commands
+from bot.slack.answering import ephemeral, in_time, run_use_case
 from bot.slack.membership import ChannelMembers
+from bot.slack.oncall_people import SlackPeople
 from bot.slack.runbook_blocks import STEP_ACTION_RE, parse_step_action
 from bot.slack.sanitize import CleanRequest
 
@@ -60,6 +59,8 @@ def register(
     app.use(CleanRequest())
     members = ChannelMembers(ctx, app.client)
     commands.register(app, ctx, archive_after, members)
+    people = SlackPeople(ctx.rotations)
+    oncall_commands.register_buttons(app, ctx, people)
 
     def button(action_id: str, use_case: Callable[..., responders.Answer], *, in_page: bool = False) -> None:
         @app.action(action_id)
@@ -192,21 +193,5 @@ def register(
             await ephemeral(client, body, text)
 
     @app.command("/oncall")
-    async def oncall_command(ack: Any, command: dict[str, Any]) -> None:
-        name = (command.get("text") or "").strip() or None
-        if ctx.rotations is None:
-            await ack(text="No rotations are configured (see ROTATIONS_DIR).")
-            return
-        rotations = ctx.rotations
-
-        def describe() -> str:
-            return oncall.describe(rotations, name, ctx.clock(), slack=True, pagerduty=pagerduty)
-
-        try:
-            # Slack wants the answer within 3 s; PagerDuty lookups may be slower (then cached).
-            text = await asyncio.wait_for(to_thread.run_sync(describe), ACK_WITHIN_SECONDS)
-        except IncidentBotError as exc:
-            text = str(exc)
-        except TimeoutError:
-            text = "PagerDuty is slow to say who is on call; try again in a moment."
-        await ack(text=text, response_type="ephemeral")
+    async def oncall_command(ack: Any, command: dict[str, Any], client: AsyncWebClient, respond: Any) -> None:
+        await oncall_commands.handle(ack, command, client, respond, ctx, people, pagerduty)

@@ -203,3 +203,69 @@ class Instance(SQLModel, table=True):
 
     id: str = Field(primary_key=True)
     created_at: datetime = _utc()
+
+
+# -- on-call from Slack (issue 19) ---------------------------------------------------------------
+
+
+class OncallOverride(SQLModel, table=True):
+    """An override made from Slack; layered over the rotation files (bot/core/schedule.py).
+
+    Never deleted: removing one sets `removed_at`, and the schedule keeps the part that already
+    happened (until `removed_at`), so post-mortems name who really was on call."""
+
+    __tablename__ = "oncall_override"
+    __table_args__ = (Index("ix_oncall_override_rotation_end", "rotation", "ends_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    rotation: str
+    layer: str
+    who: str  # people key of the person taking the shift
+    starts_at: datetime = _utc()
+    ends_at: datetime = _utc()
+    created_by: str  # Slack user who asked
+    created_at: datetime = _utc()
+    removed_at: datetime | None = _utc(default=None, nullable=True)
+    removed_by: str | None = None
+    reason: str = ""
+    swap_id: int | None = None  # made by taking this swap request
+
+
+class SwapRequest(SQLModel, table=True):
+    """ "Who can cover me?": posted in the rotation's channel with a Take button."""
+
+    __tablename__ = "swap_request"
+
+    id: int | None = Field(default=None, primary_key=True)
+    rotation: str
+    layer: str
+    requester: str  # people key of the person who needs cover
+    requested_by: str  # Slack user who asked (the requester, or an admin for them)
+    starts_at: datetime = _utc()
+    ends_at: datetime = _utc()
+    reason: str = ""
+    channel: str
+    message_ts: str | None = None
+    status: str = "open"  # open | taken | expired
+    taken_by: str | None = None  # people key
+    taken_by_user: str | None = None  # Slack user
+    taken_at: datetime | None = _utc(default=None, nullable=True)
+    expires_at: datetime = _utc()
+    created_at: datetime = _utc()
+
+
+class OncallAudit(SQLModel, table=True):
+    """What changed who is on call, and who did it (`incidentbot oncall --history`)."""
+
+    __tablename__ = "oncall_audit"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _utc(index=True)
+    actor: str  # "slack:U123", "bot"
+    # override_added | override_removed | override_replaced | swap_requested | swap_taken |
+    # swap_expired | swap_unposted | handoff (part 2)
+    kind: str
+    rotation: str = Field(index=True)
+    layer: str | None = None
+    text: str
+    data: dict[str, Any] = _json()

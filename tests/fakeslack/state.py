@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from threading import Condition, RLock
 from typing import Any
 
-from . import api_chat, api_conversations, api_misc  # noqa: F401  (registers the handlers)
+from . import api_chat, api_conversations, api_misc, api_usergroups  # noqa: F401  (registers the handlers)
 from .args import Args, normalize_args
 from .faults import Fault, FaultBook
 from .model import (
