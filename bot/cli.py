@@ -24,8 +24,11 @@ def _secrets(settings: Settings) -> list[str]:
         settings.pagerduty_api_token,
         settings.pagerduty_webhook_secret,
         settings.slack_app_token,
+        settings.secret_key,
+        settings.ntfy_token,
     ]
     out = [settings.database_password] if settings.database_password else []
+    out += [settings.smtp_password] if settings.smtp_password else []
     for value in values:
         if value is not None:
             out += [s.strip() for s in value.get_secret_value().split(",") if s.strip()]

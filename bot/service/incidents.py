@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select, update
 
 from bot.core.incident import OPEN_STATUSES, Event, IncidentState, Severity, Status, apply
+from bot.core.notify_rules import SLACK_NOW, NotifyRule
+from bot.core.rotations import Person
 from bot.core.text import TITLE_MAX, channel_name, truncate
-from bot.service import pagerduty_sync
+from bot.service import notify_plan, pagerduty_sync
 from bot.service.context import Context
 from bot.service.timeline import record
 from bot.store import outbox
@@ -31,19 +34,19 @@ def page_lane(incident: Incident) -> str:
     return f"page:{incident.id}"
 
 
-def send_page(session: Session, incident: Incident, page: Page, now: datetime) -> None:
-    """Store `page` and queue its DM in the incident's page lane, ahead of cosmetic work."""
+def send_page(
+    session: Session,
+    incident: Incident,
+    page: Page,
+    now: datetime,
+    rules: Sequence[NotifyRule] = SLACK_NOW,
+    person: Person | None = None,
+) -> None:
+    """Store `page` and start the person's notification `rules` (default: a Slack DM now): the
+    DM goes in the incident's page lane, ahead of cosmetic work; see `notify_plan`."""
     session.add(page)
     session.flush()
-    outbox.enqueue(
-        session,
-        page_lane(incident),
-        "page",
-        now,
-        {"page_id": page.id},
-        incident_id=incident.id,
-        priority=outbox.PAGE,
-    )
+    notify_plan.plan(session, incident, page, rules, person, now, page_lane(incident))
 
 
 def _insert_with_channel_name(ctx: Context, session: Session, incident: Incident, slug_source: str) -> None:
@@ -227,16 +230,18 @@ def sync(ctx: Context, session: Session, incident: Incident, now: datetime) -> N
 
 
 def cancel_paging(session: Session, incident: Incident, now: datetime) -> int:
-    """Cancel every pending escalation timer of the incident (acknowledged, resolved)."""
+    """Cancel every pending escalation timer of the incident (acknowledged, resolved), and every
+    notification of its pages that has not gone out yet, by any method."""
     result = session.exec(  # type: ignore[call-overload]
         update(Timer)
         .where(
             col(Timer.incident_id) == incident.id,
             col(Timer.status) == "pending",
-            col(Timer.kind).in_(("escalation", "final_notice")),
+            col(Timer.kind).in_(("escalation", "final_notice", notify_plan.KIND)),
         )
         .values(status="cancelled", fired_at=now)
     )
+    notify_plan.cancel(session, incident, now)
     return int(result.rowcount or 0)
 
 
