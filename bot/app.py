@@ -29,7 +29,7 @@ from bot.settings import Settings
 from bot.slack.listeners import register
 from bot.store import outbox
 from bot.store.db import ping, upgrade
-from bot.webhooks import alertmanager, pagerduty
+from bot.webhooks import ack, alertmanager, pagerduty
 from bot.webhooks.common import BodyLimit
 from bot.wiring import (
     UNCONFIGURED_TOKEN,
@@ -118,6 +118,11 @@ def create_app(
                 "PAGERDUTY_API_TOKEN is not set: PagerDuty incidents acknowledged or resolved in Slack"
                 " are not updated in PagerDuty (Slack says so when it happens)"
             )
+        if not (ctx.public_url and ctx.secret_key):
+            log.warning(
+                "PUBLIC_URL or SECRET_KEY is not set: pages by email, ntfy and webhook carry no"
+                " acknowledge link (and the webhook notifier needs SECRET_KEY)"
+            )
         if background is not None:
             task = asyncio.create_task(background.worker.run(), name="outbox-worker")
             background.scheduler.start()
@@ -148,6 +153,7 @@ def create_app(
     am_token = settings.alertmanager_token.get_secret_value() if settings.alertmanager_token else None
     app.include_router(alertmanager.router(ctx, am_token))
     app.include_router(pagerduty.router(ctx, pd_secrets))
+    app.include_router(ack.router(ctx))
 
     secret = settings.slack_signing_secret.get_secret_value()
     verifier = SignatureVerifier(secret) if secret else None

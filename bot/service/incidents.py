@@ -18,6 +18,9 @@ from bot.service.timeline import record
 from bot.store import outbox
 from bot.store.tables import Incident, Page, Timer
 
+# How an acknowledgement's channel reads in the timeline (Slack's stays implicit: it always was).
+VIA_NAMES = {"ack_link": "acknowledge link", "sms": "SMS reply", "voice": "voice call"}
+
 
 def lane(incident: Incident) -> str:
     """Calls about one incident's channel are delivered in order, in this lane."""
@@ -152,9 +155,16 @@ def state_of(incident: Incident) -> IncidentState:
 
 
 def transition(
-    ctx: Context, session: Session, incident: Incident, event: Event, actor: str, now: datetime
+    ctx: Context,
+    session: Session,
+    incident: Incident,
+    event: Event,
+    actor: str,
+    now: datetime,
+    via: str | None = None,
 ) -> None:
-    """Apply a state-machine event (IllegalTransition propagates) and record it."""
+    """Apply a state-machine event (IllegalTransition propagates) and record it; `via`: where an
+    acknowledgement came from (slack, ack_link, sms, ...), kept in the entry's data for reports."""
     before = incident.status
     state = apply(state_of(incident), event, actor, now)
     incident.status = state.status.value
@@ -166,15 +176,12 @@ def transition(
         incident.open_key = None
     session.add(incident)
     assert incident.id is not None
-    record(
-        session,
-        incident.id,
-        now,
-        actor,
-        "status",
-        f"{before} -> {state.status.value}",
-        {"from": before, "to": state.status.value, "event": event.value},
-    )
+    text = f"{before} -> {state.status.value}"
+    data = {"from": before, "to": state.status.value, "event": event.value}
+    if via is not None:
+        data["via"] = via
+        text += f" (via {VIA_NAMES.get(via, via)})" if via != "slack" else ""
+    record(session, incident.id, now, actor, "status", text, data)
 
 
 def resolve_incident(

@@ -15,7 +15,7 @@ from bot.core.incident import Event, Status
 from bot.core.text import escape
 from bot.service import escalation, pagerduty_sync
 from bot.service.context import Context
-from bot.service.incidents import cancel_paging, lane, resolve_incident, say, sync, transition
+from bot.service.incidents import VIA_NAMES, cancel_paging, lane, resolve_incident, say, sync, transition
 from bot.store import outbox
 from bot.store.db import reading, transaction
 from bot.store.tables import Incident
@@ -49,7 +49,9 @@ def by_channel(ctx: Context, channel_id: str) -> int | None:
         ).first()
 
 
-def acknowledge(ctx: Context, incident_id: int, actor: str) -> Answer:
+def acknowledge(ctx: Context, incident_id: int, actor: str, via: str = "slack") -> Answer:
+    """`via`: where the acknowledgement came from (slack, ack_link, sms, voice, pushover...): in
+    the timeline, the post-mortem and `incidentbot report`'s "acknowledged via"."""
     with transaction(ctx.engine) as session:
         incident = load(session, incident_id)
         now = ctx.clock()
@@ -60,7 +62,7 @@ def acknowledge(ctx: Context, incident_id: int, actor: str) -> Answer:
             return Answer(
                 f"Incident #{incident_id} is already {incident.status}; there is nothing to acknowledge."
             )
-        transition(ctx, session, incident, Event.ACKNOWLEDGE, actor, now)
+        transition(ctx, session, incident, Event.ACKNOWLEDGE, actor, now, via=via)
         cancel_paging(session, incident, now)
         after = format_duration(now - incident.created_at)
         here_only = pagerduty_sync.here_only(incident, ctx.pagerduty_api)
@@ -69,7 +71,7 @@ def acknowledge(ctx: Context, incident_id: int, actor: str) -> Answer:
             session,
             incident,
             now,
-            f":eyes: Acknowledged by {mention(actor)} after {after}{note}.",
+            f":eyes: Acknowledged by {mention(actor)} after {after}{_via(via)}{note}.",
             trusted=True,
         )
         sync(ctx, session, incident, now)
@@ -83,6 +85,10 @@ def acknowledge(ctx: Context, incident_id: int, actor: str) -> Answer:
     return Answer(
         f"You acknowledged incident #{incident_id} after {after}; escalation stopped.", changed=True
     )
+
+
+def _via(via: str) -> str:
+    return "" if via == "slack" else f" (via {escape(VIA_NAMES.get(via, via))})"
 
 
 def resolve(ctx: Context, incident_id: int, actor: str, summary: str = "") -> Answer:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from threading import Condition, RLock
 from typing import Any
 
-from . import api_chat, api_conversations, api_misc  # noqa: F401  (registers the handlers)
+from . import api_chat, api_conversations, api_dnd, api_misc  # noqa: F401  (registers the handlers)
 from .args import Args, normalize_args
 from .faults import Fault, FaultBook
 from .model import (
@@ -110,6 +110,19 @@ class FakeSlack:
     def deactivate_user(self, user_id: str) -> None:
         """An admin deactivates the account (users.info: ``deleted: true``)."""
         self.update_user(user_id, deleted=True)
+
+    def set_dnd(
+        self, user_id: str, *, start: float = 0, end: float = 0, enabled: bool = True, snooze_until: float = 0
+    ) -> None:
+        """The user's Do Not Disturb: a scheduled window [start, end) (Unix seconds; `enabled`
+        False: no schedule), and a snooze until `snooze_until` (visible only to the user itself)."""
+        with self._lock:
+            self._ws.dnd[user_id] = {
+                "enabled": enabled,
+                "start": start or 1,
+                "end": end or 1,
+                "snooze_until": snooze_until,
+            }
 
     def add_token(self, token: str) -> None:
         """Accept another bot token."""

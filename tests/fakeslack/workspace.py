@@ -58,6 +58,7 @@ class Workspace:
         self.users: dict[str, dict[str, Any]] = {}
         self.emails: dict[str, str] = {}
         self.missing: set[str] = set()  # well-formed IDs that belong to nobody here (user_not_found)
+        self.dnd: dict[str, dict[str, Any]] = {}  # user id -> Do Not Disturb (see api_dnd)
         self.require_membership = require_membership
         self.scopes: frozenset[str] | None = None  # granted bot scopes; None: every one (no checks)
         self._dm_by_key: dict[str, str] = {}
