@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from bot.core.errors import BadInput
 from bot.core.escalation import resolve_targets
+from bot.core.notify_rules import SLACK_NOW, rules_for
+from bot.core.rotations import Person
 from bot.service.context import Context
 from bot.service.incidents import send_page
 from bot.service.responders import Answer, load, mention
@@ -16,15 +18,18 @@ def page(ctx: Context, incident_id: int, actor: str, user_id: str | None, rotati
     with transaction(ctx.engine) as session:
         incident = load(session, incident_id)
         now = ctx.clock()
-        pages: list[Page] = []
+        pages: list[tuple[Page, Person | None]] = []
         if user_id:
             pages.append(
-                Page(
-                    incident_id=incident_id,
-                    person=f"<@{user_id}>",
-                    slack_user=user_id,
-                    step_key="manual",
-                    paged_at=now,
+                (
+                    Page(
+                        incident_id=incident_id,
+                        person=f"<@{user_id}>",
+                        slack_user=user_id,
+                        step_key="manual",
+                        paged_at=now,
+                    ),
+                    None,
                 )
             )
             who = f"<@{user_id}>"
@@ -39,19 +44,24 @@ def page(ctx: Context, incident_id: int, actor: str, user_id: str | None, rotati
             people = resolve_targets(policy.steps[0], catalog.rotations[rotation], catalog.people, now)
             for person in people:
                 pages.append(
-                    Page(
-                        incident_id=incident_id,
-                        person=person.name,
-                        email=person.email,
-                        slack_user=person.slack_id,
-                        step_key="manual",
-                        layer=rotation,
-                        paged_at=now,
+                    (
+                        Page(
+                            incident_id=incident_id,
+                            person=person.name,
+                            email=person.email,
+                            slack_user=person.slack_id,
+                            step_key="manual",
+                            layer=rotation,
+                            paged_at=now,
+                        ),
+                        person,
                     )
                 )
             who = ", ".join(p.name for p in people) + f" ({rotation})"
-        for item in pages:
-            send_page(session, incident, item, now)
+        defaults = ctx.rotations.default_notify if ctx.rotations else None
+        for item, person in pages:
+            rules = rules_for(person, defaults, incident.severity) if person else SLACK_NOW
+            send_page(session, incident, item, now, rules, person)
         record(
             session,
             incident_id,
@@ -61,7 +71,7 @@ def page(ctx: Context, incident_id: int, actor: str, user_id: str | None, rotati
             f"{mention(actor)} paged {who}",
             {
                 "step": "manual",
-                "people": [p.person for p in pages],
+                "people": [p.person for p, _ in pages],
                 "mentions": [u for u in (user_id, actor.removeprefix("slack:")) if u],
             },
         )

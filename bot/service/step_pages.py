@@ -9,6 +9,7 @@ from sqlmodel import Session
 
 from bot.core.durations import format_duration
 from bot.core.escalation import PlannedStep, pagerduty_keys, resolve_targets
+from bot.core.notify_rules import rules_for
 from bot.core.rotations import on_call_all
 from bot.core.text import escape
 from bot.service import pagerduty_sync
@@ -52,7 +53,8 @@ def page_step(
             slack_user=person.slack_id,
             paged_at=now,
         )
-        send_page(session, incident, page, now)
+        rules = rules_for(person, ctx.rotations.default_notify, incident.severity)
+        send_page(session, incident, page, now, rules, person)
     # PagerDuty: routing keys get an Events API trigger; a step of a PagerDuty-sourced rotation that
     # triggers none pages whoever PagerDuty has on call at level <step number> (looked up at delivery).
     routing_keys = pagerduty_keys(step)
