@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.core.errors import ConfigError, IncidentBotError
+from bot.core.errors import ConfigError, ConfigProblem, IncidentBotError
 from bot.settings import Settings
 
 if TYPE_CHECKING:
@@ -48,6 +48,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     work.add_argument("--wake-fd", type=int, default=None, help=argparse.SUPPRESS)
     sub.add_parser("check", help="validate rotations/ and runbooks/; non-zero exit on any problem")
+    test = sub.add_parser(
+        "notify-test", help="send a marked test page to a person by each way they can be reached"
+    )
+    test.add_argument("person", help="a key of rotations/people.yaml")
+    test.add_argument("--via", help="only this method (slack, email, ntfy, webhook, ...)")
     oncall = sub.add_parser("oncall", help="who is on call, per layer, and until when")
     oncall.add_argument("rotation", nargs="?")
     oncall.add_argument("--at", help="a time (ISO 8601; UTC unless it has an offset); default now")
@@ -73,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "check":
             return _check(settings)
+        if args.command == "notify-test":
+            return _notify_test(settings, args.person, args.via)
         if args.command == "oncall":
             return _oncall(settings, args.rotation, args.at)
         if args.command == "serve":
@@ -133,8 +140,19 @@ def _work(settings: Settings, wake_fd: int | None) -> int:
 
 def _check(settings: Settings) -> int:
     from bot.catalog.check import check
+    from bot.catalog.people import uses
+    from bot.notify import registry
 
-    result = check(settings.rotations_dir, settings.runbooks_dir)
+    result = check(settings.rotations_dir, settings.runbooks_dir, registry.missing(settings))
+    result.problems.extend(result.provider_problems + registry.setting_problems(settings))
+    catalog, links = result.rotations, bool(settings.public_url and settings.secret_key)
+    if (
+        catalog is not None
+        and not links
+        and uses(catalog.people.values(), catalog.default_notify) - {"slack"}
+    ):
+        no_links = "not set: pages by email, ntfy or webhook carry no acknowledge link"
+        result.warnings.append(ConfigProblem("PUBLIC_URL/SECRET_KEY", 0, no_links))
     for problem in result.problems:
         print(problem, file=sys.stderr)
     for warning in result.warnings:  # shown, but they never fail the check (nor stop `serve`)
@@ -171,6 +189,12 @@ def _oncall(settings: Settings, rotation: str | None, at: str | None) -> int:
     return 0
 
 
+def _notify_test(settings: Settings, name: str, via: str | None) -> int:
+    from bot.notify.test_pages import send_tests
+
+    return send_tests(settings, _context(settings), name, via)
+
+
 def _context(settings: Settings) -> Context:
     """What the offline commands need; imported lazily so that `check` stays light."""
     from bot.service.context import Context
@@ -181,7 +205,12 @@ def _context(settings: Settings) -> Context:
     engine = make_engine(settings.database_url)
     upgrade(engine)
     return Context(
-        engine=engine, rotations=catalog, runbooks=runbooks, postmortems_dir=settings.postmortems_dir
+        engine=engine,
+        rotations=catalog,
+        runbooks=runbooks,
+        postmortems_dir=settings.postmortems_dir,
+        public_url=settings.public_url or "",
+        secret_key=settings.secret_key.get_secret_value() if settings.secret_key else "",
     )
 
 

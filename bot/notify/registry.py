@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bot.core.errors import ConfigError, ConfigProblem
 from bot.core.notify_rules import METHODS
 from bot.notify.email import EmailNotifier, SmtpConfig
 from bot.notify.ntfy import NtfyNotifier
@@ -72,6 +73,21 @@ def missing(settings: Settings) -> dict[str, str]:
     return {m: needs for m, needs in out.items() if m in METHODS and m != "slack"}
 
 
+def setting_problems(settings: Settings) -> list[ConfigProblem]:
+    """Provider settings that are set but cannot work (a malformed SMTP_URL, say)."""
+    problems = []
+    for provider in PROVIDERS:
+        if provider.configured(settings):
+            try:
+                provider.build(settings)
+            except ValueError as exc:
+                problems.append(ConfigProblem(provider.needs.split()[0], 0, str(exc)))
+    return problems
+
+
 def build(settings: Settings) -> dict[str, Notifier]:
-    """The configured notifiers by method (a bad SMTP_URL raises ValueError, named at start)."""
+    """The configured notifiers by method; ConfigError names a setting that cannot work."""
+    problems = setting_problems(settings)
+    if problems:
+        raise ConfigError(problems)
     return {p.method: p.build(settings) for p in PROVIDERS if p.configured(settings)}

@@ -20,7 +20,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.errors import IncidentBotError
 from bot.core.text import slack_unescape
-from bot.service import notes, oncall, responders, runbooks, silences
+from bot.service import notes, notify_tests, oncall, responders, runbooks, silences
 from bot.service.context import Context
 from bot.slack import commands
 from bot.slack.answering import ACK_WITHIN_SECONDS, ephemeral, in_time, run_use_case
@@ -155,6 +155,14 @@ def register(
     @app.command("/oncall")
     async def oncall_command(ack: Any, command: dict[str, Any]) -> None:
         name = (command.get("text") or "").strip() or None
+        if name == "test-page":  # a marked test page by every way the person can be reached
+            user = str(command.get("user_id") or "")
+            try:
+                text = await to_thread.run_sync(notify_tests.test_page, ctx, user)
+            except IncidentBotError as exc:
+                text = str(exc)
+            await ack(text=text, response_type="ephemeral")
+            return
         if ctx.rotations is None:
             await ack(text="No rotations are configured (see ROTATIONS_DIR).")
             return
