@@ -3,6 +3,8 @@ Disturb, ntfy and email against local fakes, acknowledge links, failures falling
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import httpx
 import pytest
 
@@ -107,6 +109,13 @@ people:
     bot.clock.advance(minutes=10)
     bot.tick()
     assert len(ntfy.accepted()) == 1
+
+    # `incidentbot report` counts where acknowledgements came from.
+    from bot.core.reports import report
+    from bot.service.reports import incidents_since
+
+    r = report(incidents_since(bot.ctx, T0 - timedelta(days=1)), T0 - timedelta(days=1), bot.clock())
+    assert [(a.via, a.time_to_ack.count) for a in r.acknowledged_via] == [("ack_link", 1)]
 
 
 def test_forged_expired_and_resolved_ack_links_get_a_clear_page(start_bot, fake_slack, ntfy, tmp_path):

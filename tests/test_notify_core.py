@@ -115,3 +115,37 @@ def test_any_change_to_a_token_is_forged(position: int, bit: int) -> None:
 @given(st.text(max_size=300))
 def test_any_text_is_a_forged_token_never_an_error(text: str) -> None:
     assert read_token("key", text, NOW) is TokenProblem.FORGED
+
+
+def test_report_counts_acknowledgements_and_time_to_ack_per_channel() -> None:
+    from bot.core.reports import ReportIncident, format_table, report, to_json
+
+    def inc(n: int, tta: int | None, via: str | None) -> ReportIncident:
+        created = NOW - timedelta(hours=n)
+        ack = None if tta is None else created + tta * M
+        return ReportIncident(n, "SEV1", created, acknowledged_at=ack, acknowledged_via=via)
+
+    data = [
+        inc(1, 2, "ack_link"),
+        inc(2, 4, "ack_link"),
+        inc(3, 9, "slack"),
+        inc(4, 1, None),
+        inc(5, None, None),
+    ]
+    r = report(data, NOW - timedelta(days=1), NOW)
+    assert [(a.via, a.time_to_ack.count, a.time_to_ack.median) for a in r.acknowledged_via] == [
+        ("ack_link", 2, 2 * M),
+        ("slack", 2, 1 * M),  # no channel recorded (before issue 18): Slack, the only way there was
+    ]
+    lines = format_table(r).splitlines()
+    start = lines.index("Acknowledged via  Incidents  Median  p90")
+    assert lines[start + 1 : start + 3] == [
+        "ack_link                  2  2m      4m",
+        "slack                     2  1m      9m",
+    ]
+    assert to_json(r)["acknowledged_via"][0] == {
+        "via": "ack_link",
+        "count": 2,
+        "median_seconds": 120.0,
+        "p90_seconds": 240.0,
+    }
