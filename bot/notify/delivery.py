@@ -75,7 +75,9 @@ class NotifyDelivery:
             return self._failed(n, f"no {n.method} provider is configured (it needs {needs})")
         until = _when(row.payload.get("retry_until"))
         now = self.clock()
-        if row.attempts > 1 and until is not None and now >= until:
+        if row.last_error and until is not None and now >= until:
+            # Failed before and the rule's window is over. (A row whose call was cut short by a
+            # crash has no error recorded: it is sent again, at least once, whatever the window.)
             return self._failed(n, f"gave up after {row.attempts - 1} attempts: {row.last_error}")
         try:
             sent = await notifier.send(self.outgoing(facts))
