@@ -12,6 +12,7 @@ import email
 import email.policy
 import ssl
 import threading
+import time
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -30,6 +31,7 @@ class SmtpMessage:
     recipients: list[str]
     message: EmailMessage
     tls: bool  # the session had switched to TLS (STARTTLS) before DATA
+    at: float = 0.0  # time.time() when the message was accepted
 
     def part(self, subtype: str) -> str:
         body = self.message.get_body(preferencelist=(subtype,))
@@ -49,10 +51,10 @@ class _Handler:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        tls = session.ssl is not None
+        got = SmtpMessage(envelope.mail_from, list(envelope.rcpt_tos), parsed, tls, time.time())  # type: ignore[arg-type]
         with self.fake.lock:
-            self.fake.messages.append(
-                SmtpMessage(envelope.mail_from, list(envelope.rcpt_tos), parsed, session.ssl is not None)  # type: ignore[arg-type]
-            )
+            self.fake.messages.append(got)
             self.fake.received.notify_all()
         return f"250 Message accepted for delivery (queued as Q{len(self.fake.messages)})"
 

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,7 @@ class Delivery:
     headers: dict[str, str]
     signed: bool  # the signature matched SECRET_KEY over "<timestamp>.<body>"
     status: int
+    at: float = 0.0  # time.time() when it arrived
 
 
 class FakeWebhookReceiver:
@@ -70,7 +72,7 @@ class FakeWebhookReceiver:
         with self.lock:
             status = self.answers.pop(0) if self.answers else (200 if signed else 401)
             body = json.loads(raw) if raw else {}
-            self.deliveries.append(Delivery(body, dict(request.headers), signed, status))
+            self.deliveries.append(Delivery(body, dict(request.headers), signed, status, time.time()))
             self.changed.notify_all()
         return JSONResponse({"ok": status == 200}, status_code=status)
 
