@@ -3,6 +3,7 @@ with the Acknowledge and Escalate buttons, crash-safe posting, Do Not Disturb)."
 
 from __future__ import annotations
 
+from bot.core.text import escape, link
 from bot.notify.port import Outgoing, Sent
 from bot.slack.api import SlackAPI
 
@@ -18,7 +19,9 @@ class SlackDMNotifier:
         if "@" in user:  # people without `slack:` are found by email, as pages find them
             user = str((await self.slack.call("users.lookupByEmail", email=user))["user"]["id"])
         channel = (await self.slack.call("conversations.open", users=user))["channel"]["id"]
-        text = message.text + (f"\n<{message.ack_url}|Acknowledge this test>" if message.ack_url else "")
+        text = escape(message.text) + (
+            f"\n{link(message.ack_url, 'Acknowledge this test')}" if message.ack_url else ""
+        )
         posted = await self.slack.call("chat.postMessage", channel=channel, text=text)
         return Sent(str(posted.get("ts", "")), "Slack posted the DM")
 
