@@ -61,6 +61,14 @@ async def _connect_socket_mode(bolt: AsyncApp, settings: Settings) -> AsyncSocke
     return handler
 
 
+def _pages_beyond_slack(ctx: Any) -> bool:
+    """Some notification rule reaches people by more than Slack (then ack links matter)."""
+    from bot.catalog.people import uses
+
+    catalog = ctx.rotations
+    return catalog is not None and bool(uses(catalog.people.values(), catalog.default_notify) - {"slack"})
+
+
 def create_app(
     settings: Settings,
     clock: Callable[[], datetime] = utcnow,
@@ -118,7 +126,7 @@ def create_app(
                 "PAGERDUTY_API_TOKEN is not set: PagerDuty incidents acknowledged or resolved in Slack"
                 " are not updated in PagerDuty (Slack says so when it happens)"
             )
-        if not (ctx.public_url and ctx.secret_key):
+        if not (ctx.public_url and ctx.secret_key) and _pages_beyond_slack(ctx):
             log.warning(
                 "PUBLIC_URL or SECRET_KEY is not set: pages by email, ntfy and webhook carry no"
                 " acknowledge link (and the webhook notifier needs SECRET_KEY)"

@@ -249,3 +249,35 @@ def test_acknowledging_in_slack_stops_every_pending_notification(start_bot, fake
     bot.tick()
     assert not ntfy.publishes and not smtp.messages
     assert timeline(bot, incident, "status")[0].data["via"] == "slack"
+
+
+def test_without_the_dnd_scope_the_page_goes_out_and_the_rules_keep_their_times(
+    start_bot, fake_slack, ntfy, tmp_path
+):
+    """An install not yet re-authorized for dnd:read: dnd.info answers missing_scope, which never
+    delays or stops the page; the next rule simply comes at its own time."""
+    import yaml
+
+    from tests.harness import ROOT
+
+    manifest = yaml.safe_load((ROOT / "slack-app-manifest.yaml").read_text())
+    fake_slack.fake.grant_scopes(set(manifest["oauth_config"]["scopes"]["bot"]) - {"dnd:read"})
+    fake_slack.fake.set_dnd("U01ALEX", start=T0.timestamp() - 60, end=T0.timestamp() + 3600)
+    bot = start(start_bot, tmp_path, ntfy=ntfy)
+    incident = fire(bot, fake_slack)
+    wait_until(lambda: [n for n in notifications(bot) if n.method == "slack" and n.status == "sent"], 10)
+    assert fake_slack.fake.calls_to("dnd.info")[0].response["error"] == "missing_scope"
+    assert not timeline(bot, incident, "dnd") and not ntfy.publishes
+    bot.clock.advance(minutes=1, seconds=1)
+    bot.tick()
+    assert ntfy.wait_for(1)[0]["topic"] == "alex-pages"
+
+
+def test_dnd_is_not_asked_when_slack_is_the_only_rule(start_bot, fake_slack, ntfy, tmp_path):
+    people = (
+        "people:\n  alex: {slack: U01ALEX}\n  sarah: {email: sarah@example.com}\n  mike: {slack: U03MIKE}\n"
+    )
+    bot = start(start_bot, tmp_path, ntfy=ntfy, people=people)
+    fire(bot, fake_slack)
+    wait_until(lambda: [n for n in notifications(bot) if n.status == "sent"], 10, what="the DM")
+    assert not fake_slack.fake.calls_to("dnd.info")  # nothing to move on to: no call, as before
