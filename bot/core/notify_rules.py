@@ -9,7 +9,8 @@ The decisions here are pure (time is a parameter):
   * `rules_for`: the rules that apply to one person and one severity, in time order;
   * `after_failure`: a method failed for good; which later rule, if any, comes forward to now,
     and whether the person is now out of reach altogether;
-  * `contact_for`: the address a method uses for a person (None: they have none).
+  * `contact_for`: the address a method uses for a person (None: they have none);
+  * `dnd_paused`: whether Slack's `dnd.info` answer means the person's notifications are held now.
 """
 
 from __future__ import annotations
