@@ -20,9 +20,11 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from bot.core.text import truncate
 from bot.notify.port import NotifyError, Outgoing, Sent, http_error, network_error, retry_after
 
 PRIORITY = {"SEV1": 5, "SEV2": 4, "SEV3": 3}
+MESSAGE_MAX = 3000  # ntfy turns messages over 4,096 bytes into attachments: keep it a notification
 
 
 class NtfyNotifier:
@@ -51,7 +53,7 @@ class NtfyNotifier:
         body: dict[str, Any] = {
             "topic": topic,
             "title": message.subject,
-            "message": message.text,
+            "message": truncate(message.text, MESSAGE_MAX),
             "priority": PRIORITY.get(message.severity, 3),
             "tags": ["test_tube"] if message.test else ["rotating_light"],
             "actions": actions,
