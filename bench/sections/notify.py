@@ -2,27 +2,34 @@
 webhook) at 10% of saturation.
 
 Every person of the shipped rotations gets one rule, `{after: 0m, via: [slack, email, ntfy,
-webhook]}`, and an address at each local fake (tests/fakenotify: a real SMTP server, an ntfy server,
-a webhook receiver), which record when each call arrived. The bench tag in the incident title
-matches each notification to its webhook.
+webhook]}`, and an address at each local fake (tests/fakenotify: a real SMTP server, an ntfy
+server, a webhook receiver, in a process of their own), which record when each call arrived. The
+bench tag in the incident title matches each notification to its webhook.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from bench.context import ISOLATED, Bench, page_calls, system
 from bench.load import closed_loop, open_loop, warm_up
 from bench.payloads import Kind, Mix, Workload, tag_of
-from bench.procs import ROOT
+from bench.procs import ROOT, stop_process
 from bench.sections.webhooks import target
 from bench.stats import summary_ms
-from tests.fakenotify import FakeNtfy, FakeSMTP, FakeWebhookReceiver
+from tests.fakenotify.__main__ import READY
 
 LEVEL = 0.1
 DRAIN_SECONDS = 300.0
@@ -42,16 +49,35 @@ def _rotations(directory: Path, people: list[str], hook: str) -> Path:
     return out
 
 
+@contextlib.contextmanager
+def _fakes() -> Iterator[dict[str, str]]:
+    """The provider fakes in their own process (python -m tests.fakenotify): their clocks must not
+    wait behind the load generator in this one."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "tests.fakenotify", "--secret", SECRET]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if not line.startswith(READY):
+            raise RuntimeError(f"provider fakes did not start: {line!r}")
+        yield json.loads(line[len(READY) :])
+    finally:
+        stop_process(proc, grace=5)
+        if proc.stdout:
+            proc.stdout.close()
+
+
 def run(bench: Bench, db_kind: str) -> dict[str, Any]:
     prof = bench.profile
     tmp = Path(tempfile.mkdtemp(prefix="incidentbot-bench-notify-"))
     people = ["alex", "sarah", "david", "mike", "lisa", "priya", "tom", "wei", "olga", "vp-eng"]
-    with FakeNtfy() as ntfy, FakeSMTP(tmp) as smtp, FakeWebhookReceiver(SECRET) as hook:
+    with _fakes() as urls:
         env = {
             **ISOLATED,
-            "ROTATIONS_DIR": str(_rotations(tmp, people, hook.url("").rstrip("/"))),
-            "NTFY_URL": ntfy.url,
-            "SMTP_URL": smtp.url(),
+            "ROTATIONS_DIR": str(_rotations(tmp, people, urls["webhook"])),
+            "NTFY_URL": urls["ntfy"],
+            "SMTP_URL": urls["smtp"],
             "SMTP_FROM": "incidentbot@example.com",
             "PUBLIC_URL": "https://bot.example.com",
             "SECRET_KEY": SECRET,
@@ -75,7 +101,7 @@ def run(bench: Bench, db_kind: str) -> dict[str, Any]:
             arrivals: dict[str, dict[str, float]] = {}
             deadline = time.monotonic() + prof.page_wait_seconds
             while time.monotonic() < deadline:
-                arrivals = _arrivals(sut, ntfy, smtp, hook)
+                arrivals = _arrivals(sut, urls["admin"])
                 if all(all(tag in got for tag in sent) for got in arrivals.values()):
                     break
                 time.sleep(2)
@@ -88,31 +114,17 @@ def run(bench: Bench, db_kind: str) -> dict[str, Any]:
         f"{db_kind} notify @10% ({rate}/s): "
         + "; ".join(f"{m} p50 {v['p50_ms']} ms p99 {v['p99_ms']} ms" for m, v in methods.items())
     )
-    return {
-        "offered_rps": rate,
-        "saturation_rps": saturation,
-        "incidents_opened": len(sent),
-        "methods": methods,
-    }
+    opened = len(sent)
+    return {"offered_rps": rate, "saturation_rps": saturation, "incidents_opened": opened, "methods": methods}
 
 
-def _arrivals(
-    sut: Any, ntfy: FakeNtfy, smtp: FakeSMTP, hook: FakeWebhookReceiver
-) -> dict[str, dict[str, float]]:
-    """First arrival per bench tag, per method."""
+def _arrivals(sut: Any, admin: str) -> dict[str, dict[str, float]]:
+    """First arrival per bench tag, per method (Slack from the fake Slack, the rest from the fakes)."""
     out: dict[str, dict[str, float]] = {"slack": {}, "email": {}, "ntfy": {}, "webhook": {}}
     for tag, call in page_calls(sut.admin).items():
         out["slack"][tag] = call.wall
-    with ntfy.lock:
-        for p in ntfy.publishes:
-            if p.status == 200 and (tag := tag_of(str(p.body.get("title", "")))):
-                out["ntfy"].setdefault(tag, p.at)
-    with smtp.lock:
-        for m in smtp.messages:
-            if tag := tag_of(str(m.message["Subject"])):
-                out["email"].setdefault(tag, m.at)
-    with hook.lock:
-        for d in hook.deliveries:
-            if d.status == 200 and (tag := tag_of(str((d.body.get("incident") or {}).get("title", "")))):
-                out["webhook"].setdefault(tag, d.at)
+    with urllib.request.urlopen(f"{admin}/arrivals", timeout=30) as response:
+        for item in json.loads(response.read()):
+            if tag := tag_of(str(item["subject"])):
+                out[item["method"]].setdefault(tag, float(item["at"]))
     return out
