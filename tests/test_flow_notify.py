@@ -152,6 +152,14 @@ people:
     assert resolved.status_code == 410 and "already resolved" in resolved.text
     assert not [e for e in timeline(bot, incident, "status") if e.data.get("to") == "acknowledged"]
 
+    # Reopened: paging starts again with new pages; the old link does not acknowledge the new cycle.
+    from bot.service import lifecycle
+
+    lifecycle.reopen(bot.ctx, incident, "slack:U01ALEX")
+    stale = post_ack(bot, path)
+    assert stale.status_code == 410 and "reopened after this page" in stale.text
+    assert not [e for e in timeline(bot, incident, "status") if e.data.get("to") == "acknowledged"]
+
 
 def test_ntfy_refusing_falls_through_to_the_next_rule_at_once(start_bot, fake_slack, ntfy, smtp, tmp_path):
     people = """
