@@ -80,7 +80,10 @@ class FakeSMTP:
         if login is not None:
             kwargs["authenticator"] = self._authenticator(login)
             kwargs["auth_required"] = True
-        self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port, **kwargs)
+        # A generous ready timeout: on a loaded machine the server thread may take seconds to answer.
+        self.controller = Controller(
+            _Handler(self), hostname="127.0.0.1", port=self.port, ready_timeout=30, **kwargs
+        )
 
     def _authenticator(self, login: tuple[str, str]) -> Any:
         def check(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
