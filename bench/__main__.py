@@ -20,7 +20,7 @@ from bench import report
 from bench.config import FULL, QUICK
 from bench.context import ISOLATED, Bench
 from bench.procs import CLK_TCK
-from bench.sections import escalation, memory, page, peer, storm, webhooks
+from bench.sections import escalation, memory, notify, page, peer, storm, webhooks
 
 PER_DB: dict[str, Callable[[Bench, str], dict[str, Any]]] = {
     "webhooks": webhooks.run,
@@ -28,6 +28,7 @@ PER_DB: dict[str, Callable[[Bench, str], dict[str, Any]]] = {
     "escalation": escalation.run,
     "storm": storm.run,
     "memory": memory.run,
+    "notify": notify.run,
 }
 SECTIONS = (*PER_DB, "peer")
 DBS = ("sqlite", "postgres")

@@ -172,6 +172,16 @@ def targets(results: Results, dbs: list[str]) -> list[dict[str, Any]]:
                 f"{ttp} ms ({missing} not paged)",
             )
         )
+        for method, figures in (_get(s, "notify", db, "methods") or {}).items():
+            p99, missing = figures.get("p99_ms"), figures.get("missing")
+            out.append(
+                _target(
+                    f"{db}: time to first {method} notification p99 < 250 ms at 10% load",
+                    (p99, missing) if p99 is not None else None,
+                    lambda v: v[0] < 250 and not v[1],
+                    f"{p99} ms ({missing} missing)",
+                )
+            )
         storm = _get(s, "storm", db)
         if storm:
             ch, unh, last = (

@@ -33,7 +33,7 @@ from bot.slack.socket_mode import SocketModeLink, bolt_connect
 from bot.startup import Readiness, StartGate, upgrade_when_reachable
 from bot.store import outbox
 from bot.store.db import DatabaseUnreachable, ping, upgrade
-from bot.webhooks import alertmanager, calendar, pagerduty
+from bot.webhooks import ack, alertmanager, calendar, pagerduty
 from bot.webhooks.common import BodyLimit
 from bot.wiring import (
     UNCONFIGURED_TOKEN,
@@ -65,6 +65,14 @@ def _say_alertmanager_auth(settings: Settings) -> None:
             "Alertmanager drops). Set ALERTMANAGER_TOKEN to the bearer token Alertmanager sends, or "
             "ALERTMANAGER_AUTH=none to accept unauthenticated requests on purpose"
         )
+
+
+def _pages_beyond_slack(ctx: Any) -> bool:
+    """Some notification rule reaches people by more than Slack (then ack links matter)."""
+    from bot.catalog.people import uses
+
+    catalog = ctx.rotations
+    return catalog is not None and bool(uses(catalog.people.values(), catalog.default_notify) - {"slack"})
 
 
 def create_app(
@@ -124,6 +132,12 @@ def create_app(
         socket_mode: SocketModeLink | None = None
         watching: asyncio.Task[None] | None = None
         groups: asyncio.Task[None] | None = None
+
+        if not (ctx.public_url and ctx.secret_key) and _pages_beyond_slack(ctx):
+            log.warning(
+                "PUBLIC_URL or SECRET_KEY is not set: pages by email, ntfy and webhook carry no"
+                " acknowledge link (and the webhook notifier needs SECRET_KEY)"
+            )
 
         async def begin() -> None:
             """The bot's work, once the schema is migrated."""
@@ -199,6 +213,7 @@ def create_app(
     app.include_router(pagerduty.router(ctx, pd_secrets))
     cal_token = settings.calendar_token.get_secret_value() if settings.calendar_token else None
     app.include_router(calendar.router(ctx, cal_token or None))
+    app.include_router(ack.router(ctx))
 
     secret = settings.slack_signing_secret.get_secret_value()
     verifier = SignatureVerifier(secret) if secret else None

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 
 from bot.cli_arguments import parser
-from bot.core.errors import BadInput, ConfigError, IncidentBotError, UnknownIncident
+from bot.core.errors import BadInput, ConfigError, ConfigProblem, IncidentBotError, UnknownIncident
 from bot.settings import Settings
 from bot.settings_values import describe
 
@@ -30,8 +30,11 @@ def _secrets(settings: Settings) -> list[str]:
         settings.pagerduty_webhook_secret,
         settings.slack_app_token,
         settings.calendar_token,
+        settings.secret_key,
+        settings.ntfy_token,
     ]
     out = [settings.database_password] if settings.database_password else []
+    out += [settings.smtp_password] if settings.smtp_password else []
     for value in values:
         if value is not None:
             out += [s.strip() for s in value.get_secret_value().split(",") if s.strip()]
@@ -66,6 +69,8 @@ def _main(argv: list[str] | None) -> int:
     try:
         if args.command == "check":
             return _check(settings)
+        if args.command == "notify-test":
+            return _notify_test(settings, args.person, args.via)
         if args.command == "oncall":
             from bot.oncall_cli import oncall
 
@@ -119,9 +124,20 @@ def _work(settings: Settings, wake_fd: int | None) -> int:
 
 def _check(settings: Settings) -> int:
     from bot.catalog.check import check
+    from bot.catalog.people import uses
+    from bot.notify import registry
 
-    result = check(settings.rotations_dir, settings.runbooks_dir)
+    result = check(settings.rotations_dir, settings.runbooks_dir, registry.missing(settings))
+    result.problems.extend(result.provider_problems + registry.setting_problems(settings))
     warnings = list(result.warnings)
+    catalog, links = result.rotations, bool(settings.public_url and settings.secret_key)
+    if (
+        catalog is not None
+        and not links
+        and uses(catalog.people.values(), catalog.default_notify) - {"slack"}
+    ):
+        no_links = "not set: pages by email, ntfy or webhook carry no acknowledge link"
+        warnings.append(ConfigProblem("PUBLIC_URL/SECRET_KEY", 0, no_links))
     if result.rotations is not None and settings.slack_bot_token.get_secret_value():
         from bot.oncall_cli import user_group_warnings
 
@@ -144,6 +160,12 @@ def _check(settings: Settings) -> int:
     return 0
 
 
+def _notify_test(settings: Settings, name: str, via: str | None) -> int:
+    from bot.notify.test_pages import send_tests
+
+    return send_tests(settings, _context(settings), name, via)
+
+
 def _context(settings: Settings) -> Context:
     """What the offline commands need; imported lazily so that `check` stays light."""
     from bot.service.context import Context
@@ -154,7 +176,12 @@ def _context(settings: Settings) -> Context:
     engine = make_engine(settings.database_url)
     upgrade(engine)
     return Context(
-        engine=engine, rotations=catalog, runbooks=runbooks, postmortems_dir=settings.postmortems_dir
+        engine=engine,
+        rotations=catalog,
+        runbooks=runbooks,
+        postmortems_dir=settings.postmortems_dir,
+        public_url=settings.public_url or "",
+        secret_key=settings.secret_key.get_secret_value() if settings.secret_key else "",
     )
 
 

@@ -78,6 +78,11 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "check", help="validate the settings, rotations/ and runbooks/; non-zero exit on any problem"
     )
+    test = sub.add_parser(
+        "notify-test", help="send a marked test page to a person by each way they can be reached"
+    )
+    test.add_argument("person", help="a key of rotations/people.yaml")
+    test.add_argument("--via", help="only this method (slack, email, ntfy, webhook, ...)")
     oncall = sub.add_parser("oncall", help="who is on call, per layer, and until when")
     oncall.add_argument("rotation", nargs="?")
     oncall.add_argument(

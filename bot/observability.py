@@ -28,6 +28,11 @@ WEBHOOK_SECONDS = Histogram(
 INCIDENTS_OPENED = Counter("incidentbot_incidents_opened_total", "Incidents opened", ["source"])
 SLACK_CALLS = Counter("incidentbot_slack_calls_total", "Slack Web API calls", ["method", "outcome"])
 OUTBOX_DEPTH = Gauge("incidentbot_outbox_pending", "Outbound calls waiting for delivery")
+NOTIFICATIONS = Counter(
+    "incidentbot_notifications_total",
+    "Notifications by method (email, ntfy, ...) and outcome",
+    ["method", "outcome"],
+)
 OUTBOX_DELIVERED = Counter("incidentbot_outbox_delivered_total", "Outbox rows settled", ["op", "outcome"])
 
 

@@ -102,6 +102,20 @@ class Settings(BaseSettings):
     # the group's alerts still fire (it sends no resolved notification for silenced alerts).
     silence_check_interval: SilenceInterval = "1m"
 
+    # Pages that wake people up (issue 18): notifiers beside the Slack DM, and acknowledge links.
+    # PUBLIC_URL: where people reach the bot (ack links are PUBLIC_URL/ack/<token>); SECRET_KEY
+    # signs ack links and webhook notifications (without both, pages carry no ack link and the
+    # webhook notifier is off). SMTP_URL: smtp://[user:pass@]host:port (STARTTLS when offered)
+    # or smtps://... (TLS from the start); SMTP_CA_FILE trusts a relay's own CA.
+    public_url: str | None = None
+    secret_key: SecretStr | None = None
+    smtp_url: SecretStr | None = None
+    smtp_from: str = ""
+    smtp_ca_file: Path | None = None
+    ntfy_url: str = "https://ntfy.sh"
+    ntfy_token: SecretStr | None = None
+    notify_timeout_seconds: float = Field(default=10.0, gt=0)
+
     # Post-mortems and channel lifecycle.
     postmortems_dir: Path = Path("./postmortems")
     postmortem_template: Annotated[Path, AfterValidator(existing_file)] | None = None
@@ -203,6 +217,11 @@ class Settings(BaseSettings):
     @property
     def database_password(self) -> str | None:
         found = _URL_PASSWORD.search(self.database_url)
+        return found.group(2) if found and found.group(2) else None
+
+    @property
+    def smtp_password(self) -> str | None:
+        found = _URL_PASSWORD.search(self.smtp_url.get_secret_value()) if self.smtp_url else None
         return found.group(2) if found and found.group(2) else None
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:

@@ -24,6 +24,10 @@ from bot.integrations.alertmanager import AlertmanagerAPI
 from bot.integrations.oncall_cache import OnCallCache
 from bot.integrations.pagerduty import PagerDutyClient
 from bot.integrations.pagerduty_delivery import PagerDutyDelivery
+from bot.notify import registry as notify_registry
+from bot.notify.delivery import NotifyDelivery
+from bot.notify.port import Notifier
+from bot.notify.slack_dm import SlackDMNotifier
 from bot.scheduler import Scheduler
 from bot.service.context import Context, StormPolicy
 from bot.settings import Settings, admin_ids
@@ -47,8 +51,10 @@ UNCONFIGURED_TOKEN = "xoxb-not-configured"
 
 def load_config(settings: Settings) -> tuple[Catalog, RunbookCatalog]:
     """Rotation problems stop the start (paging the wrong person is worse than not starting);
-    runbook problems are logged, because a broken runbook must never stop a page."""
-    checked = check(settings.rotations_dir, settings.runbooks_dir)
+    runbook problems are logged, because a broken runbook must never stop a page. A notification
+    rule whose provider is not configured is logged too: that method fails visibly and the
+    person's next rule takes over (`incidentbot check` reports it as a problem)."""
+    checked = check(settings.rotations_dir, settings.runbooks_dir, notify_registry.missing(settings))
     rotation_problems = [p for p in checked.problems if not p.file.startswith(settings.runbooks_dir.name)]
     if rotation_problems or checked.rotations is None:
         raise ConfigError(rotation_problems or checked.problems)
@@ -56,6 +62,8 @@ def load_config(settings: Settings) -> tuple[Catalog, RunbookCatalog]:
         log.warning("runbook problem: %s", problem)
     for warning in checked.warnings:
         log.warning("rotation warning: %s", warning)
+    for problem in checked.provider_problems:
+        log.warning("notification rule problem: %s", problem)
     return checked.rotations, checked.runbooks
 
 
@@ -103,6 +111,8 @@ def build_context(settings: Settings, clock: Callable[[], datetime]) -> Context:
                 timeout=int(settings.slack_timeout_seconds),
             )
         ),
+        public_url=settings.public_url or "",
+        secret_key=settings.secret_key.get_secret_value() if settings.secret_key else "",
     )
 
 
@@ -147,11 +157,14 @@ class Background:
     scheduler: Scheduler
     pagerduty: PagerDutyClient
     slack: SlackWebAPI
+    notifiers: dict[str, Notifier]
 
     async def stop(self, grace_seconds: float) -> None:
         self.scheduler.shutdown()
         await self.worker.stop(grace_seconds=grace_seconds)
         await self.slack.aclose()
+        for notifier in self.notifiers.values():
+            await notifier.aclose()
         self.pagerduty.close()
 
 
@@ -169,9 +182,13 @@ def build_background(settings: Settings, ctx: Context, client: AsyncWebClient) -
     am_api = AlertmanagerAPI(settings.alertmanager_url) if settings.alertmanager_url else None
     pd_client = pagerduty_client(settings)
     pd_oncall = oncall_cache(pd_client, clock)
+    # Notifiers (email, ntfy, webhook, ...) are their own far sides: Slack being down holds none of
+    # them, which is the point of having them. Slack DMs as a notifier serve test pages only.
+    notifiers = {**notify_registry.build(settings), "slack": SlackDMNotifier(slack)}
     other_sides = {
         **LifecycleDelivery(delivery, am_api, ctx).handlers(),  # archive calls Slack; silences Alertmanager
         **PagerDutyDelivery(engine, pd_client, pd_oncall, clock).handlers(),
+        **NotifyDelivery(ctx, notifiers, notify_registry.missing(settings), clock).handlers(),
     }
     handlers = {
         **delivery.handlers(),
@@ -190,4 +207,4 @@ def build_background(settings: Settings, ctx: Context, client: AsyncWebClient) -
     side = FarSide("Slack", slack_ops, probe=slack_answers, credentials="SLACK_BOT_TOKEN")
     worker = Worker(engine, handlers, clock, poll_seconds=settings.outbox_poll_seconds, sides=(side,))
     ctx.wake = worker.wake
-    return Background(worker, Scheduler(ctx, settings.scheduler_tick_seconds), pd_client, slack)
+    return Background(worker, Scheduler(ctx, settings.scheduler_tick_seconds), pd_client, slack, notifiers)

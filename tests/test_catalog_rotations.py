@@ -243,7 +243,8 @@ def test_no_routes_file_at_all(tmp_path: Path) -> None:
         ("people.yaml", "slack: U01DAVID", "slack: david", 4, ("member ID",)),
         ("people.yaml", "slack: U01DAVID", "slack: U01ALEX", 4, ("same slack as 'alex'",)),
         ("people.yaml", "{email: sarah@example.com}", "{email: sarah}", 3, ("not an email address",)),
-        ("people.yaml", "{slack: U01MIKE}", "{slack: U01MIKE, phone: 555}", 5, ("unknown key 'phone'",)),
+        ("people.yaml", "{slack: U01MIKE}", "{slack: U01MIKE, pager: 555}", 5, ("unknown key 'pager'",)),
+        ("people.yaml", "{slack: U01MIKE}", "{slack: U01MIKE, phone: 555}", 5, ("not an E.164 number",)),
     ],
 )
 def test_each_problem_has_its_file_and_line(

@@ -17,17 +17,17 @@ from pathlib import Path
 from typing import Any
 
 from bot.catalog.escalation import SEVERITIES, canonical_severity
+from bot.catalog.people import parse_people
 from bot.catalog.rotation_file import parse_rotation_file
 from bot.catalog.yaml_lines import Checker, YList, YMap, load_yaml
 from bot.core.errors import ConfigProblem
 from bot.core.escalation import EscalationPolicy
+from bot.core.notify_rules import NotifyRule
 from bot.core.rotations import Person, Rotation
 from bot.core.routing import Route, compile_anchored, route
 
 PEOPLE_FILES = ("people.yaml", "people.yml")
 ROUTES_FILES = ("routes.yaml", "routes.yml")
-_SLACK_ID = re.compile(r"[UW][A-Z0-9]{2,}")
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")  # Prometheus label names
 
 
@@ -39,6 +39,8 @@ class Catalog:
     routes: list[Route]
     # Where each rotation's `admins:` is written (file, line): Slack is asked about user groups later.
     admins_at: dict[str, tuple[str, int]] = dataclasses.field(default_factory=dict)
+    default_notify: tuple[NotifyRule, ...] | None = None  # people.yaml `defaults.notify`
+    people_file: str = "rotations/people.yaml"  # where people are, for problems found later
 
     def rotation_for(self, labels: Mapping[str, str]) -> tuple[Rotation, Route | None]:
         """The routed rotation and the route that chose it; unrouted alerts go to the first rotation."""
@@ -61,7 +63,7 @@ def load_rotations(
     )
     people_path = _special(files, PEOPLE_FILES, problems)
     routes_path = _special(files, ROUTES_FILES, problems)
-    people = _people(people_path, problems) if people_path else {}
+    people, default_notify = _people(people_path, problems) if people_path else ({}, None)
     rotations: dict[str, Rotation] = {}
     policies: dict[str, EscalationPolicy] = {}
     defined_at: dict[str, str] = {}
@@ -89,7 +91,8 @@ def load_rotations(
     routes = _routes(routes_path, set(rotations) | broken, problems) if routes_path else []
     if problems:
         return None, problems
-    return Catalog(people, rotations, policies, routes, admins_at), []
+    people_file = _display(people_path) if people_path else "rotations/people.yaml"
+    return Catalog(people, rotations, policies, routes, admins_at, default_notify, people_file), []
 
 
 def _declared_name(data: Any) -> str | None:
@@ -121,40 +124,15 @@ def _special(files: list[Path], names: tuple[str, ...], problems: list[ConfigPro
     return found[0] if found else None
 
 
-def _people(path: Path, problems: list[ConfigProblem]) -> dict[str, Person]:
+def _people(
+    path: Path, problems: list[ConfigProblem]
+) -> tuple[dict[str, Person], tuple[NotifyRule, ...] | None]:
     check = Checker(_display(path), problems)
     data = _load(path, check)
     top = check.mapping(data, 1, path.name) if data is not None else None
-    if top is None or not check.keys(top, "people.yaml", required=("people",)):
-        return {}
-    entries = check.mapping(top["people"], top.line_of("people"), "`people`")
-    people: dict[str, Person] = {}
-    seen: dict[tuple[str, str], str] = {}  # (field, value) -> first person, to catch copy-paste slips
-    for name, value in (entries or {}).items():
-        line = entries.line_of(name) if entries is not None else 0
-        m = check.mapping(value, line, f"person {name!r}")
-        if m is None:
-            people[name] = Person(name)  # known, so rotations naming them do not repeat the problem
-            continue
-        check.keys(m, f"person {name!r}", optional=("slack", "email", "timezone", "display_name"))
-        what = f"person {name!r}"
-        slack, email = check.text(m, "slack", what), check.text(m, "email", what)
-        tz = check.zone(m, "timezone", what) if "timezone" in m else None
-        if slack is not None and not _SLACK_ID.fullmatch(slack):
-            check.problem(
-                m.line_of("slack"), f"{what}: `slack` must be a member ID like U01ABCDEF, not {slack!r}"
-            )
-        if email is not None and not _EMAIL.fullmatch(email):
-            check.problem(m.line_of("email"), f"{what}: `email` {email!r} is not an email address")
-        if "slack" not in m and "email" not in m:
-            check.problem(line, f"{what} needs `slack` (member ID) or `email` (to look the ID up)")
-        for field, val in (("slack", slack), ("email", email and email.lower())):
-            if val is not None and (field, val) in seen:
-                check.problem(m.line_of(field), f"{what} has the same {field} as {seen[field, val]!r}")
-            elif val is not None:
-                seen[field, val] = name
-        people[name] = Person(name, slack, email, tz, check.text(m, "display_name", what))
-    return people
+    if top is None or not check.keys(top, "people.yaml", required=("people",), optional=("defaults",)):
+        return {}, None
+    return parse_people(top, check)
 
 
 def _routes(path: Path, rotations: Collection[str], problems: list[ConfigProblem]) -> list[Route]:

@@ -27,6 +27,7 @@ USAGE = {
     "override": "/oncall override @who <rotation> [layer] <when>",
     "overrides": "/oncall overrides [rotation]",
     "swap": "/oncall swap <rotation> [layer] <when> [reason]",
+    "test-page": "/oncall test-page",
 }
 _MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 _WHEN_WORDS = frozenset({"now", "until", "till", "to", "for", "today", "tomorrow"})
@@ -34,7 +35,7 @@ _WHEN_WORDS = frozenset({"now", "until", "till", "to", "for", "today", "tomorrow
 
 @dataclass(frozen=True)
 class OncallCommand:
-    name: str  # show | me | override | overrides | swap | help
+    name: str  # show | me | override | overrides | swap | test-page | help
     rotation: str | None = None
     layer: str | None = None
     who_user: str | None = None  # a Slack user ID from a mention
@@ -62,6 +63,8 @@ def parse(text: str, layers: Mapping[str, Collection[str]]) -> OncallCommand:
         return OncallCommand("help")
     if head == "me":
         return OncallCommand("me")
+    if head == "test-page":  # a marked test page by every way the person can be reached
+        return OncallCommand("test-page")
     if head == "overrides":
         return OncallCommand("overrides", rotation=words[1] if len(words) > 1 else None)
     if head == "override":

@@ -19,6 +19,7 @@ from bot.core.durations import format_duration
 from bot.core.postmortem import step_position
 
 __all__ = [
+    "AckChannel",
     "AlertNoise",
     "PersonLoad",
     "Report",
@@ -51,6 +52,7 @@ class ReportIncident:
     resolved_at: datetime | None = None
     alert_names: tuple[str, ...] = ()  # one per alert row, so repeats count alerts
     pages: tuple[ReportPage, ...] = ()
+    acknowledged_via: str | None = None  # where the first acknowledgement came from (slack, ack_link, ...)
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,14 @@ class AlertNoise:
 
 
 @dataclass(frozen=True)
+class AckChannel:
+    """Acknowledgements that came from one channel, and how long they took from declaration."""
+
+    via: str
+    time_to_ack: TimeStats
+
+
+@dataclass(frozen=True)
 class Report:
     since: datetime
     now: datetime
@@ -89,6 +99,7 @@ class Report:
     mttr: TimeStats
     people: tuple[PersonLoad, ...]  # most paged first
     noisiest_alerts: tuple[AlertNoise, ...]  # most incidents first, then most alerts
+    acknowledged_via: tuple[AckChannel, ...] = ()  # most acknowledgements first
 
 
 def percentile(values: Sequence[timedelta], p: int) -> timedelta | None:
@@ -132,6 +143,16 @@ def report(incidents: Sequence[ReportIncident], since: datetime, now: datetime, 
         alert_rows.update(names)
         alert_incidents.update(set(names))
 
+    by_via: dict[str, list[timedelta]] = {}
+    for i in chosen:
+        if i.acknowledged_at is not None:
+            by_via.setdefault(i.acknowledged_via or "slack", []).append(
+                _utc(i.acknowledged_at) - _utc(i.created_at)
+            )
+    vias = sorted(
+        (AckChannel(v, _stats(t)) for v, t in by_via.items()), key=lambda a: (-a.time_to_ack.count, a.via)
+    )
+
     severities = Counter(i.severity for i in chosen)
     people = sorted(
         (PersonLoad(p, n, escalations[p], shown_as.get(p, "")) for p, n in pages.items()),
@@ -150,6 +171,7 @@ def report(incidents: Sequence[ReportIncident], since: datetime, now: datetime, 
         mttr=_stats(ttr),
         people=tuple(people),
         noisiest_alerts=tuple(noisy[:top]),
+        acknowledged_via=tuple(vias),
     )
 
 
@@ -193,6 +215,15 @@ def format_table(r: Report) -> str:
             ["Time to resolve", r.mttr.count, _dur(r.mttr.median), _dur(r.mttr.p90)],
         ],
     )
+    if r.acknowledged_via:
+        lines.append("")
+        lines += _table(
+            ["Acknowledged via", "Incidents", "Median", "p90"],
+            [
+                [a.via, a.time_to_ack.count, _dur(a.time_to_ack.median), _dur(a.time_to_ack.p90)]
+                for a in r.acknowledged_via
+            ],
+        )
     if r.people:
         lines.append("")
         lines += _table(
@@ -229,4 +260,5 @@ def to_json(r: Report) -> dict[str, Any]:
         "noisiest_alerts": [
             {"name": a.name, "incidents": a.incidents, "alerts": a.alerts} for a in r.noisiest_alerts
         ],
+        "acknowledged_via": [{"via": a.via, **_stats_json(a.time_to_ack)} for a in r.acknowledged_via],
     }

@@ -39,6 +39,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from bot.core.local_time import local_to_utc
+from bot.core.notify_rules import NotifyRule
 
 _DAY = timedelta(days=1)
 HandoffRule = Literal["clock", "elapsed"]
@@ -57,6 +58,13 @@ class Person:
     email: str | None = None
     timezone: str | None = None
     display_name: str | None = None
+    # Other ways to reach them (issue 18): E.164 phone (sms, voice), an ntfy topic or topic URL,
+    # a Pushover user key, a webhook URL; and their own notification rules (None: the defaults).
+    phone: str | None = None
+    ntfy: str | None = None
+    pushover: str | None = None
+    webhook: str | None = None
+    notify: tuple[NotifyRule, ...] | None = None
 
 
 @dataclass(frozen=True)

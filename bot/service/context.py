@@ -43,6 +43,9 @@ class Context:
     silence_check_interval: timedelta = timedelta(minutes=1)
     # PAGERDUTY_API_TOKEN is set: acknowledging or resolving here updates PagerDuty's incident.
     pagerduty_api: bool = False
+    # Acknowledge links (issue 18): PUBLIC_URL and SECRET_KEY; either empty: pages carry none.
+    public_url: str = ""
+    secret_key: str = ""
     # Called after a commit that enqueued outbox rows, so delivery starts without polling delay.
     wake: Callable[[], None] = field(default=lambda: None)
     # Permissions: the Slack user IDs of admins now (the Slack adapter expands user groups), and

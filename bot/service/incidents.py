@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select, update
 
 from bot.core.incident import OPEN_STATUSES, Event, IncidentState, Severity, Status, apply
+from bot.core.notify_rules import SLACK_NOW, NotifyRule
+from bot.core.rotations import Person
 from bot.core.text import TITLE_MAX, channel_name, truncate
-from bot.service import pagerduty_sync
+from bot.service import notify_plan, pagerduty_sync
 from bot.service.context import Context
 from bot.service.timeline import record
 from bot.store import outbox
 from bot.store.tables import Incident, Page, Timer
+
+# How an acknowledgement's channel reads in the timeline (Slack's stays implicit: it always was).
+VIA_NAMES = {"ack_link": "acknowledge link", "sms": "SMS reply", "voice": "voice call"}
 
 
 def lane(incident: Incident) -> str:
@@ -31,20 +37,22 @@ def page_lane(incident: Incident) -> str:
     return f"page:{incident.id}"
 
 
-def send_page(session: Session, incident: Incident, page: Page, now: datetime, *, said: bool = False) -> None:
-    """Store `page` and queue its DM in the incident's page lane, ahead of cosmetic work. `said`:
-    the channel was already told who this step pages, so the delivered page adds no line there."""
+def send_page(
+    session: Session,
+    incident: Incident,
+    page: Page,
+    now: datetime,
+    rules: Sequence[NotifyRule] = SLACK_NOW,
+    person: Person | None = None,
+    *,
+    said: bool = False,
+) -> None:
+    """Store `page` and start the person's notification `rules` (default: a Slack DM now): the
+    DM goes in the incident's page lane, ahead of cosmetic work; see `notify_plan`. `said`: the
+    channel was already told who this step pages, so the delivered page adds no line there."""
     session.add(page)
     session.flush()
-    outbox.enqueue(
-        session,
-        page_lane(incident),
-        "page",
-        now,
-        {"page_id": page.id, **({"said": True} if said else {})},
-        incident_id=incident.id,
-        priority=outbox.PAGE,
-    )
+    notify_plan.plan(session, incident, page, rules, person, now, page_lane(incident), said=said)
     refresh_card(session, incident, now)  # the card lists who is paged
 
 
@@ -151,9 +159,16 @@ def state_of(incident: Incident) -> IncidentState:
 
 
 def transition(
-    ctx: Context, session: Session, incident: Incident, event: Event, actor: str, now: datetime
+    ctx: Context,
+    session: Session,
+    incident: Incident,
+    event: Event,
+    actor: str,
+    now: datetime,
+    via: str | None = None,
 ) -> None:
-    """Apply a state-machine event (IllegalTransition propagates) and record it."""
+    """Apply a state-machine event (IllegalTransition propagates) and record it; `via`: where an
+    acknowledgement came from (slack, ack_link, sms, ...), kept in the entry's data for reports."""
     before = incident.status
     state = apply(state_of(incident), event, actor, now)
     incident.status = state.status.value
@@ -165,15 +180,12 @@ def transition(
         incident.open_key = None
     session.add(incident)
     assert incident.id is not None
-    record(
-        session,
-        incident.id,
-        now,
-        actor,
-        "status",
-        f"{before} -> {state.status.value}",
-        {"from": before, "to": state.status.value, "event": event.value},
-    )
+    text = f"{before} -> {state.status.value}"
+    data = {"from": before, "to": state.status.value, "event": event.value}
+    if via is not None:
+        data["via"] = via
+        text += f" (via {VIA_NAMES.get(via, via)})" if via != "slack" else ""
+    record(session, incident.id, now, actor, "status", text, data)
 
 
 def resolve_incident(
@@ -234,16 +246,18 @@ def refresh_card(session: Session, incident: Incident, now: datetime) -> None:
 
 
 def cancel_paging(session: Session, incident: Incident, now: datetime) -> int:
-    """Cancel every pending escalation timer of the incident (acknowledged, resolved)."""
+    """Cancel every pending escalation timer of the incident (acknowledged, resolved), and every
+    notification of its pages that has not gone out yet, by any method."""
     result = session.exec(  # type: ignore[call-overload]
         update(Timer)
         .where(
             col(Timer.incident_id) == incident.id,
             col(Timer.status) == "pending",
-            col(Timer.kind).in_(("escalation", "final_notice")),
+            col(Timer.kind).in_(("escalation", "final_notice", notify_plan.KIND)),
         )
         .values(status="cancelled", fired_at=now)
     )
+    notify_plan.cancel(session, incident, now)
     return int(result.rowcount or 0)
 
 

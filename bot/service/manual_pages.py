@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.core.errors import BadInput
 from bot.core.escalation import resolve_targets
+from bot.core.notify_rules import SLACK_NOW, rules_for
 from bot.core.permissions import Action
 from bot.core.rotations import Person
 from bot.core.text import escape
@@ -25,7 +26,7 @@ def page(ctx: Context, incident_id: int, actor: str, user_id: str | None, rotati
         outsider = user_id is not None and not in_people_file(ctx, session, user_id)
         require(ctx, session, incident, Action.PAGE_OUTSIDER if outsider else Action.PAGE, actor)
         now = ctx.clock()
-        pages: list[Page] = []
+        pages: list[tuple[Page, Person | None]] = []
         waiting = unanswered(ctx, session, incident)
         skipped: list[str] = []  # a person already paged for this incident who has not answered
         if user_id:
@@ -33,15 +34,14 @@ def page(ctx: Context, incident_id: int, actor: str, user_id: str | None, rotati
             if earlier is not None:
                 skipped.append(not_again(f"<@{user_id}>", earlier, now))
             else:
-                pages.append(
-                    Page(
-                        incident_id=incident_id,
-                        person=f"<@{user_id}>",
-                        slack_user=user_id,
-                        step_key="manual",
-                        paged_at=now,
-                    )
+                page = Page(
+                    incident_id=incident_id,
+                    person=f"<@{user_id}>",
+                    slack_user=user_id,
+                    step_key="manual",
+                    paged_at=now,
                 )
+                pages.append((page, None))
             who = f"<@{user_id}>"
         else:
             catalog = ctx.rotations
@@ -61,21 +61,26 @@ def page(ctx: Context, incident_id: int, actor: str, user_id: str | None, rotati
                     continue
                 paged.append(person)
                 pages.append(
-                    Page(
-                        incident_id=incident_id,
-                        person=person.name,
-                        email=person.email,
-                        slack_user=person.slack_id,
-                        step_key="manual",
-                        layer=rotation,
-                        paged_at=now,
+                    (
+                        Page(
+                            incident_id=incident_id,
+                            person=person.name,
+                            email=person.email,
+                            slack_user=person.slack_id,
+                            step_key="manual",
+                            layer=rotation,
+                            paged_at=now,
+                        ),
+                        person,
                     )
                 )
             who = ", ".join(p.display_name or p.name for p in paged) + f" ({rotation})"
         if not pages:
             return Answer(" ".join(skipped))
-        for item in pages:
-            send_page(session, incident, item, now)
+        defaults = ctx.rotations.default_notify if ctx.rotations else None
+        for item, person in pages:
+            rules = rules_for(person, defaults, incident.severity) if person else SLACK_NOW
+            send_page(session, incident, item, now, rules, person)
         record(
             session,
             incident_id,
@@ -85,7 +90,7 @@ def page(ctx: Context, incident_id: int, actor: str, user_id: str | None, rotati
             f"{mention(actor)} paged {who}",
             {
                 "step": "manual",
-                "people": [p.person for p in pages],
+                "people": [p.person for p, _ in pages],
                 "mentions": [u for u in (user_id, actor.removeprefix("slack:")) if u],
             },
         )

@@ -23,7 +23,7 @@ from bot.service.incidents import refresh_card, say
 from bot.service.people import people_of
 from bot.service.timeline import record
 from bot.store import outbox
-from bot.store.tables import Incident, Page
+from bot.store.tables import Incident, Notification, Page
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +40,10 @@ def page_failed(
     now: datetime,
     *,
     user: str | None = None,
+    reason: str | None = None,
 ) -> None:
-    """Record that page `page_id` cannot be delivered (`error`: Slack's error code), say so, and
+    """Record that page `page_id` cannot be delivered (`error`: Slack's error code, or the last
+    provider's answer when every notification rule failed, with `reason` the sentence), say so, and
     escalate early if that leaves the step with nobody to reach. A page already settled (posted,
     or failed before) is left alone, so a completion applied twice changes nothing."""
     # The incident first, as people's use cases do: an acknowledgement or a timer tick on the same
@@ -57,7 +59,7 @@ def page_failed(
     label = "paged by hand" if page.step_key == "manual" else step_label(page.step_key)
     where = f"{page.layer}, {label}" if page.layer else label
     early = bring_forward(ctx, session, incident, page.step_key, _outcomes(session, page), now)
-    reason = _reason(page, error)
+    reason = reason or _reason(page, error)
     record(
         session,
         incident.id,
@@ -69,7 +71,7 @@ def page_failed(
         {"person": page.person, "user": page.slack_user, "error": error, "step": page.step_key},
     )
     hint = " Add `slack:` to rotations/people.yaml." if error == NO_SLACK_USER else ""
-    text = f":warning: Could not page {_who(ctx, page)} ({escape(where)}): {escape(reason)}.{hint}"
+    text = f":warning: Could not page {who(ctx, page)} ({escape(where)}): {escape(reason)}.{hint}"
     _tell(ctx, session, incident, now, text + (f" {escape(early)}." if early else ""))
     refresh_card(session, incident, now)  # the card shows the page as failed
     log.error(
@@ -127,11 +129,25 @@ def bring_forward(
 
 
 def _outcomes(session: Session, failed: Page) -> list[PageOutcome]:
-    """How every page of the failed page's step stands (the failed one included)."""
-    pages = session.exec(
-        select(Page).where(col(Page.incident_id) == failed.incident_id, col(Page.step_key) == failed.step_key)
+    """How every page of the failed page's step stands (the failed one included): delivered once
+    any of its notifications went out (the DM, or another method of the person's rules)."""
+    pages = list(
+        session.exec(
+            select(Page).where(
+                col(Page.incident_id) == failed.incident_id, col(Page.step_key) == failed.step_key
+            )
+        )
     )
-    return ["failed" if p.failed_at else "delivered" if p.dm_ts else "under_way" for p in pages]
+    reached = set(
+        session.exec(
+            select(Notification.page_id).where(
+                col(Notification.page_id).in_([p.id for p in pages]), col(Notification.status) == "sent"
+            )
+        )
+    )
+    return [
+        "failed" if p.failed_at else "delivered" if p.dm_ts or p.id in reached else "under_way" for p in pages
+    ]
 
 
 def _reason(page: Page, error: str) -> str:
@@ -140,7 +156,7 @@ def _reason(page: Page, error: str) -> str:
     return f"Slack answered {error}"
 
 
-def _who(ctx: Context, page: Page) -> str:
+def who(ctx: Context, page: Page) -> str:
     """A mention when the Slack ID is known (a deactivated account still shows its name), else the
     person's display name from people.yaml, else their key (escaped: it may come from PagerDuty)."""
     if page.slack_user and _USER_ID.fullmatch(page.slack_user):

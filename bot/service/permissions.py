@@ -57,9 +57,12 @@ def require(
 def gather(
     ctx: Context, session: Session, incident: Incident, actor: str, *, page_id: int | None = None
 ) -> Facts:
-    paged = session.exec(
-        select(Page.slack_user).where(col(Page.incident_id) == incident.id, col(Page.slack_user).is_not(None))
+    # Paged people by Slack ID, and by people.yaml key: a page that reached someone outside Slack
+    # (an acknowledge link, an SMS) acts as that key.
+    paged_rows = session.exec(
+        select(Page.slack_user, Page.person).where(col(Page.incident_id) == incident.id)
     )
+    paged = [who for row in rows for who in row]
     in_channel = bool(incident.channel_id) and (
         session.exec(
             select(ChannelMember.id).where(
@@ -71,7 +74,8 @@ def gather(
     recipient = None
     if page_id is not None:
         page = session.get(Page, page_id)
-        recipient = page.slack_user if page is not None and page.incident_id == incident.id else None
+        if page is not None and page.incident_id == incident.id:
+            recipient = page.slack_user or page.person
     return Facts(
         actor=actor,
         lead=user_id(incident.lead) if incident.lead else None,

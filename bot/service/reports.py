@@ -11,7 +11,15 @@ from bot.core.reports import ReportIncident, ReportPage
 from bot.service.context import Context
 from bot.service.people import people_paged
 from bot.store.db import reading
-from bot.store.tables import Alert, Incident, Page
+from bot.store.tables import Alert, Incident, Page, TimelineEntry
+
+
+def ack_channel(actor: str, data: dict) -> str:
+    """Where an acknowledgement came from: recorded since issue 18; before it, the actor says
+    (PagerDuty's webhooks, else Slack: the only other way there was)."""
+    if data.get("via"):
+        return str(data["via"])
+    return "pagerduty" if actor.startswith("pagerduty") else "slack"
 
 
 def incidents_since(ctx: Context, since: datetime) -> list[ReportIncident]:
@@ -41,6 +49,14 @@ def incidents_since(ctx: Context, since: datetime) -> list[ReportIncident]:
             key = people.key(page.person) or people.key(page.slack_user) or people.key(page.email)
             person = key or page.person
             pages[page.incident_id].append(ReportPage(person, page.step_key, people.name(person)))
+        via: dict[int, str] = {}  # the first acknowledgement's channel (MTTA counts the first)
+        for entry in session.exec(
+            select(TimelineEntry)
+            .where(col(TimelineEntry.incident_id).in_(chosen), col(TimelineEntry.kind) == "status")
+            .order_by(col(TimelineEntry.at), col(TimelineEntry.id))
+        ):
+            if entry.data.get("to") == "acknowledged" and entry.incident_id not in via:
+                via[entry.incident_id] = ack_channel(entry.actor, entry.data)
     out = []
     for inc in incidents:
         assert inc.id is not None
@@ -54,6 +70,7 @@ def incidents_since(ctx: Context, since: datetime) -> list[ReportIncident]:
                 resolved_at=inc.resolved_at,
                 alert_names=tuple(names[inc.id]),
                 pages=tuple(pages[inc.id]),
+                acknowledged_via=via.get(inc.id),
             )
         )
     return out

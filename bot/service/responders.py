@@ -17,7 +17,7 @@ from bot.core.permissions import Action
 from bot.core.text import escape, safe_mrkdwn
 from bot.service import escalation, pagerduty_sync
 from bot.service.context import Context
-from bot.service.incidents import cancel_paging, lane, resolve_incident, say, sync, transition
+from bot.service.incidents import VIA_NAMES, cancel_paging, lane, resolve_incident, say, sync, transition
 from bot.service.permissions import require
 from bot.store import outbox
 from bot.store.db import reading, transaction
@@ -58,8 +58,12 @@ def by_channel(ctx: Context, channel_id: str) -> int | None:
         ).first()
 
 
-def acknowledge(ctx: Context, incident_id: int, actor: str, *, page_id: int | None = None) -> Answer:
-    """`page_id`: the click came from that page's DM (only its recipient may use it)."""
+def acknowledge(
+    ctx: Context, incident_id: int, actor: str, *, page_id: int | None = None, via: str = "slack"
+) -> Answer:
+    """`page_id`: the click came from that page's DM (only its recipient may use it). `via`: where
+    the acknowledgement came from (slack, ack_link, sms, voice, pushover...): in the timeline, the
+    post-mortem and `incidentbot report`'s "acknowledged via"."""
     with transaction(ctx.engine) as session:
         incident = load(session, incident_id)
         require(ctx, session, incident, Action.ACK, actor, page_id=page_id)
@@ -71,7 +75,7 @@ def acknowledge(ctx: Context, incident_id: int, actor: str, *, page_id: int | No
             return Answer(
                 f"Incident #{incident_id} is already {incident.status}; there is nothing to acknowledge."
             )
-        transition(ctx, session, incident, Event.ACKNOWLEDGE, actor, now)
+        transition(ctx, session, incident, Event.ACKNOWLEDGE, actor, now, via=via)
         cancel_paging(session, incident, now)
         after = format_duration(now - incident.created_at)
         here_only = pagerduty_sync.here_only(incident, ctx.pagerduty_api)
@@ -80,7 +84,7 @@ def acknowledge(ctx: Context, incident_id: int, actor: str, *, page_id: int | No
             session,
             incident,
             now,
-            f":eyes: Acknowledged by {mention(actor)} after {after}{note}.",
+            f":eyes: Acknowledged by {mention(actor)} after {after}{_via(via)}{note}.",
             trusted=True,
         )
         sync(ctx, session, incident, now)
@@ -94,6 +98,10 @@ def acknowledge(ctx: Context, incident_id: int, actor: str, *, page_id: int | No
     return Answer(
         f"You acknowledged incident #{incident_id} after {after}; escalation stopped.", changed=True
     )
+
+
+def _via(via: str) -> str:
+    return "" if via == "slack" else f" (via {escape(VIA_NAMES.get(via, via))})"
 
 
 def resolve(ctx: Context, incident_id: int, actor: str, summary: str = "") -> Answer:

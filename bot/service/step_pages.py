@@ -10,6 +10,7 @@ from sqlmodel import Session
 
 from bot.core.durations import format_duration
 from bot.core.escalation import PlannedStep, pagerduty_keys, resolve_targets
+from bot.core.notify_rules import rules_for
 from bot.core.rotations import Person, on_call_all
 from bot.core.text import escape
 from bot.service import pagerduty_sync
@@ -69,7 +70,8 @@ def page_step(
             slack_user=person.slack_id,
             paged_at=now,
         )
-        send_page(session, incident, page, now, said=said)
+        rules = rules_for(person, ctx.rotations.default_notify, incident.severity)
+        send_page(session, incident, page, now, rules, person, said=said)
     # PagerDuty: routing keys get an Events API trigger; a step of a PagerDuty-sourced rotation that
     # triggers none pages whoever PagerDuty has on call at level <step number> (looked up at delivery).
     routing_keys = pagerduty_keys(step)

@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
-from bot.service import escalation, heartbeat, lifecycle, silences, swaps
+from bot.service import escalation, heartbeat, lifecycle, notifications, notify_plan, silences, swaps
 from bot.service.context import Context
 from bot.store import timers
 from bot.store.db import is_postgres, transaction
@@ -67,6 +67,8 @@ def incident_free(ctx: Context, session: Session, timer: Timer) -> bool:
 def _dispatch(ctx: Context, session: Session, timer: Timer, now: datetime) -> None:
     if timer.kind in ("escalation", "final_notice"):
         escalation.on_timer(ctx, session, timer, now)
+    elif timer.kind == notify_plan.KIND:
+        notifications.on_timer(ctx, session, timer, now)
     elif timer.kind == "heartbeat":
         heartbeat.silent(ctx, session, timer, now)
     elif timer.kind == "archive":

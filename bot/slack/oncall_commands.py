@@ -20,7 +20,7 @@ from bot.core import oncall_command
 from bot.core.errors import BadInput, IncidentBotError
 from bot.core.oncall_changes import Actor
 from bot.core.text import slack_unescape
-from bot.service import oncall, oncall_overrides, swaps
+from bot.service import notify_tests, oncall, oncall_overrides, swaps
 from bot.service.context import Context
 from bot.slack.answering import ACK_WITHIN_SECONDS, GENERIC_ERROR, ephemeral, run_use_case
 from bot.slack.oncall_people import SlackPeople
@@ -91,6 +91,8 @@ async def _dispatch(
         return oncall_command.help_text(), []
     if cmd.name == "show":
         return await _show(ctx, cmd.rotation, pagerduty), []
+    if cmd.name == "test-page":
+        return await to_thread.run_sync(notify_tests.test_page, ctx, user), []
     actor = Actor(user, await people.person_of(client, user))
     if cmd.name == "me":
         return await to_thread.run_sync(oncall.my_shifts, ctx, actor.person), []

@@ -8,13 +8,16 @@ be reached. Rate limits, 5xx and network trouble are retried by the worker as fo
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import datetime, timedelta
 
 from anyio import to_thread
 from sqlmodel import Session, col, select
 
+from bot.core.notify_rules import dnd_paused
 from bot.core.text import escape
+from bot.service import notifications
 from bot.service.context import Context
 from bot.service.incidents import incident_lane
 from bot.service.page_failures import NO_SLACK_USER, page_failed
@@ -25,6 +28,8 @@ from bot.slack.api import SlackCallError
 from bot.slack.delivery import Completion, Handler, SlackDelivery, require_channel
 from bot.store.db import reading
 from bot.store.tables import Outbox, Page
+
+log = logging.getLogger(__name__)
 
 USER_CACHE_SECONDS = 3600.0
 # A DM channel never changes, but Slack keeps accepting posts into it after the account is
@@ -41,7 +46,13 @@ class PageDelivery:
         self._dm_channels: dict[str, tuple[str, datetime]] = {}  # user id -> (DM channel, opened at)
 
     def handlers(self) -> dict[str, Handler]:
-        return {"page": self.page, "invite": self.invite, "update_pages": self.update_pages}
+        return {"page": self.page, "invite": self.invite, "update_pages": self.update_pages, "dm": self.dm}
+
+    async def dm(self, row: Outbox) -> Completion | None:
+        """`dm` {user, text}: a line for one person, outside any incident (test page answers)."""
+        channel = await self.dm_channel(str(row.payload["user"]))
+        await self.base.post_once(row, channel, text=str(row.payload["text"]))
+        return None
 
     def _page_row(self, page_id: int) -> Page:
         with reading(self.base.engine) as session:
@@ -80,8 +91,10 @@ class PageDelivery:
 
     async def page(self, row: Outbox) -> Completion | None:
         page = await to_thread.run_sync(self._page_row, int(row.payload["page_id"]))
+        # The page's Slack notification (rows queued before notification rules existed have none).
+        notification = row.payload.get("notification_id")
         if page.dm_ts or page.failed_at:
-            return None
+            return self._already(int(notification), page) if notification and page.dm_ts else None
         snap = await self.base.snapshot(row)
         incident_id = snap.incident.id
         assert incident_id is not None and page.id is not None
@@ -89,7 +102,8 @@ class PageDelivery:
         try:
             user = await self.slack_user(page)
             if user is None:
-                return self._failed(incident_id, page.id, NO_SLACK_USER, None)
+                return self._failed(incident_id, page.id, NO_SLACK_USER, None, notification)
+            paused = bool(row.payload.get("dnd_check")) and await self.in_dnd(user)
             dm = await self.dm_channel(user)
             text, blocks = views.page_message(snap.view(), _page_label(page), page.id)
             ts = await self.base.post_once(row, dm, text=text, blocks=[b.to_dict() for b in blocks])
@@ -98,7 +112,7 @@ class PageDelivery:
                 raise  # rate limits, 5xx, network: the worker retries with backoff
             if user is not None:
                 self._dm_channels.pop(user, None)  # open it again next time
-            return self._failed(incident_id, page.id, exc.error, user)
+            return self._failed(incident_id, page.id, exc.error, user, notification)
         now = self.base.clock()
         said = bool(row.payload.get("said"))
 
@@ -115,7 +129,14 @@ class PageDelivery:
                 "bot",
                 "paged",
                 f"Paged {people_of(self.ctx).name(page.person)} by DM",
-                {"person": page.person, "user": user, "step": page.step_key, "mentions": [user]},
+                {
+                    "person": page.person,
+                    "user": user,
+                    "step": page.step_key,
+                    "mentions": [user],
+                    "method": "slack",
+                    "dnd": paused,
+                },
             )
             line = {"text": f":pager: Paged <@{user}> ({escape(_page_label(page))}).", "trusted": True}
             # A step that spoke in the channel already named who it pages: one line, not two.
@@ -131,14 +152,46 @@ class PageDelivery:
                         priority=row.priority,
                     )
                 )
+            if notification:
+                notifications.sent(session, int(notification), "DM posted", now)
+                if paused:
+                    notifications.in_dnd(self.ctx, session, int(notification), now)
 
         return complete
 
-    def _failed(self, incident_id: int, page_id: int, error: str, user: str | None) -> Completion:
+    async def in_dnd(self, user: str) -> bool:
+        """Whether Slack holds the person's notifications now (Do Not Disturb). A lookup that fails
+        (a missing dnd:read scope, Slack trouble) never delays or stops the page: it says no."""
+        try:
+            info = await self.base.slack.call("dnd.info", user=user)
+        except SlackCallError as exc:
+            log.warning("dnd.info for %s failed (%s): paging as if not in Do Not Disturb", user, exc.error)
+            return False
+        return dnd_paused(info, self.base.clock().timestamp())
+
+    def _already(self, notification: int, page: Page) -> Completion:
+        """A later rule asks for Slack again: the DM is there already (one per page)."""
         now = self.base.clock()
 
         def complete(session: Session) -> None:
-            page_failed(self.ctx, session, incident_id, page_id, error, now, user=user)
+            notifications.sent(session, notification, "the page DM was already posted", now)
+
+        return complete
+
+    def _failed(
+        self, incident_id: int, page_id: int, error: str, user: str | None, notification: object = None
+    ) -> Completion:
+        now = self.base.clock()
+
+        def complete(session: Session) -> None:
+            if not notification:
+                page_failed(self.ctx, session, incident_id, page_id, error, now, user=user)
+                return
+            page = session.get(Page, page_id)
+            if page is not None and user and not page.slack_user:
+                page.slack_user = user  # named in the channel line, as a mention
+                session.add(page)
+            notifications.failed(self.ctx, session, int(str(notification)), error, now)
 
         return complete
 

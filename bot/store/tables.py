@@ -161,6 +161,28 @@ class Page(SQLModel, table=True):
     failure: str | None = None
 
 
+class Notification(SQLModel, table=True):
+    """One way of reaching one paged person: a method of one of their notification rules (issue 18),
+    or a test page (`test_by` set, no incident). Its outbox row (`notify`, or `page` for Slack)
+    delivers it; this row says how it stands, so a rule fires once and a failure moves to the next."""
+
+    __table_args__ = (UniqueConstraint("page_id", "rule", "method"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int | None = Field(default=None, foreign_key="incident.id", index=True)
+    page_id: int | None = Field(default=None, foreign_key="page.id", index=True)
+    person: str
+    rule: int = 0  # index in the person's rules for this incident
+    method: str  # slack | email | sms | voice | ntfy | pushover | webhook
+    address: str = ""  # where it goes (topic, address, number, URL), as configured when paged
+    status: str = "pending"  # pending | sent | failed | cancelled
+    answer: str | None = None  # what the provider answered (its receipt, or why it failed)
+    created_at: datetime = _utc()
+    done_at: datetime | None = _utc(default=None, nullable=True)
+    test_by: str | None = None  # a test page: who asked for it ("slack:U123", "cli")
+    confirmed_at: datetime | None = _utc(default=None, nullable=True)  # a test acknowledged
+
+
 class RunbookPost(SQLModel, table=True):
     """A runbook posted in an incident channel: its messages and which steps are done by whom."""
 

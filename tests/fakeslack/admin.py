@@ -11,6 +11,7 @@ in another process (e.g. ``python -m tests.fakeslack`` next to a bot subprocess)
 * ``GET|POST /_fake/users``                -> read / replace the email directory (``{email: user_id}``)
 * ``POST   /_fake/users/<id>``             -> change one account: ``{"deleted": true}`` (deactivate),
   ``{"is_bot": true}``, ``{"exists": false}`` (unknown ID), other keys go to the profile
+* ``POST   /_fake/dnd/<id>``               -> that user's Do Not Disturb: ``{"start", "end", "enabled"}``
 * ``POST   /_fake/channels``               -> ``{"name", "members", "bot_member", "is_private", "archived"}``
 * ``POST   /_fake/messages``               -> ``{"channel", "text", "user", "thread_ts"}`` (a human message)
 * ``GET    /_fake/files/<id>``             -> the uploaded bytes
@@ -109,6 +110,15 @@ async def user_item(request: Request) -> Response:
     return JSONResponse({"ok": True, "user": user})
 
 
+async def dnd_item(request: Request) -> Response:
+    """Set one user's Do Not Disturb: ``{"start", "end", "enabled", "snooze_until"}``."""
+    body = await _json(request)
+    if not isinstance(body, dict):
+        return _error("expected an object")
+    _fake(request).set_dnd(request.path_params["user_id"], **body)
+    return JSONResponse({"ok": True})
+
+
 async def channels(request: Request) -> Response:
     """Create a pre-existing channel."""
     body = await _json(request)
@@ -160,6 +170,7 @@ def admin_routes() -> list[Route]:
         Route("/_fake/faults/{fault_id:int}", fault_item, methods=["DELETE"]),
         Route("/_fake/users", users, methods=["GET", "POST"]),
         Route("/_fake/users/{user_id}", user_item, methods=["POST"]),
+        Route("/_fake/dnd/{user_id}", dnd_item, methods=["POST"]),
         Route("/_fake/channels", channels, methods=["POST"]),
         Route("/_fake/messages", messages, methods=["POST"]),
         Route("/_fake/files/{file_id}", file_content, methods=["GET"]),

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from threading import Condition, RLock
 from typing import Any
 
-from . import api_chat, api_conversations, api_misc, api_usergroups  # noqa: F401  (registers the handlers)
+from . import api_chat, api_conversations, api_dnd, api_misc, api_usergroups  # noqa: F401  (registers the handlers)
 from .args import Args, normalize_args
 from .faults import Fault, FaultBook
 from .model import (
@@ -119,6 +119,19 @@ class FakeSlack:
         """Create or replace a user group (``usergroups.users.list`` lists it)."""
         with self._lock:
             self._ws.usergroups[group_id] = list(users)
+
+    def set_dnd(
+        self, user_id: str, *, start: float = 0, end: float = 0, enabled: bool = True, snooze_until: float = 0
+    ) -> None:
+        """The user's Do Not Disturb: a scheduled window [start, end) (Unix seconds; `enabled`
+        False: no schedule), and a snooze until `snooze_until` (visible only to the user itself)."""
+        with self._lock:
+            self._ws.dnd[user_id] = {
+                "enabled": enabled,
+                "start": start or 1,
+                "end": end or 1,
+                "snooze_until": snooze_until,
+            }
 
     def add_token(self, token: str) -> None:
         """Accept another bot token."""

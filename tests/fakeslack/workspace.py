@@ -59,6 +59,7 @@ class Workspace:
         self.emails: dict[str, str] = {}
         self.missing: set[str] = set()  # well-formed IDs that belong to nobody here (user_not_found)
         self.usergroups: dict[str, list[str]] = {}  # user group ID (S…) -> member user IDs
+        self.dnd: dict[str, dict[str, Any]] = {}  # user id -> Do Not Disturb (see api_dnd)
         self.require_membership = require_membership
         self.scopes: frozenset[str] | None = None  # granted bot scopes; None: every one (no checks)
         self._dm_by_key: dict[str, str] = {}

@@ -1,7 +1,7 @@
 """on-call from Slack: overrides, swap requests, and the audit of on-call changes
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-05
 """
 from alembic import op
@@ -11,7 +11,7 @@ import bot.store.types
 
 
 revision = '0006'
-down_revision = '0004'
+down_revision = '0005'
 branch_labels = None
 depends_on = None
 
