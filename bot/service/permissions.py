@@ -59,9 +59,7 @@ def gather(
 ) -> Facts:
     # Paged people by Slack ID, and by people.yaml key: a page that reached someone outside Slack
     # (an acknowledge link, an SMS) acts as that key.
-    paged_rows = session.exec(
-        select(Page.slack_user, Page.person).where(col(Page.incident_id) == incident.id)
-    )
+    rows = session.exec(select(Page.slack_user, Page.person).where(col(Page.incident_id) == incident.id))
     paged = [who for row in rows for who in row]
     in_channel = bool(incident.channel_id) and (
         session.exec(
