@@ -32,6 +32,8 @@ def _secrets(settings: Settings) -> list[str]:
         settings.calendar_token,
         settings.secret_key,
         settings.ntfy_token,
+        settings.twilio_auth_token,
+        settings.pushover_app_token,
     ]
     out = [settings.database_password] if settings.database_password else []
     out += [settings.smtp_password] if settings.smtp_password else []
