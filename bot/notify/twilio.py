@@ -161,7 +161,7 @@ def _error(response: httpx.Response) -> str:
         return response.text[:200]
     if isinstance(data, dict) and data.get("message"):
         code = data.get("code")
-        return f"{data['message']}" + (f" (Twilio error {code})" if code else "")
+        return str(data["message"]).rstrip(". ") + (f" (Twilio error {code})" if code else "")
     return ""
 
 
