@@ -67,6 +67,7 @@ def test_an_unknown_code_or_no_open_page_changes_nothing_and_says_why() -> None:
     assert done.outcome is ReplyOutcome.UNKNOWN_CODE and "#40 is already resolved" in done.text
     nothing = decide_reply("1", [], {40: "acknowledged"})
     assert nothing.outcome is ReplyOutcome.NOTHING_OPEN and nothing.page is None
+    assert nothing.text == "You have no open page (#40 is acknowledged). Nothing was changed."
 
 
 def test_keys_pressed_during_a_call() -> None:

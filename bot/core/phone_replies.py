@@ -91,7 +91,8 @@ UNCHANGED = "Nothing was changed."
 
 def decide_reply(body: str, open_pages: Sequence[OpenPage], closed: Mapping[int, str]) -> ReplyDecision:
     """`open_pages`: the person's pages still waiting (one per incident); `closed`: incidents they
-    were paged for that no longer wait, by number, with their status (acknowledged, resolved...)."""
+    were paged for that no longer wait, by number, with their status (acknowledged, resolved...),
+    the most recent first."""
     reply = parse_reply(body)
     if reply is None:
         return ReplyDecision(ReplyOutcome.NOT_UNDERSTOOD, f"{HELP}. {UNCHANGED}")
@@ -105,7 +106,9 @@ def decide_reply(body: str, open_pages: Sequence[OpenPage], closed: Mapping[int,
             text = f"You have no open page for incident #{reply.code}{_listing(open_pages)}. {UNCHANGED}"
         return ReplyDecision(ReplyOutcome.UNKNOWN_CODE, text)
     if not open_pages:
-        return ReplyDecision(ReplyOutcome.NOTHING_OPEN, f"You have no open page. {UNCHANGED}")
+        recent = ", ".join(f"#{number} is {status}" for number, status in list(closed.items())[:3])
+        text = f"You have no open page{f' ({recent})' if recent else ''}. {UNCHANGED}"
+        return ReplyDecision(ReplyOutcome.NOTHING_OPEN, text)
     if len(open_pages) > 1:
         first = open_pages[0].incident_id
         text = (

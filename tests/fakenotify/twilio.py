@@ -270,11 +270,19 @@ class FakeTwilio:
         return httpx.post(target, data=dict(params), headers=headers, timeout=10)
 
     def reply_sms(
-        self, bot_url: str, webhook: str, from_: str, body: str, *, sign: str | None = None
+        self,
+        bot_url: str,
+        webhook: str,
+        from_: str,
+        body: str,
+        *,
+        sign: str | None = None,
+        sid: str | None = None,
     ) -> httpx.Response:
         """Someone texts our number: Twilio posts to its messaging webhook (`webhook`, the public
-        URL configured for the number) and sends back the `<Message>` of the TwiML answer."""
-        sid = "SM" + secrets.token_hex(16)
+        URL configured for the number) and sends back the `<Message>` of the TwiML answer. The
+        same `sid` again is the same request again (a retry, or a replay)."""
+        sid = sid or "SM" + secrets.token_hex(16)
         params = [
             ("ToCountry", "US"),
             ("ToState", "CA"),
