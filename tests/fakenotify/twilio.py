@@ -257,9 +257,15 @@ class FakeTwilio:
     # -- Twilio calling the bot ----------------------------------------------------------------
 
     def _post(
-        self, bot_url: str, public: str, params: list[tuple[str, str]], sign: str | None
+        self,
+        bot_url: str,
+        public: str,
+        params: list[tuple[str, str]],
+        sign: str | None,
+        path: str | None = None,
     ) -> httpx.Response:
-        parts = urlsplit(public)
+        """Signed over `public`; sent to the bot (at `path` instead, to test a request moved)."""
+        parts = urlsplit(public if path is None else f"{public.split('/webhooks')[0]}{path}")
         target = bot_url.rstrip("/") + parts.path + (f"?{parts.query}" if parts.query else "")
         headers = {
             "Content-Type": "application/x-www-form-urlencoded",
@@ -278,6 +284,7 @@ class FakeTwilio:
         *,
         sign: str | None = None,
         sid: str | None = None,
+        path: str | None = None,
     ) -> httpx.Response:
         """Someone texts our number: Twilio posts to its messaging webhook (`webhook`, the public
         URL configured for the number) and sends back the `<Message>` of the TwiML answer. The
@@ -304,7 +311,7 @@ class FakeTwilio:
             ("From", from_),
             ("ApiVersion", "2010-04-01"),
         ]
-        return self._post(bot_url, webhook, params, sign)
+        return self._post(bot_url, webhook, params, sign, path)
 
     def press(self, bot_url: str, call: Call, digits: str, *, sign: str | None = None) -> httpx.Response:
         """The person pressed `digits` during `call`: Twilio posts to the `<Gather>`'s action."""
