@@ -12,6 +12,7 @@ stops the repeats. `acknowledge(receipt)` is the person tapping Acknowledge in t
 
 from __future__ import annotations
 
+import re
 import secrets
 import threading
 import time
@@ -48,8 +49,8 @@ class Receipt:
 
 
 class FakePushover:
-    def __init__(self, users: tuple[str, ...] = (USER_KEY,), app_token: str = APP_TOKEN) -> None:
-        self.users = set(users)
+    def __init__(self, users: tuple[str, ...] | None = (USER_KEY,), app_token: str = APP_TOKEN) -> None:
+        self.users = set(users) if users is not None else None  # None: any well-formed user key
         self.app_token = app_token
         self.lock = threading.Lock()
         self.changed = threading.Condition(self.lock)
@@ -117,7 +118,9 @@ class FakePushover:
             return forced
         if form.get("token") != self.app_token:
             return self._refuse(form, 400, ["application token is invalid"], token="invalid")
-        if form.get("user") not in self.users:
+        user = form.get("user", "")
+        known = re.fullmatch(r"[A-Za-z0-9]{30}", user) if self.users is None else user in self.users
+        if not known:
             error = "user identifier is not a valid user, group, or subscribed user key"
             return self._refuse(form, 400, [error], user="invalid")
         problems = _message_problems(form)
