@@ -273,3 +273,26 @@ def test_twilio_down_is_retried_inside_the_rule_window(start_bot, fake_slack, tw
     assert sms.to == ALEX and len(twilio.refusals) == 2
     wait_until(lambda: any(n.method == "sms" and n.status == "sent" for n in notifications(bot)), 10)
     assert not timeline(bot, incident, "notify_failed")
+
+
+def test_a_test_page_by_sms_and_voice_and_the_key_1_confirms_calls_work(
+    start_bot, fake_slack, twilio, tmp_path
+):
+    from sqlmodel import Session, select
+
+    from bot.store.tables import Notification
+    from tests.harness import slack_headers, slash_command_body
+
+    bot = boot(start_bot, tmp_path, twilio, "[{after: 0m, via: slack}]")
+    body = slash_command_body("/oncall", "test-page", user="U01ALEX")
+    r = httpx.post(f"{bot.url}/slack/events", content=body, headers=slack_headers(body), timeout=10)
+    assert r.status_code == 200 and "sms, voice" in r.text, r.text
+    sms = twilio.wait_for_messages(1)[0]
+    assert sms.body.startswith("TEST page from incidentbot for alex by sms. Confirm it works: https://")
+    call = twilio.wait_for_calls(1)[0]
+    assert "This is a test page from incident bot for alex." in call.said[0]
+    confirmed = twilio.press(bot.url, call, "1")
+    assert "Thank you: calls reach you." in " ".join(twiml_said(confirmed.text))
+    with Session(bot.ctx.engine) as session:
+        voice = session.exec(select(Notification).where(Notification.method == "voice")).one()
+    assert voice.confirmed_at is not None

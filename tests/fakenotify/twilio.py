@@ -8,19 +8,13 @@ REST: form-encoded POSTs with HTTP Basic auth (account SID : auth token); 201 wi
 replied STOP (`unsubscribe`), 400/21602 without a body, 400/21205 without `Url`/`Twiml`,
 400/21603 without `From`; `fail(status, times)` answers the next requests with that status.
 
-Webhooks: `reply_sms` posts what Twilio posts to a number's messaging webhook, `press` what a
-`<Gather>` posts to its action URL, each signed with `X-Twilio-Signature`, computed here by hand
-from Twilio's documented rule (HMAC-SHA1 of the URL Twilio was given followed by the POST fields
-sorted by name, each name then value, keyed by the auth token, base64), not with twilio's library:
-the bot checks with the library, so the two must agree independently. The URL is the public one
-(PUBLIC_URL); the request goes to the bot's real address, as through a reverse proxy.
+Webhooks (`twilio_webhooks.py`): `reply_sms` posts what Twilio posts to a number's messaging
+webhook, `press` what a `<Gather>` posts to its action URL, each signed as Twilio signs them.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import math
 import re
 import secrets
@@ -30,19 +24,18 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl
 
-import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from tests.fakenotify.twilio_webhooks import FROM_NUMBER, TwilioWebhooks, signature, twiml_message, twiml_said
 from tests.harness import ThreadServer
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "twilio-auth-token-0123456789abcd"
-FROM_NUMBER = "+15005550006"
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 _GSM = set(
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -61,12 +54,6 @@ _ERRORS = {
     21610: (400, "Attempt to send to unsubscribed recipient"),
 }
 _BY_STATUS = {429: 20429, 500: 20500, 503: 20503, 401: 20003}
-
-
-def signature(auth_token: str, url: str, params: list[tuple[str, str]]) -> str:
-    """X-Twilio-Signature as Twilio documents it."""
-    data = url + "".join(name + value for name, value in sorted(params))
-    return base64.b64encode(hmac.new(auth_token.encode(), data.encode(), hashlib.sha1).digest()).decode()
 
 
 def segments(body: str) -> int:
@@ -106,7 +93,7 @@ class Refusal:
     code: int
 
 
-class FakeTwilio:
+class FakeTwilio(TwilioWebhooks):
     def __init__(self, account_sid: str = ACCOUNT_SID, auth_token: str = AUTH_TOKEN) -> None:
         self.account_sid = account_sid
         self.auth_token = auth_token
@@ -254,84 +241,6 @@ class FakeTwilio:
             self.changed.notify_all()
         return JSONResponse(resource, status_code=201)
 
-    # -- Twilio calling the bot ----------------------------------------------------------------
-
-    def _post(
-        self,
-        bot_url: str,
-        public: str,
-        params: list[tuple[str, str]],
-        sign: str | None,
-        path: str | None = None,
-    ) -> httpx.Response:
-        """Signed over `public`; sent to the bot (at `path` instead, to test a request moved)."""
-        parts = urlsplit(public if path is None else f"{public.split('/webhooks')[0]}{path}")
-        target = bot_url.rstrip("/") + parts.path + (f"?{parts.query}" if parts.query else "")
-        headers = {
-            "Content-Type": "application/x-www-form-urlencoded",
-            "User-Agent": "TwilioProxy/1.1",
-            "I-Twilio-Idempotency-Token": secrets.token_hex(16),
-            "X-Twilio-Signature": sign if sign is not None else signature(self.auth_token, public, params),
-        }
-        return httpx.post(target, data=dict(params), headers=headers, timeout=10)
-
-    def reply_sms(
-        self,
-        bot_url: str,
-        webhook: str,
-        from_: str,
-        body: str,
-        *,
-        sign: str | None = None,
-        sid: str | None = None,
-        path: str | None = None,
-    ) -> httpx.Response:
-        """Someone texts our number: Twilio posts to its messaging webhook (`webhook`, the public
-        URL configured for the number) and sends back the `<Message>` of the TwiML answer. The
-        same `sid` again is the same request again (a retry, or a replay)."""
-        sid = sid or "SM" + secrets.token_hex(16)
-        params = [
-            ("ToCountry", "US"),
-            ("ToState", "CA"),
-            ("SmsMessageSid", sid),
-            ("NumMedia", "0"),
-            ("ToCity", ""),
-            ("FromZip", ""),
-            ("SmsSid", sid),
-            ("FromState", ""),
-            ("SmsStatus", "received"),
-            ("FromCity", ""),
-            ("Body", body),
-            ("FromCountry", "US"),
-            ("To", FROM_NUMBER),
-            ("ToZip", ""),
-            ("NumSegments", "1"),
-            ("MessageSid", sid),
-            ("AccountSid", self.account_sid),
-            ("From", from_),
-            ("ApiVersion", "2010-04-01"),
-        ]
-        return self._post(bot_url, webhook, params, sign, path)
-
-    def press(self, bot_url: str, call: Call, digits: str, *, sign: str | None = None) -> httpx.Response:
-        """The person pressed `digits` during `call`: Twilio posts to the `<Gather>`'s action."""
-        assert call.gather_url, "this call gathers no key"
-        params = [
-            ("AccountSid", self.account_sid),
-            ("ApiVersion", "2010-04-01"),
-            ("CallSid", call.sid),
-            ("CallStatus", "in-progress"),
-            ("Called", call.to),
-            ("Caller", call.from_),
-            ("Digits", digits),
-            ("Direction", "outbound-api"),
-            ("FinishedOnKey", ""),
-            ("From", call.from_),
-            ("To", call.to),
-            ("msg", "Gather End"),
-        ]
-        return self._post(bot_url, call.gather_url, params, sign)
-
     def __enter__(self) -> FakeTwilio:
         self.server.__enter__()
         return self
@@ -340,11 +249,12 @@ class FakeTwilio:
         self.server.__exit__(*exc)
 
 
-def twiml_message(document: str) -> str | None:
-    """The SMS a TwiML answer sends back (None: none)."""
-    found = ET.fromstring(document).find("Message")
-    return None if found is None else (found.text or "")
-
-
-def twiml_said(document: str) -> list[str]:
-    return [say.text or "" for say in ET.fromstring(document).iter("Say")]
+__all__ = [
+    "ACCOUNT_SID",
+    "AUTH_TOKEN",
+    "FROM_NUMBER",
+    "FakeTwilio",
+    "signature",
+    "twiml_message",
+    "twiml_said",
+]
