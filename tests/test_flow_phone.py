@@ -147,7 +147,7 @@ def test_a_call_reads_the_incident_and_the_key_2_escalates_once(start_bot, fake_
 
     escalated = twilio.press(bot.url, call, "2")
     assert escalated.status_code == 200
-    assert "Escalated: paging step 2 now." in " ".join(twiml_said(escalated.text)), escalated.text
+    assert twiml_said(escalated.text) == [f"Incident {incident}: Escalated: paging step 2 now. Goodbye."]
     assert "<Hangup" in escalated.text
     entry = timeline(bot, incident, "escalate")
     assert [e.text for e in entry] == ["Escalated by hand to step 2 (via voice call)"]

@@ -174,5 +174,5 @@ def again(gather_url: str) -> VoiceScript:
 
 
 def said(text: str) -> VoiceScript:
-    """An answer that ends the call."""
-    return VoiceScript(text)
+    """An answer that ends the call (`text` says goodbye itself)."""
+    return VoiceScript(text, goodbye="")

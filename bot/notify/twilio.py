@@ -148,7 +148,8 @@ def voice_twiml(script: VoiceScript) -> str:
             response.append(gather)
     else:
         response.say(script.intro)
-    response.say(script.goodbye)
+    if script.goodbye:
+        response.say(script.goodbye)
     response.hangup()
     return str(response)
 

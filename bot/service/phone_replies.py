@@ -141,7 +141,8 @@ def voice_key(ctx: Context, token: str, digits: str, gather_url: str, call: str,
         return said(f"{refused} Nothing was changed. Goodbye.")
     if not receipts.first_time(ctx.engine, vendor, f"call:{call}", now):
         return said("This call already answered the page. Goodbye.")
-    return said(f"{_act(ctx, page, intent, 'voice')} Goodbye.")
+    spoken = _act(ctx, page, intent, "voice").replace("#", "")  # "incident 41", not "hash 41"
+    return said(f"{spoken} Goodbye.")
 
 
 def _refusal(incident: Incident, target: AckTarget) -> str:
