@@ -263,6 +263,8 @@ def test_an_invalid_number_falls_through_to_the_next_rule_at_once(
         ("sms", "failed"),
         ("ntfy", "sent"),
     ]
+    metrics = httpx.get(f"{bot.url}/metrics", timeout=10).text
+    assert 'incidentbot_notifications_total{method="sms",outcome="failed"}' in metrics
 
 
 def test_twilio_down_is_retried_inside_the_rule_window(start_bot, fake_slack, twilio, tmp_path):

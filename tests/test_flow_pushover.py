@@ -109,3 +109,22 @@ def test_a_pushover_refusal_is_said_and_a_sev1_without_receipt_follows_nothing(
     assert "HTTP 400: user identifier is not a valid user" in line
     assert timeline(bot, incident, "notify_failed")[0].data["method"] == "pushover"
     assert not receipt_timers(bot)
+
+
+def test_an_emergency_page_that_expires_is_on_the_timeline_and_followed_no_more(
+    start_bot, fake_slack, pushover, tmp_path
+):
+    bot = boot(start_bot, tmp_path, pushover)
+    incident = fire(bot, fake_slack)
+    receipt = sent_receipt(bot, pushover)
+    pushover.expire(receipt)
+    bot.clock.advance(seconds=6)
+    bot.tick()
+    wait_until(lambda: timeline(bot, incident, "receipt"), 10, what="the expiry on the timeline")
+    assert timeline(bot, incident, "receipt")[0].text == (
+        "Pushover page to alex: the emergency page expired unacknowledged"
+    )
+    assert [t.status for t in receipt_timers(bot)] == ["fired"]
+    bot.clock.advance(minutes=1)
+    bot.tick()
+    assert len(pushover.receipts[receipt].polls) == 1 and not timeline(bot, incident, "status")

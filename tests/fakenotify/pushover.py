@@ -6,8 +6,9 @@ Errors as Pushover shapes them: a 4xx with `{"<field>": "invalid", "errors": [..
 "request": ...}`. `GET /1/receipts/<r>.json?token=` answers Pushover's receipt fields
 (`acknowledged`, `acknowledged_at`, `acknowledged_by`, `acknowledged_by_device`, `expired`,
 `expires_at`, `last_delivered_at`, `called_back`, `called_back_at`); `POST /1/receipts/<r>/cancel.json`
-stops the repeats. `acknowledge(receipt)` is the person tapping Acknowledge in the app;
-`fail(status, times)` answers the next requests with that status.
+stops the repeats. `acknowledge(receipt)` is the person tapping Acknowledge in the app,
+`expire(receipt)` nobody doing so in time; `fail(status, times)` answers the next requests with
+that status.
 """
 
 from __future__ import annotations
@@ -83,6 +84,11 @@ class FakePushover:
         with self.lock:
             self.receipts[receipt].acknowledged_at = int(time.time())
             self.receipts[receipt].device = device
+
+    def expire(self, receipt: str) -> None:
+        """Nobody acknowledged within `expire` seconds: Pushover stops repeating it."""
+        with self.lock:
+            self.receipts[receipt].expires_at = int(time.time()) - 1
 
     def wait_for(self, count: int = 1, timeout: float = 10.0) -> list[Push]:
         with self.lock:
