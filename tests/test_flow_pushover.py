@@ -67,6 +67,7 @@ def test_acknowledging_the_emergency_page_in_pushover_acknowledges_the_incident(
     checked_at = bot.clock()
     again = receipt_timers(bot)[0]
     assert (again.due_at - checked_at).total_seconds() > 4  # ~5 s after the look, never at once
+    assert again.payload["every"] == 7.5  # and each time a little later, up to 30 s
     assert bot.tick() == 0  # not due yet: no second look now
 
     pushover.acknowledge(receipt, device="alex-iphone")

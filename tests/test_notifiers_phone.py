@@ -148,6 +148,7 @@ def test_pushover_priority_by_severity_and_emergency_for_sev1(pushover, severity
         assert (push.form["retry"], push.form["expire"]) == ("60", "3600")
         assert sent.receipt == push.receipt and sent.follow is not None
         assert sent.follow.every.total_seconds() >= 5  # Pushover: no more than one look per 5 s
+        assert sent.follow.every <= sent.follow.at_most
     else:
         assert "retry" not in push.form and sent.follow is None
 

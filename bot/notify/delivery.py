@@ -134,7 +134,7 @@ class NotifyDelivery:
             if n.test_by:
                 notify_tests.answered(session, n.id or 0, sent.answer, ok=True, now=done)
             else:
-                follow = (sent.follow.every, sent.follow.for_) if sent.follow else None
+                follow = (sent.follow.every, sent.follow.for_, sent.follow.at_most) if sent.follow else None
                 notifications.sent(session, n.id or 0, sent.answer, done, receipt=sent.receipt, follow=follow)
 
         return complete

@@ -41,11 +41,14 @@ class Outgoing:
 
 @dataclass(frozen=True)
 class Follow:
-    """A receipt worth following: ask the provider every `every` (no more often than it allows)
-    until it is acknowledged, or for `for_` at most (when the provider stops retrying)."""
+    """A receipt worth following: ask the provider after `every` (no sooner than it allows), then
+    half as often again each time up to `at_most`, until it is acknowledged, or for `for_` at most
+    (when the provider stops repeating the page). Many open pages then cost few requests, and an
+    acknowledgement soon after the page is still seen within seconds."""
 
     every: timedelta
     for_: timedelta
+    at_most: timedelta
 
 
 @dataclass(frozen=True)

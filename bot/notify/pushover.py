@@ -6,7 +6,9 @@ emergency (2: repeated every `RETRY` until acknowledged in the app, for `EXPIRE`
 (1: bypasses quiet hours), SEV3 and test pages normal (0).
 
 An emergency page answers with a `receipt`, followed through `GET receipts/{receipt}.json?token=`
-every `RECEIPT_EVERY` (Pushover asks for no more than one request per 5 seconds): acknowledged in
+after `RECEIPT_EVERY`, then less often up to `RECEIPT_AT_MOST` (Pushover asks for no more than one
+request per receipt per 5 seconds; hundreds of open pages must not cost hundreds of requests a
+second): acknowledged in
 the app acknowledges the incident as the person paged. When the incident is acknowledged elsewhere
 (Slack, an SMS reply) `POST receipts/{receipt}/cancel.json` stops the phone from ringing on.
 
@@ -41,6 +43,7 @@ EMERGENCY = 2
 RETRY = 60  # seconds between Pushover's repeats of an unacknowledged emergency page (30 at least)
 EXPIRE = 3600  # seconds it keeps repeating (10800 at most)
 RECEIPT_EVERY = timedelta(seconds=5)  # Pushover: "no faster than once every 5 seconds"
+RECEIPT_AT_MOST = timedelta(seconds=30)  # then less often: Pushover repeats the page every RETRY
 TITLE_MAX, MESSAGE_MAX, URL_MAX = 250, 1024, 512
 
 
@@ -78,7 +81,7 @@ class PushoverNotifier:
         receipt = str(data.get("receipt") or "")
         if receipt:
             answer = f"Pushover accepted it (emergency, receipt {receipt})"
-            return Sent(receipt, answer, Follow(RECEIPT_EVERY, timedelta(seconds=EXPIRE)))
+            return Sent(receipt, answer, Follow(RECEIPT_EVERY, timedelta(seconds=EXPIRE), RECEIPT_AT_MOST))
         request = str(data.get("request") or "")
         answer = f"Pushover accepted it (request {request})" if request else "Pushover accepted it"
         return Sent(request, answer)

@@ -105,10 +105,11 @@ def sent(
     now: datetime,
     *,
     receipt: str = "",
-    follow: tuple[timedelta, timedelta] | None = None,
+    follow: tuple[timedelta, timedelta, timedelta] | None = None,
 ) -> None:
-    """The provider accepted it: record what it answered. `follow`: (how often, for how long) its
-    `receipt` tells whether the person acknowledged (Pushover's emergency priority)."""
+    """The provider accepted it: record what it answered. `follow`: (first look after, for how
+    long, at most this long between looks) its `receipt` tells whether the person acknowledged
+    (Pushover's emergency priority)."""
     incident, n = _lock(session, notification_id)
     if n is None or n.status in ("sent", "failed"):
         return
@@ -125,7 +126,7 @@ def sent(
             {"person": n.person, "method": n.method, "rule": n.rule, "answer": answer, "page": n.page_id},
         )
         if follow is not None and receipt:
-            notify_receipts.follow(session, incident, n, receipt, follow[0], follow[1], now)
+            notify_receipts.follow(session, incident, n, receipt, *follow, now)
 
 
 def failed(ctx: Context, session: Session, notification_id: int, error: str, now: datetime) -> None:

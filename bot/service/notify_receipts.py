@@ -2,7 +2,7 @@
 person acknowledged it in the app.
 
 A followed receipt is one `receipt` timer per notification (its payload: the receipt, the page,
-the incident's paging cycle, how often to ask and until when). When it is due, the timer enqueues
+the incident's paging cycle, when to ask next and until when). When it is due, the timer enqueues
 a `receipt_check` outbox row (the worker asks the provider: no network call runs inside a timer's
 transaction); the check's outcome acknowledges the incident as the paged person, ends the
 following (expired, unknown receipt), or sets the timer again. Once the incident no longer waits
@@ -60,6 +60,7 @@ def follow(
     receipt: str,
     every: timedelta,
     for_: timedelta,
+    at_most: timedelta,
     now: datetime,
 ) -> None:
     """The provider gave a receipt worth following (in the transaction recording the page sent)."""
@@ -72,6 +73,7 @@ def follow(
         "person": n.person,
         "cycle": incident.paging_cycle,
         "every": every.total_seconds(),
+        "at_most": at_most.total_seconds(),
         "until": (now + for_).isoformat(),
     }
     if not _waiting(incident, payload):  # acknowledged while the page was on its way
@@ -150,9 +152,12 @@ def checked(
     if not _waiting(incident, payload):
         _enqueue(session, CANCEL, incident.id, payload, now)
         return
-    if timer.status == "fired":  # not cancelled meanwhile: ask again, no sooner than allowed
+    if timer.status == "fired":  # not cancelled meanwhile: ask again, a little later each time
+        every = float(timer.payload.get("every", payload["every"]))
         timer.status, timer.fired_at = "pending", None
-        timer.due_at = now + timedelta(seconds=float(payload["every"]))
+        timer.due_at = now + timedelta(seconds=every)
+        limit = float(payload.get("at_most", every))
+        timer.payload = {**timer.payload, "every": min(limit, every * 1.5)}
         session.add(timer)
 
 
