@@ -21,6 +21,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from bot.core.durations import parse_duration
 from bot.core.pagerduty import parse_secrets
+from bot.notify.twilio import TwilioInbound
 from bot.observability import OUTBOX_DEPTH, refresh_delivery_metrics
 from bot.service.context import utcnow
 from bot.settings import Settings, admin_ids
@@ -33,7 +34,7 @@ from bot.slack.socket_mode import SocketModeLink, bolt_connect
 from bot.startup import Readiness, StartGate, upgrade_when_reachable
 from bot.store import outbox
 from bot.store.db import DatabaseUnreachable, ping, upgrade
-from bot.webhooks import ack, alertmanager, calendar, pagerduty
+from bot.webhooks import ack, alertmanager, calendar, pagerduty, phone
 from bot.webhooks.common import BodyLimit
 from bot.wiring import (
     UNCONFIGURED_TOKEN,
@@ -135,8 +136,9 @@ def create_app(
 
         if not (ctx.public_url and ctx.secret_key) and _pages_beyond_slack(ctx):
             log.warning(
-                "PUBLIC_URL or SECRET_KEY is not set: pages by email, ntfy and webhook carry no"
-                " acknowledge link (and the webhook notifier needs SECRET_KEY)"
+                "PUBLIC_URL or SECRET_KEY is not set: pages by email, ntfy, Pushover and webhook carry"
+                " no acknowledge link (and the webhook notifier needs SECRET_KEY); keys pressed during"
+                " calls need both, SMS replies PUBLIC_URL"
             )
 
         async def begin() -> None:
@@ -214,6 +216,8 @@ def create_app(
     cal_token = settings.calendar_token.get_secret_value() if settings.calendar_token else None
     app.include_router(calendar.router(ctx, cal_token or None))
     app.include_router(ack.router(ctx))
+    twilio_token = settings.twilio_auth_token.get_secret_value() if settings.twilio_auth_token else ""
+    app.include_router(phone.router(ctx, TwilioInbound(twilio_token)))
 
     secret = settings.slack_signing_secret.get_secret_value()
     verifier = SignatureVerifier(secret) if secret else None

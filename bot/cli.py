@@ -32,6 +32,8 @@ def _secrets(settings: Settings) -> list[str]:
         settings.calendar_token,
         settings.secret_key,
         settings.ntfy_token,
+        settings.twilio_auth_token,
+        settings.pushover_app_token,
     ]
     out = [settings.database_password] if settings.database_password else []
     out += [settings.smtp_password] if settings.smtp_password else []
@@ -131,12 +133,11 @@ def _check(settings: Settings) -> int:
     result.problems.extend(result.provider_problems + registry.setting_problems(settings))
     warnings = list(result.warnings)
     catalog, links = result.rotations, bool(settings.public_url and settings.secret_key)
-    if (
-        catalog is not None
-        and not links
-        and uses(catalog.people.values(), catalog.default_notify) - {"slack"}
-    ):
+    used = uses(catalog.people.values(), catalog.default_notify) if catalog is not None else set()
+    if not links and used - {"slack"}:
         no_links = "not set: pages by email, ntfy or webhook carry no acknowledge link"
+        if used & {"sms", "voice"}:
+            no_links += "; SMS replies (PUBLIC_URL) and keys pressed during calls (both) cannot reach the bot"
         warnings.append(ConfigProblem("PUBLIC_URL/SECRET_KEY", 0, no_links))
     if result.rotations is not None and settings.slack_bot_token.get_secret_value():
         from bot.oncall_cli import user_group_warnings

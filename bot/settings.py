@@ -24,6 +24,8 @@ SilenceInterval = Annotated[str, AfterValidator(duration(timedelta(seconds=1), e
 SlackURL = Annotated[str, BeforeValidator(http_url("https://slack.com/api/"))]
 PagerDutyURL = Annotated[str, BeforeValidator(http_url("https://api.pagerduty.com"))]
 AlertmanagerURL = Annotated[str, BeforeValidator(http_url("http://alertmanager:9093"))]
+TwilioURL = Annotated[str, BeforeValidator(http_url("https://api.twilio.com"))]
+PushoverURL = Annotated[str, BeforeValidator(http_url("https://api.pushover.net/1/"))]
 LogLevel = Annotated[str, BeforeValidator(one_of("DEBUG", "INFO", "WARNING", "ERROR", upper=True))]
 LogFormat = Annotated[str, BeforeValidator(one_of("json", "text", sentence="json or text"))]
 DatabaseURL = Annotated[str, BeforeValidator(database_url)]
@@ -115,6 +117,17 @@ class Settings(BaseSettings):
     ntfy_url: str = "https://ntfy.sh"
     ntfy_token: SecretStr | None = None
     notify_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    # SMS, voice calls and Pushover (issue 18, part 2). Twilio: the account SID (AC...), its auth
+    # token (it also signs Twilio's webhooks, /webhooks/twilio/sms and /voice, checked against
+    # PUBLIC_URL) and the E.164 number pages come from. Pushover: the application's API token.
+    # The API URLs point the adapters elsewhere (a local fake in tests).
+    twilio_account_sid: str = ""
+    twilio_auth_token: SecretStr | None = None
+    twilio_from_number: str = ""
+    twilio_api_url: TwilioURL = "https://api.twilio.com"
+    pushover_app_token: SecretStr | None = None
+    pushover_api_url: PushoverURL = "https://api.pushover.net/1/"
 
     # Post-mortems and channel lifecycle.
     postmortems_dir: Path = Path("./postmortems")

@@ -1,6 +1,6 @@
 """A SIGKILL between two notification rules loses and doubles nothing: the bot as users run it
 (`incidentbot serve`, worker in its child process), killed after the first rule went out and
-started again after the second came due."""
+started again after the second (an email, or an SMS through Twilio) came due."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from sqlmodel import Session, col, create_engine, select
 
 from bot.store.tables import Notification, Outbox
-from tests.fakenotify import FakeNtfy, FakeSMTP
+from tests.fakenotify import FakeNtfy, FakeSMTP, FakeTwilio
 from tests.harness import ROOT, BotProcess, bot_env, post_alertmanager, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -25,18 +25,22 @@ people:
     slack: U01ALEX
     email: alex@example.com
     ntfy: alex-pages
+    phone: "+14155550100"
     notify:
       - {after: 0s, via: [slack, ntfy]}
-      - {after: 6s, via: email}
+      - {after: 6s, via: SECOND}
   sarah: {slack: U02SARAH}
   mike:  {slack: U03MIKE}
 """
 
 
-def test_sigkill_between_two_rules_loses_and_doubles_nothing(fake_slack, database_url, tmp_path: Path):
+@pytest.mark.parametrize("second", ["email", "sms"])
+def test_sigkill_between_two_rules_loses_and_doubles_nothing(
+    fake_slack, database_url, tmp_path: Path, second: str
+):
     rotations = tmp_path / "rotations"
     shutil.copytree(ROOT / "tests/fixtures/rotations-fast", rotations)
-    (rotations / "people.yaml").write_text(PEOPLE)
+    (rotations / "people.yaml").write_text(PEOPLE.replace("SECOND", second))
     # The escalation steps come later than the rules (the fast fixture escalates at 4s).
     policy = (
         (rotations / "fast.yaml")
@@ -45,7 +49,7 @@ def test_sigkill_between_two_rules_loses_and_doubles_nothing(fake_slack, databas
         .replace("after: 8s", "after: 90s")
     )
     (rotations / "fast.yaml").write_text(policy)
-    with FakeNtfy() as ntfy, FakeSMTP(tmp_path) as smtp:
+    with FakeNtfy() as ntfy, FakeSMTP(tmp_path) as smtp, FakeTwilio() as twilio:
         env = bot_env(
             fake_slack.url,
             database_url,
@@ -55,6 +59,7 @@ def test_sigkill_between_two_rules_loses_and_doubles_nothing(fake_slack, databas
             SMTP_FROM="incidentbot@example.com",
             PUBLIC_URL="https://bot.example.com",
             SECRET_KEY="k3y",
+            **{key.upper(): value for key, value in twilio.settings().items()},
         )
         engine = create_engine(database_url.replace("postgresql://", "postgresql+psycopg://", 1))
 
@@ -68,12 +73,15 @@ def test_sigkill_between_two_rules_loses_and_doubles_nothing(fake_slack, databas
             first_rule = [(0, "ntfy", "sent"), (0, "slack", "sent")]
             wait_until(lambda: statuses() == first_rule, 15, 0.05, "the first rule delivered and recorded")
         finally:
-            bot.kill()  # SIGKILL: the email rule is still a pending timer
-        time.sleep(7)  # the email rule comes due while the bot is down
-        assert not smtp.messages
+            bot.kill()  # SIGKILL: the second rule is still a pending timer
+        time.sleep(7)  # the second rule comes due while the bot is down
+        assert not smtp.messages and not twilio.messages
         bot = BotProcess(env, tmp_path / "bot.log", port=bot.port).start()
         try:
-            smtp.wait_for(1, timeout=20)
+            if second == "email":
+                smtp.wait_for(1, timeout=20)
+            else:
+                twilio.wait_for_messages(1, timeout=20)
 
             def settled() -> bool:
                 with Session(engine) as session:
@@ -88,5 +96,5 @@ def test_sigkill_between_two_rules_loses_and_doubles_nothing(fake_slack, databas
         finally:
             bot.stop()
             engine.dispose()
-    assert rows == [(0, "ntfy", "sent"), (0, "slack", "sent"), (1, "email", "sent")]
-    assert len(ntfy.accepted()) == 1 and len(smtp.messages) == 1
+    assert rows == [(0, "ntfy", "sent"), (0, "slack", "sent"), (1, second, "sent")]
+    assert len(ntfy.accepted()) == 1 and len(smtp.messages) + len(twilio.messages) == 1

@@ -55,6 +55,8 @@ def configured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'bot.db'}")
     for key in ("PAGERDUTY_API_TOKEN", "SMTP_URL", "SMTP_FROM", "SECRET_KEY", "PUBLIC_URL", "NTFY_URL"):
         monkeypatch.delenv(key, raising=False)
+    for key in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_FROM_NUMBER", "PUSHOVER_APP_TOKEN"):
+        monkeypatch.delenv(key, raising=False)
     return write
 
 
@@ -103,17 +105,59 @@ def test_check_names_a_rule_using_a_method_the_person_lacks(configured, capsys) 
 
 
 def test_check_names_methods_whose_provider_is_not_configured(configured, capsys) -> None:
-    configured()  # no SMTP_URL (the defaults use email), no SMS provider in this version
+    configured()  # no SMTP_URL (the defaults use email), no Twilio settings
     assert main(["check"]) == 1
     err = capsys.readouterr().err
     assert (
         "rotations/people.yaml:4: `defaults`: `notify` uses email, which needs SMTP_URL and SMTP_FROM" in err
     )
-    assert "rotations/people.yaml:15: person 'alex': `notify` uses sms, which needs an SMS provider" in err
+    assert (
+        "rotations/people.yaml:15: person 'alex': `notify` uses sms, which needs TWILIO_ACCOUNT_SID, "
+        "TWILIO_AUTH_TOKEN and TWILIO_FROM_NUMBER" in err
+    )
     assert (
         "PUBLIC_URL/SECRET_KEY: warning: not set: pages by email, ntfy or webhook carry no acknowledge link"
-        in err
+        "; SMS replies (PUBLIC_URL) and keys pressed during calls (both) cannot reach the bot" in err
     )
+
+
+def test_check_names_pushover_without_its_token_and_bad_twilio_settings(configured, capsys) -> None:
+    people = PEOPLE.replace("via: sms, severity: [SEV1]", "via: [sms, pushover]")
+    configured(
+        people,
+        SMTP_URL="smtp://127.0.0.1:2525",
+        SMTP_FROM="bot@example.com",
+        TWILIO_ACCOUNT_SID="AC123",
+        TWILIO_AUTH_TOKEN="t0k3n-for-check",
+        TWILIO_FROM_NUMBER="555-0100",
+    )
+    assert main(["check"]) == 1
+    err = capsys.readouterr().err
+    assert "person 'alex': `notify` uses pushover, which needs PUSHOVER_APP_TOKEN" in err
+    assert "TWILIO_ACCOUNT_SID must be the account SID: AC followed by 32 hex digits" in err
+    assert err.count("TWILIO_ACCOUNT_SID must be") == 1  # SMS and voice share it: said once
+    assert "t0k3n-for-check" not in err
+    configured(
+        people,
+        SMTP_URL="smtp://127.0.0.1:2525",
+        SMTP_FROM="bot@example.com",
+        TWILIO_ACCOUNT_SID="AC" + "0" * 32,
+        TWILIO_FROM_NUMBER="+15005550006",
+        PUSHOVER_APP_TOKEN="azGDORePK8gMaC0QOYAMyEEuzJnyUi",
+        PUBLIC_URL=PUBLIC,
+        SECRET_KEY=SECRET,
+    )
+    assert main(["check"]) == 0, capsys.readouterr().err
+
+
+def test_check_refuses_two_people_with_one_phone(configured, capsys) -> None:
+    configured(
+        PEOPLE.replace(
+            "  sarah: {email: sarah@example.com}", '  sarah: {email: s@example.com, phone: "+14155550100"}'
+        )
+    )
+    assert main(["check"]) == 1
+    assert "person 'sarah' has the same phone as 'alex'" in capsys.readouterr().err
 
 
 def test_check_passes_once_providers_are_configured(configured, capsys) -> None:

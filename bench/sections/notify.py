@@ -1,10 +1,12 @@
 """7. Time to notify: webhook send -> the first call of each notifier (Slack DM, email, ntfy,
-webhook) at 10% of saturation.
+webhook, SMS, voice, Pushover) at 10% of saturation.
 
 Every person of the shipped rotations gets one rule, `{after: 0m, via: [slack, email, ntfy,
-webhook]}`, and an address at each local fake (tests/fakenotify: a real SMTP server, an ntfy
-server, a webhook receiver, in a process of their own), which record when each call arrived. The
-bench tag in the incident title matches each notification to its webhook.
+webhook, sms, voice, pushover]}`, and an address at each local fake (tests/fakenotify: a real SMTP
+server, an ntfy server, a webhook receiver, Twilio, Pushover, in a process of their own), which
+record when each call arrived. The bench tag in the incident title matches each notification to
+its webhook. SEV1 pages go to Pushover at emergency priority, so their receipts are followed (a
+look every 5 s each) while the load runs, as they would be.
 """
 
 from __future__ import annotations
@@ -30,7 +32,10 @@ from bench.procs import ROOT, stop_process
 from bench.sections.webhooks import target
 from bench.stats import summary_ms
 from tests.fakenotify.__main__ import READY
+from tests.fakenotify.pushover import APP_TOKEN
+from tests.fakenotify.twilio import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER
 
+METHODS = ("slack", "email", "ntfy", "webhook", "sms", "voice", "pushover")
 LEVEL = 0.1
 DRAIN_SECONDS = 300.0
 SECRET = "bench-secret-key"
@@ -39,12 +44,17 @@ SECRET = "bench-secret-key"
 def _rotations(directory: Path, people: list[str], hook: str) -> Path:
     out = directory / "rotations"
     shutil.copytree(ROOT / "rotations", out)
-    lines = ["defaults:", "  notify: [{after: 0m, via: [slack, email, ntfy, webhook]}]", "people:"]
+    via = ", ".join(METHODS)
+    lines = ["defaults:", f"  notify: [{{after: 0m, via: [{via}]}}]", "people:"]
     original = (ROOT / "rotations" / "people.yaml").read_text().splitlines()
-    for name in people:
+    for index, name in enumerate(people):
         entry = next(line for line in original if line.strip().startswith(f"{name}:"))
         fields = entry.split("{", 1)[1].rsplit("}", 1)[0]
-        lines.append(f"  {name}: {{{fields}, ntfy: bench-{name}, webhook: {hook}/{name}}}")
+        phone, pushover = f'"+1415555{index:04d}"', f"u{name.replace('-', '')}".ljust(30, "0")
+        lines.append(
+            f"  {name}: {{{fields}, ntfy: bench-{name}, webhook: {hook}/{name}, phone: {phone},"
+            f" pushover: {pushover}}}"
+        )
     (out / "people.yaml").write_text("\n".join(lines) + "\n")
     return out
 
@@ -81,6 +91,12 @@ def run(bench: Bench, db_kind: str) -> dict[str, Any]:
             "SMTP_FROM": "incidentbot@example.com",
             "PUBLIC_URL": "https://bot.example.com",
             "SECRET_KEY": SECRET,
+            "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+            "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+            "TWILIO_FROM_NUMBER": FROM_NUMBER,
+            "TWILIO_API_URL": urls["twilio"],
+            "PUSHOVER_APP_TOKEN": APP_TOKEN,
+            "PUSHOVER_API_URL": f"{urls['pushover']}/1/",
         }
         with system(bench, db_kind, "notify", env=env) as sut:
             tgt = target(sut)
@@ -120,7 +136,7 @@ def run(bench: Bench, db_kind: str) -> dict[str, Any]:
 
 def _arrivals(sut: Any, admin: str) -> dict[str, dict[str, float]]:
     """First arrival per bench tag, per method (Slack from the fake Slack, the rest from the fakes)."""
-    out: dict[str, dict[str, float]] = {"slack": {}, "email": {}, "ntfy": {}, "webhook": {}}
+    out: dict[str, dict[str, float]] = {method: {} for method in METHODS}
     for tag, call in page_calls(sut.admin).items():
         out["slack"][tag] = call.wall
     with urllib.request.urlopen(f"{admin}/arrivals", timeout=30) as response:

@@ -78,12 +78,13 @@ def _person(name: str, m: YMap, line: int, check: Checker, seen: dict[tuple[str,
         check.problem(m.line_of("email"), f"{what}: `email` {email!r} is not an email address")
     if "slack" not in m and "email" not in m:
         check.problem(line, f"{what} needs `slack` (member ID) or `email` (to look the ID up)")
-    for key, val in (("slack", slack), ("email", email and email.lower())):
+    # A phone is also who an SMS reply comes from: two people cannot share one.
+    phone, ntfy = _phone(m, check, what), _ntfy(m, check, what)
+    for key, val in (("slack", slack), ("email", email and email.lower()), ("phone", phone)):
         if val is not None and (key, val) in seen:
             check.problem(m.line_of(key), f"{what} has the same {key} as {seen[key, val]!r}")
         elif val is not None:
             seen[key, val] = name
-    phone, ntfy = _phone(m, check, what), _ntfy(m, check, what)
     pushover, webhook = _pushover(m, check, what), _webhook(m, check, what)
     person = Person(
         name, slack, email, tz, check.text(m, "display_name", what), phone, ntfy, pushover, webhook

@@ -15,13 +15,13 @@ from datetime import datetime
 
 from anyio import to_thread
 from sqlalchemy import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
-from bot.core.ack_tokens import VALID_FOR, AckTarget, ack_url
+from bot.core.ack_tokens import VALID_FOR, AckTarget, ack_url, make_token
 from bot.integrations.errors import DeliveryError
-from bot.notify.port import Notifier, Outgoing
+from bot.notify.port import Notifier, Outgoing, ReceiptFollower
 from bot.observability import NOTIFICATIONS
-from bot.service import notifications, notify_tests
+from bot.service import notifications, notify_receipts, notify_tests
 from bot.service.context import Context
 from bot.slack.delivery import Completion, Handler
 from bot.store.db import reading
@@ -34,6 +34,7 @@ class _Facts:
     incident: Incident | None
     page: Page | None
     instance: str
+    other_open_pages: int = 0
 
 
 class NotifyDelivery:
@@ -51,7 +52,45 @@ class NotifyDelivery:
         self.clock = clock
 
     def handlers(self) -> dict[str, Handler]:
-        return {"notify": self.notify}
+        return {
+            "notify": self.notify,
+            notify_receipts.CHECK: self.check_receipt,
+            notify_receipts.CANCEL: self.cancel_receipt,
+        }
+
+    def _follower(self, method: str) -> ReceiptFollower | None:
+        notifier = self.notifiers.get(method)
+        return notifier if isinstance(notifier, ReceiptFollower) else None
+
+    async def check_receipt(self, row: Outbox) -> Completion | None:
+        """Ask the provider whether the person acknowledged; acknowledge the incident if so."""
+        payload = dict(row.payload)
+        follower = self._follower(str(payload.get("method")))
+        if follower is None:
+            return None  # the provider is no longer configured: nothing to ask
+        state = await follower.check(str(payload["receipt"]))  # NotifyError: retried, or final
+        if state.acknowledged:
+            await to_thread.run_sync(notify_receipts.acknowledge, self.ctx, payload, state.detail)
+
+        def complete(session: Session) -> None:
+            notify_receipts.checked(
+                session, payload, state.acknowledged, state.over, state.detail, self.clock()
+            )
+
+        return complete
+
+    async def cancel_receipt(self, row: Outbox) -> Completion | None:
+        """The incident no longer waits: the provider stops repeating the page."""
+        payload = dict(row.payload)
+        follower = self._follower(str(payload.get("method")))
+        if follower is None:
+            return None
+        await follower.cancel(str(payload["receipt"]))
+
+        def complete(session: Session) -> None:
+            notify_receipts.cancelled(session, payload, row.incident_id, self.clock())
+
+        return complete
 
     def _facts(self, notification_id: int) -> _Facts | None:
         with reading(self.engine) as session:
@@ -61,7 +100,8 @@ class NotifyDelivery:
             incident = session.get(Incident, n.incident_id) if n.incident_id else None
             page = session.get(Page, n.page_id) if n.page_id else None
             instance = session.exec(select(Instance.id).order_by(col(Instance.created_at))).first() or "x"
-            return _Facts(n, incident, page, instance)
+            others = open_elsewhere(session, n.person, n.incident_id) if n.method == "sms" else 0
+            return _Facts(n, incident, page, instance, others)
 
     async def notify(self, row: Outbox) -> Completion | None:
         facts = await to_thread.run_sync(self._facts, int(row.payload["notification_id"]))
@@ -94,7 +134,8 @@ class NotifyDelivery:
             if n.test_by:
                 notify_tests.answered(session, n.id or 0, sent.answer, ok=True, now=done)
             else:
-                notifications.sent(session, n.id or 0, sent.answer, done)
+                follow = (sent.follow.every, sent.follow.for_, sent.follow.at_most) if sent.follow else None
+                notifications.sent(session, n.id or 0, sent.answer, done, receipt=sent.receipt, follow=follow)
 
         return complete
 
@@ -110,21 +151,43 @@ class NotifyDelivery:
         return complete
 
     def outgoing(self, facts: _Facts) -> Outgoing:
-        return outgoing(self.ctx, facts.notification, facts.incident, facts.page, facts.instance)
+        return outgoing(
+            self.ctx, facts.notification, facts.incident, facts.page, facts.instance, facts.other_open_pages
+        )
+
+
+def open_elsewhere(session: Session, person: str, incident_id: int | None) -> int:
+    """How many other incidents still wait for `person`'s acknowledgement (they were paged)."""
+    found = session.exec(
+        select(func.count(func.distinct(Page.incident_id)))
+        .join(Incident, col(Incident.id) == col(Page.incident_id))
+        .where(
+            col(Page.person) == person,
+            col(Incident.status) == "triggered",
+            col(Incident.id) != incident_id,
+        )
+    ).one()
+    return int(found or 0)
 
 
 def outgoing(
-    ctx: Context, n: Notification, incident: Incident | None, page: Page | None, instance: str
+    ctx: Context,
+    n: Notification,
+    incident: Incident | None,
+    page: Page | None,
+    instance: str,
+    other_open_pages: int = 0,
 ) -> Outgoing:
     """What every provider is given for one notification (plain text: each escapes for itself)."""
     assert n.id is not None
-    link = None
+    link = token = None
     if ctx.public_url and ctx.secret_key:
         if page is not None and incident is not None and page.id is not None:
             target = AckTarget("page", page.id, incident.paging_cycle, page.paged_at + VALID_FOR)
         else:
             target = AckTarget("test", n.id, 0, n.created_at + VALID_FOR)
         link = ack_url(ctx.public_url, ctx.secret_key, target)
+        token = make_token(ctx.secret_key, target)
     key = f"incidentbot-{instance[:12]}-n{n.id}"
     if incident is None:
         subject = f"Test page for {n.person} by {n.method}"
@@ -146,6 +209,7 @@ def outgoing(
             None,
             key,
             test=True,
+            ack_token=token,
         )
     assert incident.id is not None
     summary = (
@@ -179,6 +243,8 @@ def outgoing(
         link,
         open_url,
         key,
+        ack_token=token,
+        other_open_pages=other_open_pages,
     )
 
 

@@ -9,7 +9,8 @@ incident channel, and the person's next rule is tried at once.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from datetime import timedelta
+from typing import Protocol, runtime_checkable
 
 from bot.integrations.errors import DeliveryError
 
@@ -32,12 +33,29 @@ class Outgoing:
     open_url: str | None  # the incident channel in Slack (or the alert's source)
     idempotency_key: str  # the same for every attempt of this notification
     test: bool = False
+    ack_token: str | None = None  # the token of `ack_url`, for callbacks that carry it (calls)
+    # How many other incidents wait for this person's acknowledgement: an SMS then names its
+    # incident, so that a reply says which page it answers.
+    other_open_pages: int = 0
+
+
+@dataclass(frozen=True)
+class Follow:
+    """A receipt worth following: ask the provider after `every` (no sooner than it allows), then
+    half as often again each time up to `at_most`, until it is acknowledged, or for `for_` at most
+    (when the provider stops repeating the page). Many open pages then cost few requests, and an
+    acknowledgement soon after the page is still seen within seconds."""
+
+    every: timedelta
+    for_: timedelta
+    at_most: timedelta
 
 
 @dataclass(frozen=True)
 class Sent:
     receipt: str  # the provider's id for what it accepted ("" when it gives none)
     answer: str  # what it answered, for the timeline ("ntfy accepted it (id abc123)")
+    follow: Follow | None = None  # the receipt tells later whether the person acknowledged
 
 
 class Notifier(Protocol):
@@ -48,6 +66,27 @@ class Notifier(Protocol):
     async def send(self, message: Outgoing) -> Sent: ...
 
     async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ReceiptState:
+    """What a provider says of a receipt: acknowledged in its app, or nothing more to come."""
+
+    acknowledged: bool
+    over: bool  # expired, or unknown to the provider: stop following it
+    detail: str  # for the timeline ("acknowledged on alex-iphone")
+
+
+@runtime_checkable
+class ReceiptFollower(Protocol):
+    """A notifier whose receipts can be followed (Pushover's emergency priority) and cancelled
+    once the incident is acknowledged elsewhere (so the phone stops ringing)."""
+
+    method: str
+
+    async def check(self, receipt: str) -> ReceiptState: ...
+
+    async def cancel(self, receipt: str) -> None: ...
 
 
 class NotifyError(DeliveryError):

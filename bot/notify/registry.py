@@ -14,6 +14,8 @@ from bot.core.notify_rules import METHODS
 from bot.notify.email import EmailNotifier, SmtpConfig
 from bot.notify.ntfy import NtfyNotifier
 from bot.notify.port import Notifier
+from bot.notify.pushover import PushoverNotifier
+from bot.notify.twilio import TwilioConfig, TwilioSmsNotifier, TwilioVoiceNotifier
 from bot.notify.webhook import WebhookNotifier
 from bot.settings import Settings
 
@@ -29,6 +31,19 @@ class Provider:
     needs: str  # the settings it needs, as people write them
     configured: Callable[[Settings], bool]
     build: Callable[[Settings], Notifier]
+
+
+TWILIO_NEEDS = "TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM_NUMBER"
+
+
+def _twilio_configured(s: Settings) -> bool:
+    return bool(s.twilio_account_sid and _secret(s.twilio_auth_token) and s.twilio_from_number)
+
+
+def _twilio(s: Settings) -> TwilioConfig:
+    return TwilioConfig(
+        s.twilio_account_sid, _secret(s.twilio_auth_token), s.twilio_from_number, s.twilio_api_url
+    )
 
 
 PROVIDERS: tuple[Provider, ...] = (
@@ -52,14 +67,30 @@ PROVIDERS: tuple[Provider, ...] = (
         lambda s: bool(_secret(s.secret_key)),
         lambda s: WebhookNotifier(_secret(s.secret_key), s.notify_timeout_seconds),
     ),
+    Provider(
+        "sms",
+        TWILIO_NEEDS,
+        _twilio_configured,
+        lambda s: TwilioSmsNotifier(_twilio(s), s.public_url, s.notify_timeout_seconds),
+    ),
+    Provider(
+        "voice",
+        TWILIO_NEEDS,
+        _twilio_configured,
+        lambda s: TwilioVoiceNotifier(_twilio(s), s.public_url, s.notify_timeout_seconds),
+    ),
+    Provider(
+        "pushover",
+        "PUSHOVER_APP_TOKEN",
+        lambda s: bool(_secret(s.pushover_app_token)),
+        lambda s: PushoverNotifier(
+            _secret(s.pushover_app_token), s.pushover_api_url, s.notify_timeout_seconds
+        ),
+    ),
 )
 
-# Methods people may name whose providers are not part of this version yet.
-NOT_YET = {
-    "sms": "an SMS provider (Twilio), not available in this version",
-    "voice": "a voice provider (Twilio), not available in this version",
-    "pushover": "a Pushover provider, not available in this version",
-}
+# Methods people may name whose providers are not part of this version yet (none left).
+NOT_YET: dict[str, str] = {}
 
 
 def missing(settings: Settings) -> dict[str, str]:
@@ -75,14 +106,15 @@ def missing(settings: Settings) -> dict[str, str]:
 
 def setting_problems(settings: Settings) -> list[ConfigProblem]:
     """Provider settings that are set but cannot work (a malformed SMTP_URL, say)."""
-    problems = []
+    problems: dict[str, ConfigProblem] = {}  # SMS and voice share Twilio's settings: said once
     for provider in PROVIDERS:
         if provider.configured(settings):
             try:
                 provider.build(settings)
             except ValueError as exc:
-                problems.append(ConfigProblem(provider.needs.split()[0], 0, str(exc)))
-    return problems
+                setting = str(exc).split()[0] if str(exc).split()[0].isupper() else provider.needs.split()[0]
+                problems.setdefault(str(exc), ConfigProblem(setting.rstrip(","), 0, str(exc)))
+    return list(problems.values())
 
 
 def build(settings: Settings) -> dict[str, Notifier]:

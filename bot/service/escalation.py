@@ -26,7 +26,7 @@ from bot.core.escalation import (
 )
 from bot.core.routing import Route
 from bot.service.context import Context
-from bot.service.incidents import cancel_paging, lane, say, sync
+from bot.service.incidents import VIA_NAMES, cancel_paging, lane, say, sync
 from bot.service.step_pages import page_step
 from bot.service.timeline import record
 from bot.store import outbox
@@ -283,14 +283,18 @@ def _final_notice(ctx: Context, session: Session, incident: Incident, now: datet
     )
 
 
-def escalate_now(ctx: Context, session: Session, incident: Incident, actor: str, now: datetime) -> str:
-    """Jump to the next step at once; returns what happened, for the person who asked."""
+def escalate_now(
+    ctx: Context, session: Session, incident: Incident, actor: str, now: datetime, *, via: str = "slack"
+) -> str:
+    """Jump to the next step at once; returns what happened, for the person who asked. `via`:
+    where it was asked (slack, sms, voice), for the timeline."""
     assert incident.id is not None
     pending = pending_step(session, incident)
     step = _step_of(ctx, incident, pending) if pending is not None and pending.kind == "escalation" else None
     if pending is None or step is None:
         return "Every escalation step has already paged; page someone with `/incident page @user`."
-    record(session, incident.id, now, actor, "escalate", f"Escalated by hand to step {step.index + 1}")
+    how = "" if via == "slack" else f" (via {VIA_NAMES.get(via, via)})"
+    record(session, incident.id, now, actor, "escalate", f"Escalated by hand to step {step.index + 1}{how}")
     skipped = _fire(ctx, session, incident, step, now, manual=True, timer=pending)
     _advance(ctx, session, incident, now)
     sync(ctx, session, incident, now)

@@ -19,7 +19,12 @@ from bot.store import outbox
 from bot.store.tables import Incident, Page, Timer
 
 # How an acknowledgement's channel reads in the timeline (Slack's stays implicit: it always was).
-VIA_NAMES = {"ack_link": "acknowledge link", "sms": "SMS reply", "voice": "voice call"}
+VIA_NAMES = {
+    "ack_link": "acknowledge link",
+    "sms": "SMS reply",
+    "voice": "voice call",
+    "pushover": "Pushover",
+}
 
 
 def lane(incident: Incident) -> str:

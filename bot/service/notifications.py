@@ -10,14 +10,14 @@ acknowledgement racing a failure either wins (nothing moves) or waits.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
 from bot.core.durations import format_duration
 from bot.core.notify_rules import FailureStep, RuleState, after_failure
 from bot.core.text import escape
-from bot.service import notify_plan
+from bot.service import notify_plan, notify_receipts
 from bot.service.context import Context
 from bot.service.incidents import page_lane, say
 from bot.service.page_failures import page_failed, who
@@ -98,8 +98,18 @@ def _lock(session: Session, notification_id: int) -> tuple[Incident | None, Noti
     return incident, notification
 
 
-def sent(session: Session, notification_id: int, answer: str, now: datetime) -> None:
-    """The provider accepted it: record what it answered."""
+def sent(
+    session: Session,
+    notification_id: int,
+    answer: str,
+    now: datetime,
+    *,
+    receipt: str = "",
+    follow: tuple[timedelta, timedelta, timedelta] | None = None,
+) -> None:
+    """The provider accepted it: record what it answered. `follow`: (first look after, for how
+    long, at most this long between looks) its `receipt` tells whether the person acknowledged
+    (Pushover's emergency priority)."""
     incident, n = _lock(session, notification_id)
     if n is None or n.status in ("sent", "failed"):
         return
@@ -115,6 +125,8 @@ def sent(session: Session, notification_id: int, answer: str, now: datetime) -> 
             f"Notified {n.person} by {method_name(n.method)}: {answer}",
             {"person": n.person, "method": n.method, "rule": n.rule, "answer": answer, "page": n.page_id},
         )
+        if follow is not None and receipt:
+            notify_receipts.follow(session, incident, n, receipt, *follow, now)
 
 
 def failed(ctx: Context, session: Session, notification_id: int, error: str, now: datetime) -> None:

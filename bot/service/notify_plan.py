@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select, update
 
 from bot.core.notify_rules import SLACK_NOW, NotifyRule, contact_for
 from bot.core.rotations import Person
+from bot.service import notify_receipts
 from bot.store import outbox
 from bot.store.tables import Incident, Notification, Outbox, Page, Timer
 
@@ -138,7 +139,9 @@ def pending_rules(session: Session, page_id: int) -> list[Timer]:
 def cancel(session: Session, incident: Incident, now: datetime) -> int:
     """Acknowledged or resolved: no notification of the incident that has not gone out yet goes
     out (their timers are cancelled with the escalation timers). A call already under way may
-    still land; its outcome is recorded but moves nothing."""
+    still land; its outcome is recorded but moves nothing. Receipts still followed (Pushover's
+    emergency pages) are cancelled at the provider, so phones stop ringing."""
+    notify_receipts.cancel_pending(session, incident, now)
     session.exec(  # type: ignore[call-overload]
         update(Notification)
         .where(col(Notification.incident_id) == incident.id, col(Notification.status) == "pending")

@@ -122,7 +122,9 @@ def resolve(ctx: Context, incident_id: int, actor: str, summary: str = "") -> An
     return Answer(f"You resolved incident #{incident_id}.", changed=True)
 
 
-def escalate(ctx: Context, incident_id: int, actor: str, *, page_id: int | None = None) -> Answer:
+def escalate(
+    ctx: Context, incident_id: int, actor: str, *, page_id: int | None = None, via: str = "slack"
+) -> Answer:
     with transaction(ctx.engine) as session:
         incident = load(session, incident_id)
         require(ctx, session, incident, Action.ESCALATE, actor, page_id=page_id)
@@ -132,6 +134,6 @@ def escalate(ctx: Context, incident_id: int, actor: str, *, page_id: int | None 
             )
         if incident.source == "pagerduty":
             return Answer("PagerDuty runs the escalation of this incident: escalate it in PagerDuty.")
-        text = escalation.escalate_now(ctx, session, incident, actor, ctx.clock())
+        text = escalation.escalate_now(ctx, session, incident, actor, ctx.clock(), via=via)
     ctx.wake()
     return Answer(text, changed=True)

@@ -9,7 +9,16 @@ from datetime import datetime
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
-from bot.service import escalation, heartbeat, lifecycle, notifications, notify_plan, silences, swaps
+from bot.service import (
+    escalation,
+    heartbeat,
+    lifecycle,
+    notifications,
+    notify_plan,
+    notify_receipts,
+    silences,
+    swaps,
+)
 from bot.service.context import Context
 from bot.store import timers
 from bot.store.db import is_postgres, transaction
@@ -69,6 +78,8 @@ def _dispatch(ctx: Context, session: Session, timer: Timer, now: datetime) -> No
         escalation.on_timer(ctx, session, timer, now)
     elif timer.kind == notify_plan.KIND:
         notifications.on_timer(ctx, session, timer, now)
+    elif timer.kind == notify_receipts.KIND:
+        notify_receipts.on_timer(ctx, session, timer, now)
     elif timer.kind == "heartbeat":
         heartbeat.silent(ctx, session, timer, now)
     elif timer.kind == "archive":

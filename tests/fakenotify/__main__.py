@@ -1,8 +1,9 @@
-"""`python -m tests.fakenotify` runs the three provider fakes in their own process (the bench does:
+"""`python -m tests.fakenotify` runs the provider fakes in their own process (the bench does:
 measured arrival times must not wait behind the load generator's work).
 
-Prints `FAKENOTIFY READY {"ntfy": url, "webhook": url, "smtp": url, "admin": url}` and serves
-`GET <admin>/arrivals`: every accepted notification as {method, at (Unix seconds), subject}.
+Prints `FAKENOTIFY READY {"ntfy": url, "webhook": url, "smtp": url, "twilio": url, "pushover": url,
+"admin": url}` and serves `GET <admin>/arrivals`: every accepted notification as {method, at (Unix
+seconds), subject} (for an SMS its text, for a call what it says first).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tests.fakenotify import FakeNtfy, FakeSMTP, FakeWebhookReceiver
+from tests.fakenotify import FakeNtfy, FakePushover, FakeSMTP, FakeTwilio, FakeWebhookReceiver
 from tests.harness import ThreadServer
 
 READY = "FAKENOTIFY READY "
@@ -33,7 +34,13 @@ def main() -> int:
     )
     opts = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="fakenotify-"))
-    with FakeNtfy() as ntfy, FakeSMTP(tmp) as smtp, FakeWebhookReceiver(opts.secret) as hook:
+    with (
+        FakeNtfy() as ntfy,
+        FakeSMTP(tmp) as smtp,
+        FakeWebhookReceiver(opts.secret) as hook,
+        FakeTwilio() as twilio,
+        FakePushover(users=None) as pushover,
+    ):
 
         async def arrivals(_: Request) -> JSONResponse:
             out = []
@@ -58,6 +65,14 @@ def main() -> int:
                     for d in hook.deliveries
                     if d.status == 200
                 ]
+            with twilio.lock:
+                out += [{"method": "sms", "at": m.at, "subject": m.body} for m in twilio.messages]
+                out += [{"method": "voice", "at": c.at, "subject": " ".join(c.said)} for c in twilio.calls]
+            with pushover.lock:
+                out += [
+                    {"method": "pushover", "at": p.at, "subject": p.form.get("title", "")}
+                    for p in pushover.pushes
+                ]
             return JSONResponse(out)
 
         with ThreadServer(Starlette(routes=[Route("/arrivals", arrivals)])) as admin:
@@ -65,6 +80,8 @@ def main() -> int:
                 "ntfy": ntfy.url,
                 "webhook": hook.url("").rstrip("/"),
                 "smtp": smtp.url(),
+                "twilio": twilio.url,
+                "pushover": pushover.url,
                 "admin": admin.url,
             }
             print(READY + json.dumps(urls), flush=True)
