@@ -132,7 +132,7 @@ def describe(exc: ValidationError) -> list[str]:
         if field is None:  # a check across settings (the placeholder refusal): its own lines
             lines += (said or error["msg"]).splitlines()
             continue
-        sentence = said or _expectation(field)
+        sentence = _one_line(said, 160) if said else _expectation(field)
         lines.append(f"{_shown(name, field, error.get('input'))}: {sentence}")
     return lines
 
@@ -143,10 +143,13 @@ def _shown(name: str, field: FieldInfo, value: Any) -> str:
         return env
     text = value if isinstance(value, str) else repr(value)
     text = URL_PASSWORD.sub(r"\1***", text)
-    text = text.encode("unicode_escape").decode("ascii")  # a line break stays on the line
-    if len(text) > _SHOWN_CHARS:
-        text = text[: _SHOWN_CHARS - 3] + "..."
-    return f"{env}={text}"
+    return f"{env}={_one_line(text, _SHOWN_CHARS)}"
+
+
+def _one_line(text: str, limit: int) -> str:
+    """A line break stays on the line (escaped); a long text is cut."""
+    text = text.encode("unicode_escape").decode("ascii")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _is_secret(field: FieldInfo) -> bool:

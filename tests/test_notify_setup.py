@@ -221,7 +221,7 @@ people:
 
         assert main(["notify-test", "alex", "--via", "ntfy"]) == 0
         assert "slack" not in capsys.readouterr().out
-        assert main(["notify-test", "alex", "--via", "sms"]) == 1
+        assert main(["notify-test", "alex", "--via", "sms"]) == 2  # a usage error, one line
         assert "alex has no address for sms" in capsys.readouterr().err
 
 

@@ -40,6 +40,7 @@ NEEDED: dict[str, frozenset[str]] = {
         "conversations.history": ("channels:history", "im:history"),  # incident channels, page DMs
         "conversations.invite": ("channels:manage",),
         "conversations.list": ("channels:read",),  # types=public_channel
+        "conversations.members": ("channels:read",),  # who may act in an incident channel
         "conversations.open": ("im:write",),
         "conversations.replies": ("channels:history",),  # the announce thread
         "conversations.setTopic": ("channels:manage",),
@@ -66,7 +67,12 @@ NEEDED: dict[str, frozenset[str]] = {
 REQUIRES = {"users:read.email": "users:read"}
 
 # Events the code handles and their scopes (docs.slack.dev/reference/events/<event>).
-EVENT_SCOPES = {"pin_added": "pins:read", "reaction_added": "reactions:read"}
+EVENT_SCOPES = {
+    "pin_added": "pins:read",
+    "reaction_added": "reactions:read",
+    "member_joined_channel": "channels:read",  # public channels; groups:read would add private ones
+    "member_left_channel": "channels:read",
+}
 # Handled only so that Bolt acknowledges them quietly; the app does not subscribe to them.
 HANDLED_NOT_SUBSCRIBED = {"message": "messages are not timeline material unless pinned"}
 

@@ -1,4 +1,4 @@
-"""auth.test, bots.info, users.*, usergroups.users.list, views.* and files.* (upload v2) methods."""
+"""auth.test, bots.info, users.*, views.* and files.* (upload v2) methods."""
 
 from __future__ import annotations
 
@@ -48,15 +48,6 @@ def bots_info(ws: Workspace, args: Args) -> dict[str, Any]:
     icons = {f"image_{n}": f"https://fake.slack.com/bot_{n}.png" for n in (36, 48, 72)}
     bot = {"id": BOT_ID, "deleted": False, "name": BOT_NAME, "updated": 1449272004}
     return {"bot": {**bot, "app_id": APP_ID, "user_id": BOT_USER_ID, "icons": icons}}
-
-
-@api_method("usergroups.users.list")
-def usergroups_users_list(ws: Workspace, args: Args) -> dict[str, Any]:
-    """The user IDs of a user group (``FakeSlack.set_usergroup``); an unknown one is ``no_such_subteam``."""
-    group = args.require("usergroup", "invalid_arguments")
-    if group not in ws.usergroups:
-        raise SlackError("no_such_subteam")
-    return {"users": list(ws.usergroups[group])}
 
 
 @api_method("users.info")

@@ -26,19 +26,22 @@ from .workspace import USER_ID_RE, Workspace
 
 
 def _groups(ws: Workspace) -> dict[str, dict[str, Any]]:
-    groups = getattr(ws, "usergroups", None)
-    if groups is None:
-        groups = ws.usergroups = {}  # type: ignore[attr-defined]
-    return groups
+    return ws.usergroups
 
 
 def add_usergroup(
-    fake: Any, handle: str, users: list[str], *, name: str | None = None, disabled: bool = False
+    fake: Any,
+    handle: str,
+    users: list[str],
+    *,
+    name: str | None = None,
+    disabled: bool = False,
+    group_id: str | None = None,
 ) -> str:
-    """Create a user group in the fake workspace (not a recorded call); returns its ID (`S…`)."""
+    """Create (or replace) a user group in the fake workspace (not a recorded call); returns its ID (`S…`)."""
     with fake._lock:
         ws = fake._ws
-        group_id = ws.new_id("S")
+        group_id = group_id or ws.new_id("S")
         now = int(time.time())
         _groups(ws)[group_id] = {
             "id": group_id,
@@ -102,7 +105,7 @@ def usergroups_users_list(ws: Workspace, args: Args) -> dict[str, Any]:
 @api_method("usergroups.users.update")
 def usergroups_users_update(ws: Workspace, args: Args) -> dict[str, Any]:
     group = _group(ws, args)
-    if getattr(ws, "usergroups_restricted", False):
+    if ws.usergroups_restricted:
         raise SlackError("permission_denied")
     users = list(dict.fromkeys(args.csv("users")))
     if not users:

@@ -116,9 +116,8 @@ class FakeSlack:
         self.update_user(user_id, deleted=True)
 
     def set_usergroup(self, group_id: str, users: Iterable[str]) -> None:
-        """Create or replace a user group (``usergroups.users.list`` lists it)."""
-        with self._lock:
-            self._ws.usergroups[group_id] = list(users)
+        """Create or replace a user group with this ID (``usergroups.*`` show it)."""
+        api_usergroups.add_usergroup(self, group_id.lower(), list(users), group_id=group_id)
 
     def set_dnd(
         self, user_id: str, *, start: float = 0, end: float = 0, enabled: bool = True, snooze_until: float = 0

@@ -58,7 +58,8 @@ class Workspace:
         self.users: dict[str, dict[str, Any]] = {}
         self.emails: dict[str, str] = {}
         self.missing: set[str] = set()  # well-formed IDs that belong to nobody here (user_not_found)
-        self.usergroups: dict[str, list[str]] = {}  # user group ID (S…) -> member user IDs
+        self.usergroups: dict[str, dict[str, Any]] = {}  # user group ID (S…) -> the group as Slack shows it
+        self.usergroups_restricted = False  # only admins may change groups
         self.dnd: dict[str, dict[str, Any]] = {}  # user id -> Do Not Disturb (see api_dnd)
         self.require_membership = require_membership
         self.scopes: frozenset[str] | None = None  # granted bot scopes; None: every one (no checks)
