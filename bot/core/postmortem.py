@@ -9,8 +9,7 @@ and the whole timeline. `render_postmortem` is re-exported from there.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -18,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from bot.core.errors import BadInput
 from bot.core.markdown import is_web_url
 from bot.core.people import People
+from bot.core.postmortem_records import AlertRecord, IncidentRecord, PageRecord, TimelineRecord
 from bot.core.postmortem_render import (
     DASH,
     TEMPLATE_VARIABLES,
@@ -61,61 +61,6 @@ __all__ = [
     "step_label",
     "step_position",
 ]
-
-
-# ---- inputs: one per store row, so the service maps rows field by field -------------------------
-@dataclass(frozen=True)
-class IncidentRecord:
-    id: int
-    title: str
-    severity: str
-    status: str
-    created_at: datetime
-    source: str = ""
-    acknowledged_at: datetime | None = None
-    acknowledged_by: str | None = None
-    # The first acknowledgement (kept when PagerDuty un-acknowledges or the incident is reopened):
-    # what "acknowledged" and the time to acknowledge mean in a post-mortem.
-    first_acknowledged_at: datetime | None = None
-    resolved_at: datetime | None = None
-    resolved_by: str | None = None
-    closed_at: datetime | None = None
-    rotation: str | None = None
-    lead: str | None = None
-    channel_name: str = ""
-    channel_id: str | None = None
-    group_labels: Mapping[str, str] = field(default_factory=dict)
-    common_annotations: Mapping[str, str] = field(default_factory=dict)
-    external_url: str = ""
-
-
-@dataclass(frozen=True)
-class AlertRecord:
-    name: str
-    status: str
-    starts_at: datetime
-    labels: Mapping[str, str] = field(default_factory=dict)
-    annotations: Mapping[str, str] = field(default_factory=dict)
-    ends_at: datetime | None = None
-    generator_url: str = ""
-
-
-@dataclass(frozen=True)
-class TimelineRecord:
-    at: datetime
-    actor: str  # "slack:U123", "alertmanager", "bot"
-    kind: str
-    text: str
-    data: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class PageRecord:
-    person: str
-    step_key: str  # "c0r0s1": paging cycle, round, step
-    paged_at: datetime
-    layer: str | None = None
-    slack_user: str | None = None
 
 
 _STEP_KEY = re.compile(r"c(\d+)r(\d+)s(\d+)")
