@@ -23,7 +23,16 @@ import pytest
 from bot.cli import main
 from tests.conftest import PD_WEBHOOK_SECRETS
 from tests.fakepagerduty import sign_webhook
-from tests.harness import ROOT, Clock, block_action_body, post_alertmanager, slack_headers, wait_until
+from tests.harness import (
+    ROOT,
+    Clock,
+    block_action_body,
+    join_channel,
+    paged_user,
+    post_alertmanager,
+    slack_headers,
+    wait_until,
+)
 from tests.test_flow_commands import incident_channel, slash
 from tests.test_flow_paging import dms_to
 
@@ -107,12 +116,14 @@ def test_report_counts_a_person_once_however_they_were_paged(
     bot = start_bot(clock=Clock(T0))
     incident = post_alertmanager(bot.url, weaviate_down()).json()["incident"]
     chan = incident_channel(fake)
+    # olga, paged as the primary, works the incident.
+    assert paged_user(bot, incident) == "U01OLGA"
     # Step 2 pages the secondary, david, by his people.yaml key; once acknowledged he is paged
     # again by mention.
-    assert "Escalated" in slash(bot, "escalate", channel=chan.id)
+    assert "Escalated" in slash(bot, "escalate", channel=chan.id, user="U01OLGA")
     wait_until(lambda: dms_to(fake, "U01DAVID"), 10, what="david paged by the rotation")
     click(bot, "incident_ack", str(incident), "U01OLGA", chan.id)
-    assert "Paging" in slash(bot, "page <@U01DAVID|david>", channel=chan.id)
+    assert "Paging" in slash(bot, "page <@U01DAVID|david>", channel=chan.id, user="U01OLGA")
     wait_until(lambda: len(dms_to(fake, "U01DAVID")) == 2, 10, what="david paged by mention")
 
     for name, value in {
@@ -226,7 +237,9 @@ def test_pagerduty_people_are_named_without_a_prefix(start_bot, fake_slack, tmp_
     timeline = slash(bot, "timeline", channel=chan.id)
     assert "Jane Doe (PagerDuty)" in timeline and "pagerduty:" not in timeline, timeline
     post_pagerduty(bot, "incident.resolved", "E3")
-    slash(bot, "close", channel=chan.id)
+    # PagerDuty runs the paging, so the incident channel's members command the incident.
+    join_channel(bot, fake, chan.id, "U01ALEX")
+    assert "closed" in slash(bot, "close", channel=chan.id, user="U01ALEX")
     path = wait_until(lambda: next(iter(out.glob("*.md")), None), 20, what="post-mortem")
     text = wait_until(lambda: (t := path.read_text()) and "Action Items" in t and t, 5)
     assert "Jane Doe (PagerDuty)" in text and "pagerduty:" not in text, text

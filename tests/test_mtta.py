@@ -16,7 +16,7 @@ import pytest
 
 from bot import cli
 from tests.fakepagerduty import DEFAULT_TOKEN
-from tests.harness import ROOT, Clock
+from tests.harness import ROOT, Clock, join_channel
 from tests.test_flow_commands import incident_channel, slash
 from tests.test_flow_pagerduty import PD_ID, incidents, open_from_pagerduty, pd_event, post_pd
 
@@ -86,7 +86,8 @@ def test_reopened_and_acknowledged_again_keeps_the_first(start_bot, fake_slack, 
     slash(bot, "ack", channel=chan.id)
     slash(bot, "resolve fixed", channel=chan.id)
     bot.clock.advance(minutes=30)
-    slash(bot, "reopen", channel=chan.id)
+    assert "reopened" in slash(bot, "reopen", channel=chan.id)  # by its lead, who declared it
+    join_channel(bot, fake_slack.fake, chan.id, "U02SARAH")  # members of the channel may acknowledge
     slash(bot, "ack", channel=chan.id, user="U02SARAH")
     slash(bot, "resolve fixed again", channel=chan.id)
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.harness import Clock, wait_until
+from tests.harness import Clock, join_channel, wait_until
 from tests.test_card_content import T0, card_shows
 from tests.test_escaping import HOSTILE, HOSTILE_2, assert_nothing_injected, drained
 from tests.test_flow_commands import incident_channel, slash
@@ -62,7 +62,9 @@ def test_postmortem_names_who_pagerduty_paged_with_one_utc_column(bot, fake_slac
     post_pd(bot, pd_event("incident.escalated", "E-ESC", assignees=[_user("PBOB", "Bob Builder")]))
     post_pd(bot, pd_event("incident.resolved", "E-RESOLVE"))
     wait_until(lambda: "resolved" in fake.channel(chan.id).topic, 10, what="resolved")
-    assert "closed" in slash(bot, "close", channel=chan.id)
+    # PagerDuty runs the paging, so the incident channel's members command the incident.
+    join_channel(bot, fake, chan.id, "U01ALEX")
+    assert "closed" in slash(bot, "close", channel=chan.id, user="U01ALEX")
     out = tmp_path / "postmortems"
     path = wait_until(lambda: next(iter(out.glob("*.md")), None), 20, what="post-mortem file")
     text = wait_until(lambda: path.read_text() if "Action Items" in path.read_text() else None, 5)

@@ -13,7 +13,7 @@ import pytest
 from sqlmodel import Session, col, select
 
 from bot.store.tables import Outbox
-from tests.harness import Clock, wait_until
+from tests.harness import Clock, join_channel, wait_until
 from tests.test_flow_commands import slash
 from tests.test_flow_pagerduty import T0, click, idle, open_from_pagerduty, texts
 
@@ -34,6 +34,8 @@ def test_acknowledge_and_resolve_in_slack_say_pagerduty_is_not_updated(start_bot
     fake, pd = fake_slack.fake, fake_pagerduty
     bot = start_bot(clock=Clock(T0), pagerduty_api_token=None)
     incident, chan = open_from_pagerduty(bot, fake_slack)
+    # PagerDuty runs the paging, so the incident channel's members command the incident.
+    join_channel(bot, fake, chan.id, "U01ALEX")
 
     click(bot, "incident_ack", str(incident.id), "U01ALEX", chan.id)
     answer = wait_until(lambda: answers(fake, chan), 10, what="the answer")[0]
@@ -58,6 +60,7 @@ def test_with_a_token_acknowledging_still_says_escalation_stopped(start_bot, fak
     fake_pagerduty.fake.add_incident("Q2K3SB1VXYZ7AB", "triggered")
     bot = start_bot(clock=Clock(T0))
     incident, chan = open_from_pagerduty(bot, fake_slack)
+    join_channel(bot, fake, chan.id, "U01ALEX")  # a member of the incident channel acknowledges
     click(bot, "incident_ack", str(incident.id), "U01ALEX", chan.id)
     answer = wait_until(lambda: answers(fake, chan), 10, what="the answer")[0]
     assert "escalation stopped" in answer and "here only" not in answer

@@ -31,7 +31,14 @@ from bot.core.postmortem import (
     build_facts,
     render_postmortem,
 )
-from tests.harness import Clock, post_alertmanager, slack_headers, slash_command_body, wait_until
+from tests.harness import (
+    Clock,
+    paged_user,
+    post_alertmanager,
+    slack_headers,
+    slash_command_body,
+    wait_until,
+)
 
 MD = MarkdownIt("commonmark").enable(["table", "strikethrough"])
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -281,20 +288,23 @@ def test_a_hostile_alert_and_note_make_a_safe_draft(start_bot, fake_slack, tmp_p
     alert["annotations"]["description"] = "ok\n# Pwned heading\n<img src=x onerror=alert(1)>"
     alert["labels"]["team`"] = "x` <b>bold</b>"
     payload["commonAnnotations"]["summary"] = "# Weaviate [is](javascript:alert(1)) down"
-    assert post_alertmanager(bot.url, payload).status_code == 200
+    r = post_alertmanager(bot.url, payload)
+    assert r.status_code == 200
     chan = wait_until(
         lambda: next((c for c in fake.channels.values() if c.name.startswith("inc-") and c.pins), None), 15
     )
+    responder = paged_user(bot, r.json()["incident"])  # the person paged for it may do all of this
 
-    def slash(text: str) -> None:
-        body = slash_command_body("/incident", text, channel=chan.id)
+    def slash(text: str) -> str:
+        body = slash_command_body("/incident", text, user=responder, channel=chan.id)
         r = httpx.post(f"{bot.url}/slack/events", content=body, headers=slack_headers(body), timeout=10)
         assert r.status_code == 200, r.text
+        return r.json().get("text", "") if r.content else ""
 
     slash("note <script>alert(1)</script> then [x](javascript:alert(2))")
     slash("action ## not a heading")
     slash("resolve")
-    slash("close")
+    assert "closed" in slash("close")
     path = wait_until(lambda: next(iter(out.glob("*.md")), None), 20, what="the draft")
     draft = wait_until(lambda: path.read_text() if "Action Items" in path.read_text() else None, 5)
     tokens = flat(MD.parse(draft))

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.harness import Clock, post_alertmanager, wait_until
+from tests.harness import Clock, join_channel, paged_user, post_alertmanager, wait_until
 from tests.test_display_names import T0, click
 from tests.test_flow_commands import incident_channel, slash
 from tests.test_flow_runbooks import long_runbook
@@ -109,11 +109,13 @@ def test_a_step_done_in_a_later_message_updates_the_header_too(start_bot, fake_s
 def test_done_on_a_closed_incident_is_refused(start_bot, fake_slack):
     fake = fake_slack.fake
     bot = start_bot(clock=Clock(T0))
-    post_alertmanager(bot.url, weaviate_down())
+    incident = post_alertmanager(bot.url, weaviate_down()).json()["incident"]
     chan = incident_channel(fake)
     (message,) = wait_until(lambda: runbook_messages(fake, chan.id), 15, what="runbook posted")
-    slash(bot, "resolve", channel=chan.id)
-    assert "closed" in slash(bot, "close", channel=chan.id)
+    paged = paged_user(bot, incident)  # the person paged for it resolves and closes it
+    assert "resolved" in slash(bot, "resolve", channel=chan.id, user=paged).lower()
+    assert "closed" in slash(bot, "close", channel=chan.id, user=paged)
+    # U01OLGA is in the data-platform rotation it routed to: she may tick off steps, but not once closed.
     before = len(fake.calls_to("chat.update"))
     b = button([message], 1)
     click(bot, b["action_id"], b["value"], "U01OLGA", chan.id)
@@ -147,7 +149,9 @@ def test_a_chosen_runbook_can_be_posted_to_a_manual_incident(start_bot, fake_sla
     assert "Posting runbook" in slash(bot, "runbook weaviate-down", channel=chan.id)
     (message,) = wait_until(lambda: runbook_messages(fake, chan.id), 15, what="the chosen runbook posted")
     assert "Weaviate down" in json.dumps(message["blocks"])
-    # Once posted, it works like a linked runbook: Done, and `/incident runbook` posts it again.
+    # Once posted, it works like a linked runbook: Done (by someone who joined the incident
+    # channel), and `/incident runbook` posts it again.
+    join_channel(bot, fake, chan.id, "U01OLGA")
     b = button([message], 1)
     click(bot, b["action_id"], b["value"], "U01OLGA", chan.id)
     wait_until(lambda: "1 of 9 steps done" in intro(latest(fake, chan.id, message["ts"])), 15)
