@@ -110,7 +110,9 @@ def create_app(
 
     bolt = bolt_app(settings.slack_signing_secret.get_secret_value(), client, authorize)
     archive_after = parse_duration(settings.archive_after)
-    register(bolt, ctx, archive_after if archive_after.total_seconds() > 0 else None, pd_lookup)
+    register(
+        bolt, ctx, archive_after if archive_after.total_seconds() > 0 else None, pd_lookup, client=client
+    )
     slack_handler = AsyncSlackRequestHandler(bolt)
 
     readiness = Readiness()

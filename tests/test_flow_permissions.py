@@ -229,7 +229,12 @@ def test_paging_someone_not_in_people_yaml_needs_the_lead_or_an_admin(bot, fake_
     _incident_id, channel = declared(bot, fake)  # alex leads
     said = slash(bot, "page <@U0NOTLISTED>", channel=channel, user="U03MIKE")
     assert said == "Only the lead and admins may page someone who is not in people.yaml."
+    # Mike (rotation) may page someone people.yaml lists. Alex was paged as primary: once Alex has
+    # acknowledged, paging Alex again is a new call for help (unanswered pages are not repeated).
+    assert "You acknowledged" in slash(bot, "ack", channel=channel, user="U01ALEX")
     assert "Paging <@U01ALEX>" in slash(bot, "page <@U01ALEX>", channel=channel, user="U03MIKE")
+    said = slash(bot, "page <@U0NOTLISTED>", channel=channel, user="U03MIKE")
+    assert said == "Only the lead and admins may page someone who is not in people.yaml."
     assert "Paging <@U0NOTLISTED>" in slash(bot, "page <@U0NOTLISTED>", channel=channel, user="U01ALEX")
     wait_until(lambda: dms_to(fake, "U0NOTLISTED"), 10, what="the lead's page")
 

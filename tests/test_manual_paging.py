@@ -20,6 +20,7 @@ from tests.test_flow_commands import FIXTURES, incident_channel, slash
 from tests.test_flow_paging import dms_to
 
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+OLGA = "U01OLGA"  # the data-platform primary step 1 pages at T0
 
 
 def pages_of(bot, slack_user: str) -> list[Page]:
@@ -91,18 +92,21 @@ def test_escalating_pages_the_others_and_the_last_step_says_one_line(start_bot, 
     post_alertmanager(bot.url, weaviate_down())
     chan = incident_channel(fake)
     wait_until(lambda: dms_to(fake, "U01OLGA"), 10, what="olga paged")
-    assert "step 2" in slash(bot, "escalate", channel=chan.id)
+    # Olga, paged by step 1, escalates (alex, outside the data-platform rotation, may not).
+    refused = slash(bot, "escalate", channel=chan.id, user="U01ALEX")
+    assert refused.startswith("Only the lead, people paged for this incident") and "escalate it" in refused
+    assert "step 2" in slash(bot, "escalate", channel=chan.id, user=OLGA)
     wait_until(lambda: dms_to(fake, "U01DAVID"), 10, what="david paged by step 2")
     bot.clock.advance(minutes=2)
 
-    answer = slash(bot, "escalate", channel=chan.id)
+    answer = slash(bot, "escalate", channel=chan.id, user=OLGA)
     assert "step 3" in answer and "David Kim was already paged 2m ago" in answer, answer
     assert "not paging again" in answer, answer
     wait_until(lambda: dms_to(fake, "U01MIKE"), 10, what="mike paged by step 3")
     timeline = slash(bot, "timeline", channel=chan.id)
     assert "Paging Mike Rodriguez (step 3: escalated by hand)" in timeline, timeline
 
-    assert "step 4" in slash(bot, "escalate", channel=chan.id)
+    assert "step 4" in slash(bot, "escalate", channel=chan.id, user=OLGA)
     wait_until(lambda: dms_to(fake, "U01VPENG"), 10, what="vp-eng paged by the last step")
     drained(bot)
     said = [m["text"] for m in fake.messages(chan.id) if "step 4" in m.get("text", "")]

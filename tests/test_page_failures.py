@@ -198,6 +198,10 @@ def test_a_page_by_hand_that_fails_is_said_and_moves_nothing(bot, fake_slack):
     assert post_alertmanager(bot.url, fixture("firing-single-alert.json")).status_code == 200
     wait_until(lambda: dms_to(fake, "U01ALEX"), 15, what="the primary's page")
     chan = incident_channel(fake)
+    # The helper is not in people.yaml: paging them is the lead's call, so the primary takes the lead.
+    refused = slash(bot, "page <@U0HELPER|helper>", channel=chan.id)
+    assert refused == "Only the lead and admins may page someone who is not in people.yaml."
+    assert "<@U01ALEX> leads" in slash(bot, "lead <@U01ALEX>", channel=chan.id)
     assert "Paging <@U0HELPER>" in slash(bot, "page <@U0HELPER|helper>", channel=chan.id)
     line = said(fake, chan.id, "Could not page <@U0HELPER>", "Slack answered cannot_dm_bot")
     assert "(paged by hand)" in line and "Nobody on" not in line, line

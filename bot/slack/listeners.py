@@ -54,13 +54,17 @@ def register(
     ctx: Context,
     archive_after: timedelta | None = None,
     pagerduty: oncall.PagerDutyLookup | None = None,
+    *,
+    client: AsyncWebClient,
 ) -> None:
-    """Attach every listener (commands, buttons, events) to the Bolt app."""
+    """Attach every listener (commands, buttons, events) to the Bolt app. `client` is the bot's own
+    Web API client (it carries the token; Bolt's `app.client` does not) for the calls listeners make
+    outside a request's own client, such as `conversations.members`."""
     app.use(CleanRequest())
-    members = ChannelMembers(ctx, app.client)
+    members = ChannelMembers(ctx, client)
     commands.register(app, ctx, archive_after, members)
     people = SlackPeople(ctx.rotations)
-    oncall_commands.register_buttons(app, ctx, people)
+    oncall_commands.register_buttons(app, ctx, people, members)
 
     def button(action_id: str, use_case: Callable[..., responders.Answer], *, in_page: bool = False) -> None:
         @app.action(action_id)

@@ -23,6 +23,7 @@ from bot.core.text import slack_unescape
 from bot.service import notify_tests, oncall, oncall_overrides, swaps
 from bot.service.context import Context
 from bot.slack.answering import ACK_WITHIN_SECONDS, GENERIC_ERROR, ephemeral, run_use_case
+from bot.slack.membership import ChannelMembers
 from bot.slack.oncall_people import SlackPeople
 from bot.slack.oncall_views import REMOVE_ACTION, TAKE_ACTION, overrides_list
 
@@ -131,7 +132,7 @@ async def _who(cmd: oncall_command.OncallCommand, client: AsyncWebClient, people
     return cmd.who_name
 
 
-def register_buttons(app: AsyncApp, ctx: Context, people: SlackPeople) -> None:
+def register_buttons(app: AsyncApp, ctx: Context, people: SlackPeople, members: ChannelMembers) -> None:
     """Take (a swap request) and Remove (an override): both act through the same permission rule."""
 
     def button(action_id: str, use_case: Callable[..., Any]) -> None:
@@ -147,7 +148,7 @@ def register_buttons(app: AsyncApp, ctx: Context, people: SlackPeople) -> None:
                 await ephemeral(client, body, "This button does not name anything the bot knows.")
                 return
             actor = Actor(user, await people.person_of(client, user))
-            await ephemeral(client, body, await run_use_case(use_case, ctx, actor, target))
+            await ephemeral(client, body, await run_use_case(members, use_case, ctx, actor, target))
 
     button(TAKE_ACTION, swaps.take)
     button(REMOVE_ACTION, oncall_overrides.remove)
