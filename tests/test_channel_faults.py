@@ -137,13 +137,14 @@ def test_an_answer_that_cannot_be_shown_in_the_channel_comes_as_a_dm(start_bot, 
     bot = start_bot(clock=Clock(T0), rotations_dir=FIXTURES / "rotations")
     fake.check_ephemeral_recipients()
     incident, chan = open_incident(bot, fake)
-    # Someone who is not in the channel (they saw the card in a preview) clicks Acknowledge.
-    click(bot, "incident_ack", str(incident), "U0VIEWER", channel=chan.id)
+    # Someone who may acknowledge but is not in the channel (mike, the rotation's manager, not paged
+    # yet: he saw the card in a preview) clicks Acknowledge.
+    click(bot, "incident_ack", str(incident), "U03MIKE", channel=chan.id)
     dm = wait_until(
         lambda: [
             c
             for c in fake.calls_to("chat.postMessage")
-            if c.ok and fake.channel(c.args["channel"]).user == "U0VIEWER"
+            if c.ok and fake.channel(c.args["channel"]).user == "U03MIKE"
         ],
         15,
         what="the answer by DM",

@@ -100,6 +100,24 @@ def realistic_group(count: int, truncated: int = 0, group: str = "KubePodCrashLo
     }
 
 
+# A megabyte or more is parsed and stored in a second or two, but a busy machine (the suite in
+# parallel) may take much longer: these requests get more than the harness's 10 seconds.
+LARGE_TIMEOUT = 60
+
+
+def post_group(base_url: str, payload: dict | bytes) -> httpx.Response:
+    """`post_alertmanager` with LARGE_TIMEOUT."""
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "Alertmanager/0.25.0",
+        "Authorization": f"Bearer {AM_TOKEN}",
+    }
+    return httpx.post(
+        f"{base_url}/webhooks/alertmanager", content=body, headers=headers, timeout=LARGE_TIMEOUT
+    )
+
+
 def compact(payload: dict) -> bytes:
     """As Alertmanager (Go's encoding/json) sends it: no spaces."""
     return json.dumps(payload, separators=(",", ":")).encode()
@@ -115,6 +133,13 @@ def card_blocks(fake) -> list[dict]:
 
 def card_text(fake) -> str:
     return json.dumps(card_blocks(fake), ensure_ascii=False)
+
+
+def assert_counts_all_1600(text: str) -> None:
+    """The card folds alerts by kind: the 1,600 crash-looping pods are one section that counts them all,
+    lists the first five pods and says how many it does not list."""
+    assert "*KubePodCrashLooping* ×1600" in text, text[:3000]
+    assert "checkout-api-7f9c00004-x04kq +1595 more" in text, text[:3000]
 
 
 def count(bot, table) -> int:
@@ -134,7 +159,7 @@ def test_a_1600_alert_group_over_one_mebibyte_opens_one_incident_that_pages(pagi
     assert MIB < len(body) < 16 * MIB, len(body)
 
     started = time.perf_counter()
-    r = post_alertmanager(bot.url, body)
+    r = post_group(bot.url, body)
     took = time.perf_counter() - started
     assert r.status_code == 200, (r.status_code, r.text[:300])
     assert r.json()["decision"] == "first notification"
@@ -150,7 +175,7 @@ def test_a_1600_alert_group_over_one_mebibyte_opens_one_incident_that_pages(pagi
     # The card went through the fake's Block Kit checks (at most 50 blocks, 3000 characters a section):
     blocks = card_blocks(fake)
     assert len(blocks) <= 50
-    assert "…and 1590 more alerts" in card_text(fake)
+    assert_counts_all_1600(card_text(fake))
     assert TRUNCATED_LINE not in card_text(fake)
     dm = [c for c in fake.channels.values() if c.is_im]
     assert dm, "nobody was paged"
@@ -160,7 +185,7 @@ def test_a_1600_alert_group_over_one_mebibyte_opens_one_incident_that_pages(pagi
 
     # A repeat of the same group (Alertmanager's repeat_interval) changes nothing, and is quick too.
     started = time.perf_counter()
-    r = post_alertmanager(bot.url, body)
+    r = post_group(bot.url, body)
     print(f"the same group repeated: {time.perf_counter() - started:.2f}s")
     assert r.status_code == 200 and r.json()["decision"] == "repeat or retry, nothing changed"
 
@@ -169,10 +194,10 @@ def test_the_alertmanager_cap_is_its_own(start_bot):
     bot = start_bot(alertmanager_max_body_bytes=2 * MIB)
     fits = compact(realistic_group(2000))
     assert MIB < len(fits) < 2 * MIB
-    assert post_alertmanager(bot.url, fits).status_code == 200
+    assert post_group(bot.url, fits).status_code == 200
     too_big = compact(realistic_group(2500, group="TooBig"))
     assert len(too_big) > 2 * MIB
-    r = post_alertmanager(bot.url, too_big)
+    r = post_group(bot.url, too_big)
     assert r.status_code == 413 and r.json() == {"detail": f"request body is larger than {2 * MIB} bytes"}
 
     # The other endpoints keep MAX_BODY_BYTES (1 MiB).
@@ -182,11 +207,15 @@ def test_the_alertmanager_cap_is_its_own(start_bot):
     signature = sign_webhook(raw, PD_WEBHOOK_SECRETS[0])
     headers = {"Content-Type": "application/json", "X-PagerDuty-Signature": signature}
     assert (
-        httpx.post(f"{bot.url}/webhooks/pagerduty", content=raw, headers=headers, timeout=10).status_code
+        httpx.post(
+            f"{bot.url}/webhooks/pagerduty", content=raw, headers=headers, timeout=LARGE_TIMEOUT
+        ).status_code
         == 413
     )
     command = slash_command_body("/incident", "note " + "x" * (MIB + 10))
-    r = httpx.post(f"{bot.url}/slack/events", content=command, headers=slack_headers(command), timeout=10)
+    r = httpx.post(
+        f"{bot.url}/slack/events", content=command, headers=slack_headers(command), timeout=LARGE_TIMEOUT
+    )
     assert r.status_code == 413
 
 
@@ -199,7 +228,7 @@ def test_the_default_alertmanager_cap_is_16_mebibytes(start_bot):
     payload["commonAnnotations"]["padding"] = "x" * (16 * MIB + 1 - base)
     body = json.dumps(payload).encode()
     assert len(body) == 16 * MIB + 1
-    assert post_alertmanager(bot.url, body).status_code == 413
+    assert post_group(bot.url, body).status_code == 413
 
 
 def test_a_truncated_group_says_so_on_the_card(paging_bot, fake_slack):
@@ -229,10 +258,10 @@ def test_a_truncated_group_says_so_on_the_card(paging_bot, fake_slack):
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_a_truncated_1600_alert_group_card_stays_within_block_kit_limits(paging_bot, fake_slack):
     bot, fake = paging_bot, fake_slack.fake
-    r = post_alertmanager(bot.url, realistic_group(1600, truncated=98_400))
+    r = post_group(bot.url, realistic_group(1600, truncated=98_400))
     assert r.status_code == 200, r.text
     wait_until(lambda: "98400 more" in card_text(fake), 30, what="the card")
-    assert "…and 1590 more alerts" in card_text(fake)
+    assert_counts_all_1600(card_text(fake))
     assert all(call.ok for call in fake.calls_to("chat.postMessage"))
 
 

@@ -162,8 +162,10 @@ def _on_call_then(ctx: Context, session: Session, incident: Incident) -> list[Ti
     if rotation.source != "file" or not rotation.layers:
         return []
     shifts = on_call_all(rotation, at)
+    people = people_of(ctx)  # by display name, like the rest of the draft
     text = ", ".join(
-        f"{layer}: {s.person}" + (" (override)" if s.override else "") for layer, s in shifts.items()
+        f"{layer}: {people.name(s.person)}" + (" (override)" if s.override else "")
+        for layer, s in shifts.items()
     )
     data = {"layers": {layer: s.person for layer, s in shifts.items()}}
     return [

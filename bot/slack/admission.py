@@ -52,12 +52,12 @@ def envelope(body: bytes, content_type: str, signature: str) -> Envelope:
             data = json.loads(body)
             return _event(data, fallback) if isinstance(data, dict) else unreadable
         form = {k: v[0] for k, v in parse_qs(body.decode("utf-8"), keep_blank_values=True).items()}
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: nested too deep
         return unreadable
     if "payload" in form:
         try:
             payload = json.loads(form["payload"])
-        except ValueError:
+        except (ValueError, RecursionError):
             return unreadable
         return _interaction(payload, fallback) if isinstance(payload, dict) else unreadable
     if not form.get("command"):

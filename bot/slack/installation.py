@@ -13,7 +13,10 @@ import asyncio
 import logging
 from typing import Any
 
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.slack.api import CREDENTIAL_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +46,8 @@ class Installation:
         )
 
     async def learn(self, client: AsyncWebClient) -> None:
-        """Ask Slack until it answers (backoff up to a minute)."""
+        """Ask Slack until it answers (backoff up to a minute; a refused token is asked about once
+        a minute, like the outbox's credentials re-check, not probed every few seconds)."""
         delay = RETRY_FIRST_SECONDS
         while not self.known:
             try:
@@ -54,6 +58,8 @@ class Installation:
                 self.team_id, self.app_id = str(me["team_id"]), str(app_id)
                 log.info("installed in Slack team %s as app %s", self.team_id, self.app_id)
             except Exception as exc:
+                if isinstance(exc, SlackApiError) and exc.response.get("error") in CREDENTIAL_ERRORS:
+                    delay = RETRY_MAX_SECONDS
                 log.warning("could not learn the Slack team and app yet (retrying in %.0fs): %s", delay, exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_SECONDS)
