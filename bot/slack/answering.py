@@ -18,7 +18,7 @@ from bot.slack.membership import ChannelMembers
 log = logging.getLogger(__name__)
 
 GENERIC_ERROR = "Something went wrong on our side; it is logged. Please try again."
-ACK_WITHIN_SECONDS = 2.5  # Slack gives up on an ack after 3 s
+ACK_WITHIN_SECONDS = 2.0  # Slack gives up on an ack after 3 s, counted from before the receipt (admission)
 
 
 async def run_use_case(members: ChannelMembers, func: Callable[..., responders.Answer], *args: Any) -> str:
