@@ -72,7 +72,9 @@ def test_due_handoff_is_the_next_one_or_the_latest_missed():
 def test_run_start_walks_back_over_the_same_person():
     r = rota()
     late_night = datetime(2026, 11, 26, 3, 0, tzinfo=UTC)
-    assert run_start(r, "primary", on_call(r, "primary", late_night)) == datetime(2026, 11, 25, 17, tzinfo=UTC)
+    assert run_start(r, "primary", on_call(r, "primary", late_night)) == datetime(
+        2026, 11, 25, 17, tzinfo=UTC
+    )
 
 
 def test_reminder_times():
