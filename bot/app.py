@@ -23,6 +23,7 @@ from bot.core.durations import parse_duration
 from bot.core.pagerduty import parse_secrets
 from bot.notify.twilio import TwilioInbound
 from bot.observability import OUTBOX_DEPTH, refresh_delivery_metrics
+from bot.service import handoffs
 from bot.service.context import utcnow
 from bot.settings import Settings, admin_ids
 from bot.slack import admission, installation
@@ -159,6 +160,8 @@ def create_app(
             # Without a token there is no installation to learn (and nothing to refuse requests by).
             if token != UNCONFIGURED_TOKEN:
                 watching = asyncio.create_task(installation.watch(installed, admins, client))
+            # Handoffs: plan each layer's next one, repair the user groups (idempotent per replica).
+            await to_thread.run_sync(handoffs.start, ctx)
             # Said, never fatal: an admin user group Slack does not know grants nobody anything.
             if ctx.rotations:
                 groups = asyncio.create_task(
