@@ -176,3 +176,18 @@ def test_a_group_slack_does_not_know_is_logged(start_bot, fake_slack, tmp_path, 
         lambda: [r.getMessage() for r in caplog.records if "S0NOPE" in r.getMessage()], 10, what="a warning"
     )
     assert any("slack_usergroup" in s and "Slack does not know" in s for s in said), said
+
+
+def test_the_outgoing_summary_counts_the_shift_and_names_what_is_handed_over(start_bot, fake_slack, tmp_path):
+    from tests.test_flow_oncall import fire
+
+    fake = fake_slack.fake
+    bot = start(start_bot, fake, tmp_path)
+    fire(bot)  # routed to platform (the only rotation): alex, the primary, is paged
+    wait_until(lambda: texts(fake, ALEX), 10, what="alex paged")
+    bot.clock.advance(hours=1, seconds=1)
+    summary = wait_until(
+        lambda: [t for t in texts(fake, ALEX) if "shift ended" in t], 10, what="alex's summary"
+    )[0]
+    assert "1 incident(s), 1 page(s) to you, 0 acknowledged by you" in summary, summary
+    assert "Handed over unresolved: #1 " in summary, summary

@@ -58,3 +58,43 @@ def test_one_group_is_kept_by_one_rotation(tmp_path: Path) -> None:
     directory = write(tmp_path, platform_yaml=platform)
     (directory / "zz-payments.yaml").write_text(payments)
     assert_problem(directory, "zz-payments.yaml", 6, "S0ONCALL is also kept by rotation 'platform'")
+
+
+def _check_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, directory: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ROTATIONS_DIR", str(directory))
+    monkeypatch.setenv("RUNBOOKS_DIR", str(Path(__file__).resolve().parents[1] / "runbooks"))
+
+
+def test_check_says_a_slack_usergroup_slack_does_not_know(
+    fake_slack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    from bot.cli import main
+    from tests.fakeslack.api_usergroups import add_usergroup
+    from tests.harness import BOT_TOKEN
+
+    known = add_usergroup(fake_slack.fake, "platform-oncall", ["U01ALEX"])
+    keys = f"  slack_usergroup:\n    primary: {known}\n    secondary: S0NOPE\n"
+    directory = write(tmp_path / "rotations", platform_yaml=with_keys(keys))
+    _check_env(monkeypatch, tmp_path, directory)
+    monkeypatch.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)
+    monkeypatch.setenv("SLACK_API_URL", fake_slack.url)
+    assert main(["check"]) == 0  # a warning: the rest of the configuration is sound
+    err = capsys.readouterr().err
+    assert "platform.yaml:6: warning: `slack_usergroup`: Slack does not know user group S0NOPE" in err, err
+    assert known not in err
+
+
+def test_check_works_offline_without_a_token(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    from bot.cli import main
+
+    directory = write(tmp_path / "rotations", platform_yaml=with_keys("  slack_usergroup: S0NOPE\n"))
+    _check_env(monkeypatch, tmp_path, directory)
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "")
+    monkeypatch.setenv("SLACK_API_URL", "http://127.0.0.1:9/")  # nothing listens: never asked
+    assert main(["check"]) == 0
+    assert "S0NOPE" not in capsys.readouterr().err
+    bad = write(tmp_path / "rotations", platform_yaml=with_keys("  handoff_reminder: soon\n"))
+    _check_env(monkeypatch, tmp_path, bad)
+    assert main(["check"]) == 1
+    assert "platform.yaml:6: rotation `handoff_reminder`: invalid duration 'soon'" in capsys.readouterr().err
