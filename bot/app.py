@@ -160,10 +160,9 @@ def create_app(
             # Without a token there is no installation to learn (and nothing to refuse requests by).
             if token != UNCONFIGURED_TOKEN:
                 watching = asyncio.create_task(installation.watch(installed, admins, client))
-            # Handoffs: plan each layer's next one, repair the user groups (idempotent per replica).
-            await to_thread.run_sync(handoffs.start, ctx)
             # Said, never fatal: an admin user group Slack does not know grants nobody anything.
             if ctx.rotations:
+                await to_thread.run_sync(handoffs.start, ctx)  # plan handoffs, repair user groups
                 groups = asyncio.create_task(
                     say_unknown_user_groups(client, ctx.rotations, ctx.incident_admins)
                 )
