@@ -53,6 +53,9 @@ KINDS = frozenset({HANDOFF_KIND, REMINDER_KIND})
 DM_OP, POST_OP, SYNC_OP = "oncall_dm", "handoff_post", "usergroup_sync"
 LOOK_BACK = timedelta(days=14)  # overrides older than this do not matter to a handoff now
 _TICK = timedelta(microseconds=1)
+# Planning and firing take this advisory lock (PostgreSQL) before any key lock, so two of them
+# (replicas, a tick and an override) wait for each other instead of deadlocking on key locks.
+SERIAL = "handoffs"
 
 
 def lane(rotation: str, layer: str) -> str:
@@ -80,6 +83,7 @@ def start(ctx: Context) -> None:
     now = ctx.clock()
     try:
         with transaction(ctx.engine) as session:
+            timers.lock_key(session, SERIAL)
             for name in ctx.rotations.rotations:
                 rotation = _tracked(ctx, name)
                 if rotation is not None:
@@ -96,6 +100,7 @@ def replan(ctx: Context, session: Session, name: str, now: datetime) -> None:
     rotation = _tracked(ctx, name)
     if rotation is None:
         return
+    timers.lock_key(session, SERIAL)
     plan(ctx, session, name, rotation.layers, now - _TICK, now)
     sync_groups(session, rotation, rotation.layers, now)
 
@@ -128,6 +133,7 @@ def sync_groups(session: Session, rotation: Rotation, layers: Iterable[str], now
 def on_timer(ctx: Context, session: Session, timer: Timer, now: datetime) -> None:
     timer.status, timer.fired_at = "fired", now
     session.add(timer)
+    timers.lock_key(session, SERIAL)
     if timers.fired_before(session, timer):
         timer.status = "cancelled"
         return
