@@ -98,3 +98,15 @@ def test_check_works_offline_without_a_token(tmp_path: Path, monkeypatch: pytest
     _check_env(monkeypatch, tmp_path, bad)
     assert main(["check"]) == 1
     assert "platform.yaml:6: rotation `handoff_reminder`: invalid duration 'soon'" in capsys.readouterr().err
+
+
+def test_a_reminder_as_long_as_the_shift_is_a_warning(tmp_path: Path) -> None:
+    from bot.core.errors import ConfigProblem
+
+    warnings: list[ConfigProblem] = []
+    catalog, problems = load_rotations(
+        write(tmp_path, platform_yaml=with_keys("  handoff_reminder: 2w\n")), warnings
+    )
+    assert not problems and catalog is not None  # still loads
+    [warning] = warnings
+    assert warning.line == 6 and "is not shorter than the shift 1w" in warning.message, warning

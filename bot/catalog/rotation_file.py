@@ -107,7 +107,7 @@ def _rotation(m: YMap, check: Checker, people: Mapping[str, Person]) -> Rotation
     start = _local_time(m, "start", check, zone)
     overrides = _overrides(m, check, zone, layers, people)
     admins, channel = parse_admins(m, check, people), parse_channel(m, check)
-    reminder, groups = parse_reminder(m, check), parse_usergroups(m, check, layers)
+    reminder, groups = parse_reminder(m, check, shift), parse_usergroups(m, check, layers)
     if start is None or overrides is None or admins is None or channel is False:
         return None
     if reminder is None or groups is None:

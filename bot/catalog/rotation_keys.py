@@ -65,11 +65,20 @@ def parse_channel(m: YMap, check: Checker) -> str | bool | None:
     return channel
 
 
-def parse_reminder(m: YMap, check: Checker) -> timedelta | None:
-    """`handoff_reminder:` a duration before the shift (`0`: no reminder); default 1h."""
+def parse_reminder(m: YMap, check: Checker, shift: timedelta | None) -> timedelta | None:
+    """`handoff_reminder:` a duration before the shift (`0`: no reminder); default 1h. One that is
+    not shorter than an explicitly written reminder's shift is a warning (it would come right after
+    the previous handoff)."""
     if "handoff_reminder" not in m:
         return DEFAULT_REMINDER
-    return check.duration(m, "handoff_reminder", "rotation", positive=False)
+    reminder = check.duration(m, "handoff_reminder", "rotation", positive=False)
+    if reminder is not None and shift is not None and reminder >= shift:
+        check.warning(
+            m.line_of("handoff_reminder"),
+            f"`handoff_reminder` {m.raw.get('handoff_reminder')} is not shorter than the shift "
+            f"{m.raw.get('shift')}: each reminder comes right after the previous handoff",
+        )
+    return reminder
 
 
 def parse_usergroups(
