@@ -78,8 +78,8 @@ def _tracked(ctx: Context, name: str) -> Rotation | None:
 def start(ctx: Context) -> None:
     """At start: plan every layer's next handoff, and sync every user group once (a group edited
     by hand is repaired). Idempotent, so every replica may run it."""
-    if ctx.rotations is None:
-        return
+    if ctx.rotations is None or not any(_tracked(ctx, name) for name in ctx.rotations.rotations):
+        return  # nothing to plan: no write transaction at all
     now = ctx.clock()
     try:
         with transaction(ctx.engine) as session:
