@@ -1,8 +1,12 @@
-"""Handoffs as pure functions: the next boundary per layer, missed ones, reminder times, texts."""
+"""Handoffs as pure functions: the next boundary per layer, missed ones, reminder times, texts;
+and a property: the next handoff is the first change of person, overrides and DST included."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bot.core.handoffs import (
     ShiftSummary,
@@ -100,3 +104,45 @@ def test_texts_use_slack_dates_and_the_persons_zone():
     assert "#7 Disk &lt;full&gt;" in out
     assert "Reminder" in reminder_text(h, berlin, r.timezone, late=False)
     assert handoff_key("platform", "primary", h.at) == "handoff:platform:primary:2026-11-25T17:00:00+00:00"
+
+
+PEOPLE = ("alex", "sarah", "david")
+
+
+@st.composite
+def schedules(draw) -> Rotation:
+    members = tuple(draw(st.lists(st.sampled_from(PEOPLE), min_size=1, max_size=4)))
+    hours = draw(st.sampled_from([1, 2, 3, 4, 6, 8, 12, 24, 36]))
+    overrides = []
+    at = T
+    for _ in range(draw(st.integers(0, 3))):
+        at += timedelta(minutes=draw(st.integers(0, 600)))
+        end = at + timedelta(minutes=draw(st.integers(1, 600)))
+        overrides.append(Override("primary", draw(st.sampled_from(PEOPLE)), at, end))
+        at = end
+    return Rotation(
+        "platform",
+        draw(st.sampled_from(["UTC", "America/Los_Angeles", "Europe/Berlin"])),
+        datetime(2026, 3, 1, 9, 0),
+        timedelta(hours=hours),
+        {"primary": members},
+        tuple(overrides),
+        handoff_rule="clock" if 24 % hours == 0 else "elapsed",
+    )
+
+
+@given(schedules(), st.integers(0, 7 * 24 * 60))
+def test_the_next_handoff_is_the_first_change_of_person(rotation: Rotation, minutes: int) -> None:
+    after = T + timedelta(minutes=minutes)
+    at = next_handoff(rotation, "primary", after)
+    if at is None:
+        return  # nobody else within the horizon (e.g. a one-member layer)
+    assert at > after and is_handoff(rotation, "primary", at)
+    person = on_call(rotation, "primary", after).person
+    probe = after
+    while probe < at:  # every shift start before it keeps the same person
+        assert on_call(rotation, "primary", probe).person == person
+        probe = on_call(rotation, "primary", probe).end
+    # The planner announces it, or the latest one that already happened.
+    assert due_handoff(rotation, "primary", after, after) == at
+    assert due_handoff(rotation, "primary", after, at) == at
