@@ -13,7 +13,6 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
 from sqlmodel import Session, col, select
 
 from tests.fakeslack.api_usergroups import add_usergroup, usergroup_members
@@ -147,7 +146,6 @@ def test_an_override_from_slack_is_a_handoff_to_the_person_actually_on_call(star
     assert f"<@{LISA}> takes over from <@{ALEX}>" in lines(fake, bot.channel)[0]
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_the_user_group_is_repaired_at_start_and_follows_overrides_and_handoffs(
     start_bot, fake_slack, tmp_path
 ):
