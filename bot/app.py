@@ -23,6 +23,7 @@ from bot.core.durations import parse_duration
 from bot.core.pagerduty import parse_secrets
 from bot.notify.twilio import TwilioInbound
 from bot.observability import OUTBOX_DEPTH, refresh_delivery_metrics
+from bot.service import handoffs
 from bot.service.context import utcnow
 from bot.settings import Settings, admin_ids
 from bot.slack import admission, installation
@@ -161,6 +162,7 @@ def create_app(
                 watching = asyncio.create_task(installation.watch(installed, admins, client))
             # Said, never fatal: an admin user group Slack does not know grants nobody anything.
             if ctx.rotations:
+                await to_thread.run_sync(handoffs.start, ctx)  # plan handoffs, repair user groups
                 groups = asyncio.create_task(
                     say_unknown_user_groups(client, ctx.rotations, ctx.incident_admins)
                 )

@@ -162,7 +162,5 @@ def user_group_warnings(settings: Settings, catalog: Catalog) -> list[ConfigProb
         found = client.usergroups_list()
     except Exception as exc:
         error = getattr(getattr(exc, "response", None), "get", lambda _k: None)("error") or type(exc).__name__
-        return [
-            ConfigProblem("SLACK_BOT_TOKEN", 0, f"could not ask Slack about the admin user groups: {error}")
-        ]
+        return [ConfigProblem("SLACK_BOT_TOKEN", 0, f"could not ask Slack about the user groups: {error}")]
     return unknown_user_groups(named, found.get("usergroups") or ())

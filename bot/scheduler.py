@@ -16,6 +16,7 @@ from anyio import to_thread
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.service import handoffs
 from bot.service.context import Context
 from bot.service.timers import fire_due
 from bot.store import receipts
@@ -81,7 +82,7 @@ class Scheduler:
 
     async def housekeeping(self) -> None:
         """Hourly: forget webhook receipts no sender can still retry (PagerDuty: 48 h; Slack: its
-        5-minute window, and event retries within the hour)."""
+        5-minute window, and event retries within the hour); plan handoffs and sync user groups."""
         now = self.ctx.clock()
         try:
             pruned = await to_thread.run_sync(receipts.prune, self.ctx.engine, now - RECEIPTS_KEPT)
@@ -93,6 +94,8 @@ class Scheduler:
             return
         if pruned:
             log.info("pruned %d old webhook receipts", pruned)
+        # Handoffs: a layer whose timer failed is planned again, a user group edited by hand repaired.
+        await to_thread.run_sync(handoffs.start, self.ctx)
 
     def start(self) -> None:
         self.scheduler.start()

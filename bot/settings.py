@@ -194,6 +194,9 @@ class Settings(BaseSettings):
     # and may name people keys there too. The calendar feeds (/calendar/*.ics) are off unless
     # CALENDAR_TOKEN is set.
     calendar_token: SecretStr | None = None
+    # Handoff notices: DMs to the incoming and outgoing person, a line in the rotation's `channel:`,
+    # and the `handoff_reminder:` DM. User-group sync (`slack_usergroup:`) runs either way.
+    handoff_notices: bool = True
 
     @model_validator(mode="after")
     def _no_placeholders(self) -> Settings:

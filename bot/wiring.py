@@ -34,6 +34,7 @@ from bot.settings import Settings, admin_ids
 from bot.slack.api import SlackWebAPI
 from bot.slack.channel_delivery import ChannelDelivery
 from bot.slack.delivery import SlackDelivery
+from bot.slack.handoff_delivery import HandoffDelivery
 from bot.slack.lifecycle_delivery import LifecycleDelivery
 from bot.slack.oncall_delivery import OncallDelivery
 from bot.slack.oncall_people import UserGroupMembers
@@ -112,6 +113,7 @@ def build_context(settings: Settings, clock: Callable[[], datetime]) -> Context:
             )
         ),
         public_url=settings.public_url or "",
+        handoff_notices=settings.handoff_notices,
         secret_key=settings.secret_key.get_secret_value() if settings.secret_key else "",
     )
 
@@ -190,13 +192,15 @@ def build_background(settings: Settings, ctx: Context, client: AsyncWebClient) -
         **PagerDutyDelivery(engine, pd_client, pd_oncall, clock).handlers(),
         **NotifyDelivery(ctx, notifiers, notify_registry.missing(settings), clock).handlers(),
     }
+    oncall = OncallDelivery(delivery, ctx)
     handlers = {
         **delivery.handlers(),
         **ChannelDelivery(delivery).handlers(),
         **PageDelivery(delivery, ctx).handlers(),
         **RunbookDelivery(delivery, ctx).handlers(),
         **PostmortemDelivery(delivery, ctx).handlers(),
-        **OncallDelivery(delivery, ctx).handlers(),
+        **oncall.handlers(),
+        **HandoffDelivery(delivery, ctx, oncall).handlers(),
         **other_sides,
     }
     slack_ops = frozenset(handlers) - frozenset(other_sides) | {"archive"}

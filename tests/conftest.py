@@ -117,6 +117,8 @@ def start_bot(fake_slack, fake_pagerduty, database_url, tmp_path):
             "pagerduty_api_url": fake_pagerduty.url,
             "pagerduty_events_url": fake_pagerduty.events_url,
             "pagerduty_webhook_secret": ",".join(PD_WEBHOOK_SECRETS),
+            # Off unless a test turns them on: other tests' fake Slack calls stay as they were.
+            "handoff_notices": False,
         }
         values.update(overrides)
         clock = clock or Clock()

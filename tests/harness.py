@@ -105,6 +105,7 @@ def bot_env(slack_url: str, database_url: str, **extra: str) -> dict[str, str]:
         "STORM_THRESHOLD": "100000",
         "SLACK_RATE_SCALE": "1000",
         "LOG_FORMAT": "json",
+        "HANDOFF_NOTICES": "false",  # handoff tests turn them on
     }
     env.update(extra)
     return env

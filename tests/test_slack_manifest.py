@@ -59,6 +59,7 @@ NEEDED: dict[str, frozenset[str]] = {
         "dnd.info": ("dnd:read",),
         "usergroups.users.list": ("usergroups:read",),
         "usergroups.list": ("usergroups:read",),  # admin user groups Slack does not know (issue 19)
+        "usergroups.users.update": ("usergroups:write",),  # the on-call user group follows handoffs
         "users.info": ("users:read",),
     }.items()
 }

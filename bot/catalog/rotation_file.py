@@ -11,7 +11,6 @@ a later integration). The policy is parsed in `escalation.py`.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -20,10 +19,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.catalog.escalation import parse_policy
+from bot.catalog.rotation_keys import parse_admins, parse_channel, parse_reminder, parse_usergroups
 from bot.catalog.yaml_lines import Checker, YList, YMap
 from bot.core.escalation import EscalationPolicy
 from bot.core.local_time import local_to_utc
-from bot.core.oncall_changes import USER_GROUP
 from bot.core.rotations import HandoffRule, Override, PagerDutySource, Person, Rotation, keeps_clock_time
 
 MIN_SHIFT = timedelta(minutes=1)  # anything shorter is a typo ('1m' for '1w')
@@ -40,9 +39,10 @@ _ROTATION_KEYS = (
     "source",
     "admins",
     "channel",
+    "handoff_reminder",
+    "slack_usergroup",
 )
 _HANDOFF_RULES = ("clock", "elapsed")
-_CHANNEL = re.compile(r"[CG][A-Z0-9]{2,}")
 _PD_KEYS = ("schedule_id", "escalation_policy_id")
 
 
@@ -52,6 +52,7 @@ class RotationFile:
     policy: EscalationPolicy
     name_line: int
     admins_line: int = 0  # where `admins:` is written (user groups are checked with Slack later)
+    usergroup_line: int = 0  # where `slack_usergroup:` is written (the same)
 
 
 def parse_rotation_file(data: Any, check: Checker, people: Mapping[str, Person]) -> RotationFile | None:
@@ -74,7 +75,11 @@ def parse_rotation_file(data: Any, check: Checker, people: Mapping[str, Person])
     if policy is None or len(check.problems) > before:
         return None
     return RotationFile(
-        rotation, policy, body.line_of("name"), body.line_of("admins") if "admins" in body else 0
+        rotation,
+        policy,
+        body.line_of("name"),
+        body.line_of("admins") if "admins" in body else 0,
+        body.line_of("slack_usergroup") if "slack_usergroup" in body else 0,
     )
 
 
@@ -101,51 +106,25 @@ def _rotation(m: YMap, check: Checker, people: Mapping[str, Person]) -> Rotation
     zone = ZoneInfo(tz)
     start = _local_time(m, "start", check, zone)
     overrides = _overrides(m, check, zone, layers, people)
-    admins, channel = _admins(m, check, people), _channel(m, check)
+    admins, channel = parse_admins(m, check, people), parse_channel(m, check)
+    reminder, groups = parse_reminder(m, check, shift), parse_usergroups(m, check, layers)
     if start is None or overrides is None or admins is None or channel is False:
         return None
-    return Rotation(
-        name, tz, start, shift, layers, overrides, handoff_rule=rule, admins=admins, channel=channel or None
-    )
-
-
-def _admins(m: YMap, check: Checker, people: Mapping[str, Person]) -> tuple[str, ...] | None:
-    """`admins:` people keys or Slack user-group IDs (`S…`), a list or a single one."""
-    if "admins" not in m:
-        return ()
-    value = m["admins"]
-    if isinstance(value, YList):
-        entries = [(value.raw[i], value.lines[i]) for i in range(len(value))]
-    elif isinstance(value, YMap) or value is None or "admins" not in m.raw:
-        entries = [(None, m.line_of("admins"))]
-    else:
-        entries = [(m.raw["admins"], m.value_lines["admins"])]
-    before = len(check.problems)
-    for raw, line in entries:
-        if raw is None or not (raw in people or USER_GROUP.fullmatch(raw)):
-            what = "each entry" if raw is None else repr(raw)
-            check.problem(
-                line,
-                f"`admins`: {what} must be a person from people.yaml or a Slack user-group ID like S0123ABCD",
-            )
-    return tuple(raw for raw, _ in entries if raw) if len(check.problems) == before else None
-
-
-def _channel(m: YMap, check: Checker) -> str | bool | None:
-    """`channel:` a Slack channel ID (swap requests are posted there); False after a problem."""
-    if "channel" not in m:
+    if reminder is None or groups is None:
         return None
-    channel = check.text(m, "channel", "rotation")
-    if channel is None:
-        return False
-    if not _CHANNEL.fullmatch(channel):
-        check.problem(
-            m.line_of("channel"),
-            f"rotation `channel` must be a channel ID like C0123ABCD (channel details -> copy the ID), "
-            f"not {channel!r}",
-        )
-        return False
-    return channel
+    return Rotation(
+        name,
+        tz,
+        start,
+        shift,
+        layers,
+        overrides,
+        handoff_rule=rule,
+        admins=admins,
+        channel=channel or None,
+        handoff_reminder=reminder,
+        slack_usergroups=groups,
+    )
 
 
 def _handoff_rule(m: YMap, check: Checker, shift: timedelta | None) -> HandoffRule | None:

@@ -41,6 +41,8 @@ class Catalog:
     admins_at: dict[str, tuple[str, int]] = dataclasses.field(default_factory=dict)
     default_notify: tuple[NotifyRule, ...] | None = None  # people.yaml `defaults.notify`
     people_file: str = "rotations/people.yaml"  # where people are, for problems found later
+    # Where each rotation's `slack_usergroup:` is written (file, line), for the same reason.
+    usergroups_at: dict[str, tuple[str, int]] = dataclasses.field(default_factory=dict)
 
     def rotation_for(self, labels: Mapping[str, str]) -> tuple[Rotation, Route | None]:
         """The routed rotation and the route that chose it; unrouted alerts go to the first rotation."""
@@ -68,6 +70,8 @@ def load_rotations(
     policies: dict[str, EscalationPolicy] = {}
     defined_at: dict[str, str] = {}
     admins_at: dict[str, tuple[str, int]] = {}
+    usergroups_at: dict[str, tuple[str, int]] = {}
+    group_owner: dict[str, str] = {}  # a user group is kept by one rotation only
     broken: set[str] = set()  # rotations with problems: routes naming them are not reported again
     for path in files:
         if path.name in PEOPLE_FILES or path.name in ROUTES_FILES:
@@ -86,13 +90,25 @@ def load_rotations(
         policies[name] = parsed.policy
         defined_at[name] = f"{_display(path)}:{parsed.name_line}"
         admins_at[name] = (_display(path), parsed.admins_line)
+        usergroups_at[name] = (_display(path), parsed.usergroup_line)
+        for group in parsed.rotation.slack_usergroups:
+            if group in group_owner:
+                check.problem(
+                    parsed.usergroup_line,
+                    f"`slack_usergroup` {group} is also kept by rotation {group_owner[group]!r}; "
+                    "one rotation per group (they would overwrite each other)",
+                )
+            group_owner.setdefault(group, name)
     if not rotations and not problems:
         problems.append(ConfigProblem(directory.name, 0, "no rotation files (e.g. platform.yaml) found"))
     routes = _routes(routes_path, set(rotations) | broken, problems) if routes_path else []
     if problems:
         return None, problems
     people_file = _display(people_path) if people_path else "rotations/people.yaml"
-    return Catalog(people, rotations, policies, routes, admins_at, default_notify, people_file), []
+    return (
+        Catalog(people, rotations, policies, routes, admins_at, default_notify, people_file, usergroups_at),
+        [],
+    )
 
 
 def _declared_name(data: Any) -> str | None:

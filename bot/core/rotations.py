@@ -123,6 +123,10 @@ class Rotation:
     # IDs or user-group IDs `S…`), and the channel swap requests are posted in.
     admins: tuple[str, ...] = ()
     channel: str | None = None
+    # Handoff notices (issue 19): remind the incoming person this long before (0: no reminder);
+    # Slack user groups kept equal to who is on call: group ID (`S…`) -> the layers it holds.
+    handoff_reminder: timedelta = timedelta(hours=1)
+    slack_usergroups: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # Precomputed in __post_init__ so a query is a handful of arithmetic operations and bisects.
     _zone: ZoneInfo = field(init=False, repr=False, compare=False)
     _clock: bool = field(init=False, repr=False, compare=False)

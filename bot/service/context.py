@@ -56,3 +56,5 @@ class Context:
     # groups) and "is Slack user U in user group S?" (cached; asked outside write transactions).
     incident_admins: tuple[str, ...] = ()
     in_user_group: Callable[[str, str], bool] = field(default=lambda user, group: False)
+    # Handoff notices (HANDOFF_NOTICES); user groups (`slack_usergroup:`) are synced either way.
+    handoff_notices: bool = False

@@ -44,7 +44,8 @@ def describe(
     for rotation_name in names:
         rotation = (rotations or catalog.rotations)[rotation_name]
         title = f"*{rotation_name}*" if slack else rotation_name
-        lines = [f"{title} ({rotation.timezone})"]
+        groups = _groups(rotation, None, slack=slack)
+        lines = [f"{title} ({rotation.timezone}){groups}"]
         if rotation.source != "file":
             lines += _from_pagerduty(catalog, rotation, pagerduty, slack=slack)
         else:
@@ -59,10 +60,19 @@ def describe(
                     if handover
                     else "(no handover scheduled)"
                 )
-                lines.append(f"  • {layer}: {who}{note} {until}")
+                lines.append(f"  • {layer}: {who}{note} {until}{_groups(rotation, layer, slack=slack)}")
             lines += _ahead(catalog, rotation, at, zone, slack=slack)
         parts.append("\n".join(lines))
     return "\n\n".join(parts)
+
+
+def _groups(rotation: Rotation, layer: str | None, *, slack: bool) -> str:
+    """The user groups kept equal to the whole rotation (`layer` None) or to one layer only."""
+    every = tuple(rotation.layers)
+    ids = [g for g, held in rotation.slack_usergroups.items() if (held == every) == (layer is None)]
+    ids = [g for g in ids if layer is None or layer in rotation.slack_usergroups[g]]
+    shown = [f"<!subteam^{g}>" if slack else f"@{g}" for g in ids]
+    return f" {' '.join(shown)}" if shown else ""
 
 
 def _who(person: Person | None, fallback: str, *, slack: bool) -> str:

@@ -99,3 +99,6 @@ def schedule_changed(ctx: Context, session: Session, rotation: str, now: datetim
     `/oncall` read the schedule when they run, so they need nothing here; handoff notices and
     user-group sync re-plan from this call."""
     log.info("on-call of rotation %s changed: %s", rotation, why)
+    from bot.service import handoffs  # handoffs reads the schedule through this module
+
+    handoffs.replan(ctx, session, rotation, now)

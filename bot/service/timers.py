@@ -11,6 +11,7 @@ from sqlmodel import Session, col, select
 
 from bot.service import (
     escalation,
+    handoffs,
     heartbeat,
     lifecycle,
     notifications,
@@ -88,6 +89,8 @@ def _dispatch(ctx: Context, session: Session, timer: Timer, now: datetime) -> No
         silences.check_due(ctx, session, timer, now)
     elif timer.kind == swaps.EXPIRY_KIND:
         swaps.expire_due(ctx, session, timer, now)
+    elif timer.kind in handoffs.KINDS:
+        handoffs.on_timer(ctx, session, timer, now)
     else:
         log.warning("unknown timer kind %r", timer.kind)
         timer.status = "failed"

@@ -92,7 +92,7 @@ class OncallDelivery:
     async def dm(self, row: Outbox) -> Completion | None:
         person = str(row.payload.get("person", ""))
         try:
-            user = await self._slack_user(person)
+            user = await self.slack_user(person)
             if user is None:
                 log.warning("no Slack user for %s: on-call DM not sent", person)
                 return None
@@ -106,7 +106,7 @@ class OncallDelivery:
             log.warning("on-call DM to %s refused: %s", person, exc.error)
         return None
 
-    async def _slack_user(self, name: str) -> str | None:
+    async def slack_user(self, name: str) -> str | None:
         person = self.ctx.rotations.people.get(name) if self.ctx.rotations else None
         if person is None:
             return None

@@ -84,16 +84,29 @@ class UserGroupMembers:
 def user_groups_named(
     catalog: Catalog, incident_admins: Sequence[str] = ()
 ) -> dict[str, list[ConfigProblem]]:
-    """Each user group (`S…`) the configuration names as admins, and where (file, line, rotation)."""
+    """Each user group (`S…`) the configuration names, and where: (file, line, what it is for)."""
     named: dict[str, list[ConfigProblem]] = {}
     for name, rotation in catalog.rotations.items():
         file, line = catalog.admins_at.get(name, (name, 0))
         for entry in rotation.admins:
             if USER_GROUP.fullmatch(entry):
-                named.setdefault(entry, []).append(ConfigProblem(file, line, name))
+                why = f"`admins`: Slack does not know user group {entry} (usergroups.list), so it makes "
+                named.setdefault(entry, []).append(
+                    ConfigProblem(file, line, why + f"nobody an admin of rotation {name}")
+                )
+        file, line = catalog.usergroups_at.get(name, (name, 0))
+        for group in rotation.slack_usergroups:
+            why = (
+                f"`slack_usergroup`: Slack does not know user group {group} (usergroups.list, or "
+                f"no_such_subteam), so the on-call of rotation {name} cannot be kept in it"
+            )
+            named.setdefault(group, []).append(ConfigProblem(file, line, why))
     for entry in incident_admins:
         if USER_GROUP.fullmatch(entry):
-            named.setdefault(entry, []).append(ConfigProblem("INCIDENT_ADMINS", 0, ""))
+            why = f"`admins`: Slack does not know user group {entry} (usergroups.list), so it makes "
+            named.setdefault(entry, []).append(
+                ConfigProblem("INCIDENT_ADMINS", 0, why + "nobody an incident admin")
+            )
     return named
 
 
@@ -102,30 +115,20 @@ def unknown_user_groups(
 ) -> list[ConfigProblem]:
     """A problem (said as a warning) for each place naming a group `usergroups.list` does not list."""
     ids = {str(group.get("id")) for group in known}
-    return [
-        ConfigProblem(
-            where.file,
-            where.line,
-            f"`admins`: Slack does not know user group {group} (usergroups.list), so it makes nobody "
-            + (f"an admin of rotation {where.message}" if where.message else "an incident admin"),
-        )
-        for group, places in named.items()
-        if group not in ids
-        for where in places
-    ]
+    return [where for group, places in named.items() if group not in ids for where in places]
 
 
 async def say_unknown_user_groups(
     client: AsyncWebClient, catalog: Catalog, incident_admins: Sequence[str]
 ) -> None:
-    """At start, in the background: log each admin user group Slack does not know."""
+    """At start, in the background: log each user group (admins, on-call) Slack does not know."""
     named = user_groups_named(catalog, incident_admins)
     if not named:
         return
     try:
         found = await client.usergroups_list()
     except Exception as exc:
-        log.info("could not check the admin user groups with Slack: %s", type(exc).__name__)
+        log.info("could not check the user groups with Slack: %s", type(exc).__name__)
         return
     for problem in unknown_user_groups(named, found.get("usergroups") or ()):
         log.warning("%s", problem)

@@ -24,7 +24,7 @@ NORMAL = 5
 COSMETIC = 8
 
 # Idempotent "make Slack show the current state" operations: a newer one replaces older ones.
-COALESCED_OPS = frozenset({"sync"})
+COALESCED_OPS = frozenset({"sync", "usergroup_sync"})
 
 _INSERT = insert(Outbox.__table__)  # type: ignore[attr-defined]
 

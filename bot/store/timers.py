@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Engine, text
 from sqlmodel import Session, col, select
@@ -39,3 +40,39 @@ def next_due(engine: Engine) -> datetime | None:
     """When the earliest pending timer is due; a read-only look, so an idle tick never takes the
     write lock (ix_timer_due makes it one index probe)."""
     return look(engine, _NEXT_DUE)
+
+
+def add_once(session: Session, kind: str, key: str, due_at: datetime, payload: dict[str, Any]) -> bool:
+    """Schedule a timer that belongs to no incident, once per (kind, key) whatever its status (the
+    unique constraint cannot say it: incident_id is NULL). Replicas planning the same key at once
+    are serialised by an advisory lock on PostgreSQL (SQLite has one writer). True if added."""
+    lock_key(session, f"{kind}:{key}")
+    same = (col(Timer.kind) == kind, col(Timer.key) == key, col(Timer.incident_id).is_(None))
+    found = session.exec(select(Timer.id).where(*same)).first()
+    if found is not None:
+        return False
+    session.add(Timer(kind=kind, key=key, due_at=due_at, payload=payload))
+    session.flush()
+    return True
+
+
+def fired_before(session: Session, timer: Timer) -> bool:
+    """Another timer of the same kind and key already fired (a duplicate planned by hand or by an
+    older version): this one must not act again."""
+    lock_key(session, f"{timer.kind}:{timer.key}")
+    return (
+        session.exec(
+            select(Timer.id).where(
+                col(Timer.kind) == timer.kind,
+                col(Timer.key) == timer.key,
+                col(Timer.status) == "fired",
+                col(Timer.id) != timer.id,
+            )
+        ).first()
+        is not None
+    )
+
+
+def lock_key(session: Session, key: str) -> None:
+    if is_postgres(session.get_bind()):
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})
