@@ -340,3 +340,45 @@ def run_cli(
         text=True,
         timeout=timeout,
     )
+
+
+_ENGINES: dict[str, Any] = {}
+
+
+def processed(where: Any, response: httpx.Response, timeout: float = 20.0) -> dict[str, Any]:
+    """What a webhook led to, now that it lives on its inbox row rather than in the answer: waits
+    until the drain processed the row the 202 names, and returns {"decision", "incident",
+    "status", "inbox"}. `where` is a RunningBot, an Engine or a DATABASE_URL."""
+    assert response.status_code == 202, (response.status_code, response.text)
+    row_id = int(response.json()["inbox"])
+    return inbox_row(where, row_id, timeout)
+
+
+def inbox_row(where: Any, row_id: int, timeout: float = 20.0) -> dict[str, Any]:
+    """The inbox row `row_id` once it is processed (done or parked), as a dict."""
+    from sqlmodel import Session
+
+    from bot.store.db import make_engine
+    from bot.store.inbox_table import InboxRow
+
+    if isinstance(where, str):
+        engine = _ENGINES.get(where) or _ENGINES.setdefault(where, make_engine(where))
+    else:
+        engine = where.ctx.engine if hasattr(where, "ctx") else where
+
+    def settled() -> dict[str, Any] | None:
+        try:
+            with Session(engine) as session:
+                row = session.get(InboxRow, row_id)
+                if row is None or row.status == "pending":
+                    return None
+                return {
+                    "decision": row.decision,
+                    "incident": row.incident_id,
+                    "status": row.status,
+                    "inbox": row.id,
+                }
+        except Exception:  # the database is busy with a crash recovery: ask again
+            return None
+
+    return wait_until(settled, timeout, what=f"inbox row {row_id} processed")
