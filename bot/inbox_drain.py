@@ -61,8 +61,9 @@ class InboxDrain:
                 log.exception("inbox drain failed (database unavailable?); retrying")
                 claimed = 0
             if claimed == 0 and not self._stopping:
+                idle = await self._idle_seconds()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), await self._idle_seconds())
+                    await asyncio.wait_for(self._wakeup.wait(), idle)
 
     async def run_once(self) -> int:
         """One round: the rows claimed (0 when nothing was ready)."""

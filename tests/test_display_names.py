@@ -23,7 +23,16 @@ import pytest
 from bot.cli import main
 from tests.conftest import PD_WEBHOOK_SECRETS
 from tests.fakepagerduty import sign_webhook
-from tests.harness import ROOT, Clock, block_action_body, post_alertmanager, slack_headers, wait_until
+from tests.harness import (
+    ROOT,
+    Clock,
+    block_action_body,
+    post_alertmanager,
+    processed,
+    settle,
+    slack_headers,
+    wait_until,
+)
 from tests.test_flow_commands import incident_channel, slash
 from tests.test_flow_paging import dms_to
 
@@ -59,7 +68,7 @@ def test_timeline_and_postmortem_name_people_by_display_name(start_bot, fake_sla
     fake.set_users(USERS)
     out = tmp_path / "postmortems"
     bot = start_bot(clock=Clock(T0), postmortems_dir=out)
-    incident = post_alertmanager(bot.url, weaviate_down()).json()["incident"]
+    incident = processed(bot, post_alertmanager(bot.url, weaviate_down()))["incident"]
     chan = incident_channel(fake)
     wait_until(lambda: dms_to(fake, "U01OLGA"), 10, what="olga paged")
     assert "Paging" in slash(bot, "page <@U01DAVID|david>", channel=chan.id)
@@ -105,7 +114,7 @@ def test_report_counts_a_person_once_however_they_were_paged(
     fake = fake_slack.fake
     fake.set_users(USERS)
     bot = start_bot(clock=Clock(T0))
-    incident = post_alertmanager(bot.url, weaviate_down()).json()["incident"]
+    incident = processed(bot, post_alertmanager(bot.url, weaviate_down()))["incident"]
     chan = incident_channel(fake)
     # Step 2 pages the secondary, david, by his people.yaml key; once acknowledged he is paged
     # again by mention.
@@ -209,8 +218,10 @@ def post_pagerduty(bot, kind: str, event_id: str, **data: Any) -> None:
         "Content-Type": "application/json",
         "X-PagerDuty-Signature": sign_webhook(body, PD_WEBHOOK_SECRETS[0]),
     }
-    r = httpx.post(f"{bot.url}/webhooks/pagerduty", content=body, headers=headers, timeout=10)
-    assert r.status_code == 200, r.text
+    r = settle(
+        bot.url, httpx.post(f"{bot.url}/webhooks/pagerduty", content=body, headers=headers, timeout=10)
+    )
+    assert r.status_code == 202, r.text
 
 
 @sqlite_only

@@ -65,7 +65,11 @@ def router(ctx: Context, secrets: Sequence[str]) -> APIRouter:
         "/webhooks/pagerduty",
         status_code=202,
         openapi_extra=json_body(WebhookIn),
-        responses={401: {"description": "missing or wrong X-PagerDuty-Signature"}, **ERROR_RESPONSES},
+        responses={
+            200: {"description": "an event type the bot ignores, or a redelivery (duplicate)"},
+            401: {"description": "missing or wrong X-PagerDuty-Signature"},
+            **ERROR_RESPONSES,
+        },
     )
     async def pagerduty(request: Request, response: Response) -> dict[str, object]:
         started = time.perf_counter()
