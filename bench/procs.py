@@ -253,15 +253,17 @@ class Bot:
         stop_process(self.proc)
 
     def outbox_pending(self) -> int | None:
-        """incidentbot_outbox_pending from /metrics."""
+        """incidentbot_outbox_pending plus incidentbot_inbox_pending from /metrics: the work still
+        to do (webhooks stored but not applied yet, Slack calls not delivered yet)."""
+        found: list[int] = []
         try:
             with urllib.request.urlopen(f"{self.url}/metrics", timeout=10) as resp:
                 for line in resp.read().decode().splitlines():
-                    if line.startswith("incidentbot_outbox_pending "):
-                        return int(float(line.split()[1]))
+                    if line.startswith(("incidentbot_outbox_pending ", "incidentbot_inbox_pending ")):
+                        found.append(int(float(line.split()[1])))
         except OSError:
             return None
-        return None
+        return sum(found) if found else None
 
     def wait_outbox_empty(self, limit: float, poll: float = 1.0) -> tuple[bool, float]:
         """Wait (at most `limit` s) until no outbox row is pending in two readings `poll` s apart;

@@ -96,7 +96,7 @@ def create_app(
     client = web_client(settings)
     background = None if worker_process else build_background(settings, ctx, client)
     if worker_process is not None:
-        ctx.wake = worker_process.wake
+        worker_process.attach(ctx)
     # `/oncall` reads PagerDuty-sourced rotations through its own cache (paging has the worker's).
     pd_web = pagerduty_client(settings) if settings.pagerduty_api_token else None
     pd_lookup = oncall_cache(pd_web, clock).get if pd_web else None
@@ -148,7 +148,7 @@ def create_app(
             """The bot's work, once the schema is migrated."""
             nonlocal task, socket_mode, watching, groups
             if background is not None:
-                task = asyncio.create_task(background.worker.run(), name="outbox-worker")
+                task = asyncio.create_task(background.run(), name="inbox-and-outbox")
                 background.scheduler.start()
             if worker_process is not None:
                 await worker_process.start()
@@ -211,8 +211,8 @@ def create_app(
     app.state.ctx = ctx
     app.state.installation = installed
     if background is not None:
-        app.state.worker = background.worker
-        app.state.scheduler = background.scheduler
+        app.state.worker, app.state.scheduler = background.worker, background.scheduler
+        app.state.inbox = background.inbox
     am_token = settings.alertmanager_token.get_secret_value() if settings.alertmanager_token else None
     am_open = am_token is None and settings.alertmanager_auth == "none"
     app.include_router(alertmanager.router(ctx, am_token, unauthenticated=am_open))

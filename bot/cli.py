@@ -85,6 +85,10 @@ def _main(argv: list[str] | None) -> int:
             return _postmortem(settings, args.incident_id, args.out, args.template)
         if args.command == "report":
             return _report(settings, args.since, args.format)
+        if args.command == "inbox":
+            from bot.inbox_cli import inbox
+
+            return inbox(settings, args.action, args.id, args.status)
         if args.command == "db":
             from bot.store.db import make_engine, upgrade
 

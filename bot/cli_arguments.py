@@ -110,6 +110,15 @@ def parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--since", type=_since, default="30d", help="how far back (a duration: 7d, 30d, 12w)")
     report.add_argument("--format", choices=["table", "json"], default="table")
+    box = sub.add_parser("inbox", help="webhooks not processed: list them, retry a parked one")
+    box.add_argument("action", choices=["list", "retry"])
+    box.add_argument("id", nargs="?", type=_whole("an inbox id, e.g. 42", 1), help="with retry: the row")
+    box.add_argument(
+        "--status",
+        choices=["parked", "pending", "done", "unprocessed"],
+        default="unprocessed",
+        help="with list: which rows (default: parked and pending)",
+    )
     db = sub.add_parser("db", help="database maintenance")
     db.add_argument("action", choices=["upgrade"])
     return top

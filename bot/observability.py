@@ -7,6 +7,7 @@ import logging
 import re
 import sys
 from collections.abc import Iterable
+from datetime import UTC, datetime
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.core import CounterMetricFamily
@@ -14,7 +15,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Engine
 
 from bot.core.delivery_failures import error_label
-from bot.store import outbox_health
+from bot.store import inbox, outbox_health
 
 disable_created_metrics()  # the *_created series only add noise to every scrape
 
@@ -32,6 +33,13 @@ NOTIFICATIONS = Counter(
     "incidentbot_notifications_total",
     "Notifications by method (email, ntfy, ...) and outcome",
     ["method", "outcome"],
+)
+INBOX_PENDING = Gauge("incidentbot_inbox_pending", "Webhooks stored and not processed yet")
+INBOX_OLDEST = Gauge(
+    "incidentbot_inbox_oldest_pending_seconds", "Age of the oldest webhook not processed yet (0: none)"
+)
+INBOX_PARKED = Gauge(
+    "incidentbot_inbox_parked", "Webhooks parked after failing 5 times (`incidentbot inbox list`)"
 )
 OUTBOX_DELIVERED = Counter("incidentbot_outbox_delivered_total", "Outbox rows settled", ["op", "outcome"])
 
@@ -66,7 +74,12 @@ REGISTRY.register(FAILED_ROWS)
 
 
 def refresh_delivery_metrics(engine: Engine, token_set: bool, credential_errors: Iterable[str]) -> None:
-    """Before a scrape, in a thread: read what the two metrics above report from the database."""
+    """Before a scrape, in a thread: read what the two metrics above (and the inbox's) report
+    from the database."""
+    seen = inbox.depth(engine)
+    INBOX_PENDING.set(seen.pending)
+    INBOX_OLDEST.set(max(0.0, (datetime.now(UTC) - seen.oldest).total_seconds()) if seen.oldest else 0.0)
+    INBOX_PARKED.set(seen.parked)
     counts: dict[tuple[str, str], int] = {}
     for op, error, count in outbox_health.failed_by_op_and_error(engine):
         key = (op, error_label(error))

@@ -19,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot.service import handoffs
 from bot.service.context import Context
 from bot.service.timers import fire_due
-from bot.store import receipts
+from bot.store import inbox, receipts
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +29,12 @@ DELIVERED_KEPT = timedelta(days=7)
 
 
 class Scheduler:
-    def __init__(self, ctx: Context, tick_seconds: float) -> None:
+    def __init__(
+        self, ctx: Context, tick_seconds: float, inbox_retention: timedelta = timedelta(days=7)
+    ) -> None:
         self.ctx = ctx
         self.tick_seconds = tick_seconds
+        self.inbox_retention = inbox_retention
         self._firing = asyncio.Lock()  # the interval job and a one-off job never fire side by side
         self.scheduler = AsyncIOScheduler(timezone="UTC")
         self.scheduler.add_job(
@@ -82,18 +85,20 @@ class Scheduler:
 
     async def housekeeping(self) -> None:
         """Hourly: forget webhook receipts no sender can still retry (PagerDuty: 48 h; Slack: its
-        5-minute window, and event retries within the hour); plan handoffs and sync user groups."""
+        5-minute window, and event retries within the hour), and inbox rows processed longer ago
+        than INBOX_RETENTION (in small batches); plan handoffs and sync user groups."""
         now = self.ctx.clock()
         try:
             pruned = await to_thread.run_sync(receipts.prune, self.ctx.engine, now - RECEIPTS_KEPT)
             pruned += await to_thread.run_sync(
                 partial(receipts.prune, self.ctx.engine, now - SLACK_RECEIPTS_KEPT, source="slack")
             )
+            processed = await to_thread.run_sync(inbox.prune, self.ctx.engine, now - self.inbox_retention)
         except Exception:
             log.exception("housekeeping failed; it runs again in an hour")
             return
-        if pruned:
-            log.info("pruned %d old webhook receipts", pruned)
+        if pruned or processed:
+            log.info("pruned %d old webhook receipts and %d processed inbox rows", pruned, processed)
         # Handoffs: a layer whose timer failed is planned again, a user group edited by hand repaired.
         await to_thread.run_sync(handoffs.start, self.ctx)
 

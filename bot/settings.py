@@ -149,6 +149,8 @@ class Settings(BaseSettings):
     channel_prefix: str = "inc"
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     outbox_poll_seconds: float = Field(default=2.0, gt=0)
+    # Processed inbox rows (every webhook received) are kept this long for debugging.
+    inbox_retention: PositiveDuration = "7d"
     scheduler_tick_seconds: float = Field(default=1.0, gt=0)
     # `serve` runs the outbox worker and the scheduler in a child process (the second core).
     worker_process: bool = True

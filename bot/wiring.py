@@ -6,6 +6,7 @@ same settings; only the process that delivers builds the background half.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from bot.core.durations import parse_duration
 from bot.core.errors import ConfigError, ConfigProblem
 from bot.core.permissions import parse_rate
 from bot.core.runbook_links import RunbookCatalog
+from bot.inbox_drain import InboxDrain
 from bot.integrations.alertmanager import AlertmanagerAPI
 from bot.integrations.oncall_cache import OnCallCache
 from bot.integrations.pagerduty import PagerDutyClient
@@ -35,6 +37,7 @@ from bot.slack.api import SlackWebAPI
 from bot.slack.channel_delivery import ChannelDelivery
 from bot.slack.delivery import SlackDelivery
 from bot.slack.handoff_delivery import HandoffDelivery
+from bot.slack.inbox_notices import InboxNotices
 from bot.slack.lifecycle_delivery import LifecycleDelivery
 from bot.slack.oncall_delivery import OncallDelivery
 from bot.slack.oncall_people import UserGroupMembers
@@ -153,16 +156,23 @@ def oncall_cache(client: PagerDutyClient, clock: Callable[[], datetime]) -> OnCa
 
 @dataclass
 class Background:
-    """The outbox worker and the scheduler of one process; `ctx.wake` now wakes this worker."""
+    """The inbox drain, the outbox worker and the scheduler of one process; `ctx.wake` now wakes
+    this worker and `ctx.wake_inbox` this drain."""
 
     worker: Worker
     scheduler: Scheduler
     pagerduty: PagerDutyClient
     slack: SlackWebAPI
     notifiers: dict[str, Notifier]
+    inbox: InboxDrain
+
+    async def run(self) -> None:
+        """The drain and the worker, until stopped (the scheduler runs on its own)."""
+        await asyncio.gather(self.inbox.run(), self.worker.run())
 
     async def stop(self, grace_seconds: float) -> None:
         self.scheduler.shutdown()
+        self.inbox.stop()
         await self.worker.stop(grace_seconds=grace_seconds)
         await self.slack.aclose()
         for notifier in self.notifiers.values():
@@ -201,6 +211,7 @@ def build_background(settings: Settings, ctx: Context, client: AsyncWebClient) -
         **PostmortemDelivery(delivery, ctx).handlers(),
         **oncall.handlers(),
         **HandoffDelivery(delivery, ctx, oncall).handlers(),
+        **InboxNotices(delivery).handlers(),
         **other_sides,
     }
     slack_ops = frozenset(handlers) - frozenset(other_sides) | {"archive"}
@@ -210,5 +221,7 @@ def build_background(settings: Settings, ctx: Context, client: AsyncWebClient) -
 
     side = FarSide("Slack", slack_ops, probe=slack_answers, credentials="SLACK_BOT_TOKEN")
     worker = Worker(engine, handlers, clock, poll_seconds=settings.outbox_poll_seconds, sides=(side,))
-    ctx.wake = worker.wake
-    return Background(worker, Scheduler(ctx, settings.scheduler_tick_seconds), pd_client, slack, notifiers)
+    drain = InboxDrain(ctx, poll_seconds=min(1.0, settings.outbox_poll_seconds))
+    ctx.wake, ctx.wake_inbox = worker.wake, drain.wake
+    scheduler = Scheduler(ctx, settings.scheduler_tick_seconds, parse_duration(settings.inbox_retention))
+    return Background(worker, scheduler, pd_client, slack, notifiers, drain)

@@ -33,7 +33,7 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bot.service.context import utcnow
+from bot.service.context import Context, utcnow
 from bot.settings import Settings
 
 if TYPE_CHECKING:
@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 _PR_SET_PDEATHSIG = 1
 _PR_SET_NAME = 15
 RESTART_DELAY = 1.0
+OUTBOX, INBOX = b"!", b"i"  # what a byte on the wake pipe wakes
 
 
 @dataclass(frozen=True)
@@ -95,11 +96,18 @@ class WorkerProcess:
         self._supervisor: asyncio.Task[None] | None = None
         self._stopping = False
 
-    def wake(self) -> None:
+    def attach(self, ctx: Context) -> None:
+        """Commits in this process wake the child's outbox worker (`!`) and inbox drain (`i`)."""
+        ctx.wake, ctx.wake_inbox = self.wake, self.wake_inbox
+
+    def wake(self, what: bytes = OUTBOX) -> None:
         """Thread-safe, never blocks, never raises: the child polls anyway."""
         with self._fd_lock, contextlib.suppress(OSError):  # full: a wake-up is pending anyway
             if self._wake_fd is not None:
-                os.write(self._wake_fd, b"!")
+                os.write(self._wake_fd, what)
+
+    def wake_inbox(self) -> None:
+        self.wake(INBOX)
 
     async def start(self) -> None:
         """Called once the database is migrated."""
@@ -221,14 +229,17 @@ async def _work(settings: Settings, wake_fd: int | None, migrate: bool) -> int:
             except BlockingIOError:
                 return
             if data:
-                background.worker.wake()
+                if OUTBOX in data:
+                    background.worker.wake()
+                if INBOX in data:
+                    background.inbox.wake()
             else:  # the parent closed the pipe (stopping) or died
                 loop.remove_reader(wake_fd)
                 done.set()
 
         os.set_blocking(wake_fd, False)
         loop.add_reader(wake_fd, woken)
-    task = asyncio.create_task(background.worker.run(), name="outbox-worker")
+    task = asyncio.create_task(background.run(), name="inbox-and-outbox")
     background.scheduler.start()
     log.info("worker ready", extra={"database": ctx.engine.dialect.name})
     try:

@@ -95,7 +95,7 @@ def start_bot(fake_slack, fake_pagerduty, database_url, tmp_path):
     from bot.app import create_app
     from bot.settings import Settings
     from tests.fakepagerduty import DEFAULT_TOKEN
-    from tests.harness import AM_TOKEN, BOT_TOKEN, ROOT, SIGNING_SECRET, Clock, ThreadServer
+    from tests.harness import AM_TOKEN, BOT_TOKEN, ROOT, SIGNING_SECRET, Clock, ThreadServer, register
 
     running = []
 
@@ -124,6 +124,7 @@ def start_bot(fake_slack, fake_pagerduty, database_url, tmp_path):
         clock = clock or Clock()
         app = create_app(Settings(_env_file=None, **values), clock=clock)
         server = ThreadServer(app).__enter__()
+        register(server.url, app.state.ctx.engine)
         running.append(server)
         return RunningBot(server, clock, app)
 

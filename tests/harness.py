@@ -120,6 +120,8 @@ class BotProcess:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, **env, "PORT": str(self.port)}
+        if env.get("DATABASE_URL"):
+            register(self.url, env["DATABASE_URL"])
         self.log_path = log_path
         # In a process group of its own, a test can send it (and its worker child) what a terminal's
         # Ctrl+C sends, without reaching pytest.
@@ -251,13 +253,40 @@ def block_action_body(
 
 
 def post_alertmanager(
-    base_url: str, payload: dict[str, Any] | bytes, token: str | None = AM_TOKEN, **kw: Any
+    base_url: str,
+    payload: dict[str, Any] | bytes,
+    token: str | None = AM_TOKEN,
+    *,
+    wait: bool = True,
+    **kw: Any,
 ) -> httpx.Response:
+    """POST as Alertmanager does; with `wait`, return once the bot processed what it accepted (see
+    `settle`), so a test reads the effects right after, as before the inbox."""
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     headers = {"Content-Type": "application/json", "User-Agent": "Alertmanager/0.25.0"}
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
-    return httpx.post(f"{base_url}/webhooks/alertmanager", content=body, headers=headers, timeout=10, **kw)
+    r = httpx.post(f"{base_url}/webhooks/alertmanager", content=body, headers=headers, timeout=10, **kw)
+    return settle(base_url, r) if wait else r
+
+
+# The database of each bot a test started, by its URL: webhooks answer 202 once the notification is
+# stored in the inbox, and the drain applies it moments later.
+_DATABASES: dict[str, Any] = {}
+
+
+def register(base_url: str, where: Any) -> None:
+    """`where` (an Engine or a DATABASE_URL) is the database of the bot at `base_url`."""
+    _DATABASES[base_url] = where
+
+
+def settle(base_url: str, response: httpx.Response, timeout: float = 20.0) -> httpx.Response:
+    """`response` (a webhook's answer), once the inbox row its 202 names is processed, when the
+    bot at `base_url` is one this test run started."""
+    where = _DATABASES.get(base_url)
+    if response.status_code == 202 and where is not None and "inbox" in response.json():
+        inbox_row(where, int(response.json()["inbox"]), timeout)
+    return response
 
 
 class FixedClock:
@@ -341,3 +370,45 @@ def run_cli(
         text=True,
         timeout=timeout,
     )
+
+
+_ENGINES: dict[str, Any] = {}
+
+
+def processed(where: Any, response: httpx.Response, timeout: float = 20.0) -> dict[str, Any]:
+    """What a webhook led to, now that it lives on its inbox row rather than in the answer: waits
+    until the drain processed the row the 202 names, and returns {"decision", "incident",
+    "status", "inbox"}. `where` is a RunningBot, an Engine or a DATABASE_URL."""
+    assert response.status_code == 202, (response.status_code, response.text)
+    row_id = int(response.json()["inbox"])
+    return inbox_row(where, row_id, timeout)
+
+
+def inbox_row(where: Any, row_id: int, timeout: float = 20.0) -> dict[str, Any]:
+    """The inbox row `row_id` once it is processed (done or parked), as a dict."""
+    from sqlmodel import Session
+
+    from bot.store.db import make_engine
+    from bot.store.inbox_table import InboxRow
+
+    if isinstance(where, str):
+        engine = _ENGINES.get(where) or _ENGINES.setdefault(where, make_engine(where))
+    else:
+        engine = where.ctx.engine if hasattr(where, "ctx") else where
+
+    def settled() -> dict[str, Any] | None:
+        try:
+            with Session(engine) as session:
+                row = session.get(InboxRow, row_id)
+                if row is None or row.status == "pending":
+                    return None
+                return {
+                    "decision": row.decision,
+                    "incident": row.incident_id,
+                    "status": row.status,
+                    "inbox": row.id,
+                }
+        except Exception:  # the database is busy with a crash recovery: ask again
+            return None
+
+    return wait_until(settled, timeout, what=f"inbox row {row_id} processed")

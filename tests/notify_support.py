@@ -14,7 +14,7 @@ import httpx
 from sqlmodel import Session, col, select
 
 from bot.store.tables import Notification, TimelineEntry, Timer
-from tests.harness import Clock, post_alertmanager, wait_until
+from tests.harness import Clock, post_alertmanager, processed, wait_until
 
 FIXTURES = Path(__file__).parent / "fixtures"
 T0 = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)  # 3 a.m.: everybody sleeps
@@ -70,8 +70,8 @@ def fire(bot, fake_slack) -> int:
     """A SEV1 alert (critical): the incident id once the primary's first page is under way."""
     payload = json.loads((FIXTURES / "alertmanager-0.25" / "firing-single-alert.json").read_text())
     r = post_alertmanager(bot.url, payload)
-    assert r.status_code == 200, r.text
-    return int(r.json()["incident"])
+    assert r.status_code == 202, r.text
+    return int(processed(bot, r)["incident"])
 
 
 def timeline(bot, incident_id: int, kind: str | None = None) -> list[TimelineEntry]:

@@ -39,6 +39,8 @@ from tests.harness import (
     AM_TOKEN,
     SIGNING_SECRET,
     post_alertmanager,
+    processed,
+    settle,
     slack_headers,
     slash_command_body,
     wait_until,
@@ -89,13 +91,14 @@ def am_body(group: str = "g1") -> bytes:
 
 
 def post_am(bot, body: bytes, headers: dict[str, str], **kw: Any) -> httpx.Response:
-    return httpx.post(
+    r = httpx.post(
         f"{bot.url}/webhooks/alertmanager",
         content=body,
         headers={"Content-Type": "application/json", **headers},
         timeout=10,
         **kw,
     )
+    return settle(bot.url, r)
 
 
 AM_WRONG_AUTHORIZATION = [
@@ -148,15 +151,15 @@ def test_alertmanager_missing_wrong_or_misplaced_token_is_401_and_stores_nothing
 def test_alertmanager_right_token_is_accepted_and_a_replay_is_deduplicated(bot):
     assert post_alertmanager(bot.url, AM_FIXTURE, token="wrong").status_code == 401
     r = post_alertmanager(bot.url, AM_FIXTURE)
-    assert r.status_code == 200 and r.json()["decision"] == "first notification"
-    incident = r.json()["incident"]
+    assert r.status_code == 202 and processed(bot, r)["decision"] == "first notification"
+    incident = processed(bot, r)["incident"]
     outbox_settled(bot)
     timeline = count(bot, TimelineEntry)
     # A replayed notification (Alertmanager repeats a group every repeat_interval; a captured request
     # sent again looks the same) lands on the same incident by groupKey and adds nothing.
     for _ in range(3):
         r = post_alertmanager(bot.url, AM_FIXTURE)
-        assert r.status_code == 200 and r.json()["incident"] == incident
+        assert r.status_code == 202 and processed(bot, r)["incident"] == incident
     assert count(bot, Incident) == 1
     assert count(bot, TimelineEntry) == timeline
 
@@ -179,8 +182,8 @@ def test_alertmanager_without_a_configured_token_refuses_every_request(start_bot
 def test_alertmanager_auth_none_accepts_unauthenticated_requests_on_purpose(start_bot, caplog):
     caplog.set_level(logging.INFO)
     bot = start_bot(alertmanager_token=None, alertmanager_auth="none")
-    assert post_alertmanager(bot.url, AM_FIXTURE, token=None).status_code == 200
-    assert post_alertmanager(bot.url, am_body("g2"), token="anything").status_code == 200
+    assert post_alertmanager(bot.url, AM_FIXTURE, token=None).status_code == 202
+    assert post_alertmanager(bot.url, am_body("g2"), token="anything").status_code == 202
     said = [r.getMessage() for r in caplog.records if "ALERTMANAGER_AUTH=none" in r.getMessage()]
     assert said and "accepts unauthenticated requests" in said[0], said
 
@@ -190,7 +193,7 @@ def test_alertmanager_auth_none_does_not_switch_off_a_configured_token(start_bot
     # Both set: the token is the more deliberate choice and the closed one.
     bot = start_bot(alertmanager_auth="none")
     assert post_alertmanager(bot.url, am_body(), token=None).status_code == 401
-    assert post_alertmanager(bot.url, am_body()).status_code == 200
+    assert post_alertmanager(bot.url, am_body()).status_code == 202
 
 
 def test_alertmanager_auth_takes_only_bearer_or_none():
@@ -352,7 +355,7 @@ def test_slack_replay_within_the_window_is_applied_once(bot):
 @sqlite_only
 def test_slack_unsigned_buttons_and_events_are_401(bot, fake_slack):
     """Buttons, events and the URL challenge are verified like commands: an unsigned click does nothing."""
-    assert post_alertmanager(bot.url, AM_FIXTURE).status_code == 200
+    assert post_alertmanager(bot.url, AM_FIXTURE).status_code == 202
     wait_until(lambda: fake_slack.fake.calls_to("chat.postMessage"), 10, what="incident card")
     payload = {
         "type": "block_actions",
@@ -404,7 +407,9 @@ def post_pd(bot, body: bytes, signature: str | None, **headers: str) -> httpx.Re
     sent: dict[str, str | bytes] = {"Content-Type": "application/json", **headers}
     if signature is not None:
         sent["X-PagerDuty-Signature"] = signature.encode()  # bytes: non-ASCII is sent as UTF-8
-    return httpx.post(f"{bot.url}/webhooks/pagerduty", content=body, headers=sent, timeout=10)
+    return settle(
+        bot.url, httpx.post(f"{bot.url}/webhooks/pagerduty", content=body, headers=sent, timeout=10)
+    )
 
 
 PD_BAD_SIGNATURES: dict[str, Callable[[str], str]] = {
@@ -477,7 +482,7 @@ def test_pagerduty_one_valid_signature_among_several_is_enough(bot):
     for n, parts in enumerate(cases):
         body = pd_body(f"E{n}", f"QSEV{n}")
         r = post_pd(bot, body, header(body, *[p.strip() for p in parts]))
-        assert r.status_code == 200 and r.json()["decision"] == "opened", (parts, r.text)
+        assert r.status_code == 202 and processed(bot, r)["decision"] == "opened", (parts, r.text)
 
 
 @sqlite_only
@@ -487,14 +492,14 @@ def test_pagerduty_secret_rotation(start_bot):
     during = start_bot()  # PAGERDUTY_WEBHOOK_SECRET="new,old"
     for n, secret in enumerate((OLD, NEW, [OLD, NEW])):
         body = pd_body(f"E{n}", f"Q{n}")
-        assert post_pd(during, body, sign_webhook(body, secret)).status_code == 200, secret
+        assert post_pd(during, body, sign_webhook(body, secret)).status_code == 202, secret
 
     after = start_bot(pagerduty_webhook_secret=f" {NEW} ")  # whitespace around the value is tolerated
     body = pd_body("E10", "Q10")
     assert post_pd(after, body, sign_webhook(body, OLD)).status_code == 401
-    assert post_pd(after, body, sign_webhook(body, NEW)).status_code == 200
+    assert post_pd(after, body, sign_webhook(body, NEW)).status_code == 202
     body = pd_body("E11", "Q11")
-    assert post_pd(after, body, sign_webhook(body, [OLD, NEW])).status_code == 200
+    assert post_pd(after, body, sign_webhook(body, [OLD, NEW])).status_code == 202
 
 
 @sqlite_only
@@ -512,7 +517,7 @@ def test_pagerduty_replayed_delivery_is_a_duplicate_not_a_second_incident(bot, f
     body = pd_body()
     signature = sign_webhook(body, NEW)
     first = post_pd(bot, body, signature, **{"X-Webhook-Id": "WH-A"})
-    assert first.status_code == 200 and first.json()["decision"] == "opened"
+    assert first.status_code == 202 and processed(bot, first)["decision"] == "opened"
     wait_until(lambda: fake_slack.fake.calls_to("conversations.create"), 10, what="channel created")
     outbox_settled(bot)
     timeline, outbox = count(bot, TimelineEntry), count(bot, Outbox)

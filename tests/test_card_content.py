@@ -21,7 +21,7 @@ import pytest
 from sqlmodel import Session, col, select
 
 from bot.store.tables import Alert, Timer
-from tests.harness import Clock, post_alertmanager, slack_headers, wait_until
+from tests.harness import Clock, post_alertmanager, processed, slack_headers, wait_until
 from tests.test_flow_commands import incident_channel, slash
 from tests.test_flow_paging import click, dms_to, fixture
 
@@ -93,7 +93,7 @@ def date(when: datetime) -> str:
 def test_card_says_rotation_who_is_paged_what_comes_next_lead_and_who_acknowledged(bot, fake_slack):
     fake = fake_slack.fake
     r = post_alertmanager(bot.url, fixture("firing-single-alert.json"))
-    incident = r.json()["incident"]
+    incident = processed(bot, r)["incident"]
     chan = incident_channel(fake)
     step_2 = pending_timer(bot)
     card_shows(
@@ -160,7 +160,7 @@ def test_resolved_alerts_say_when_they_resolved(bot, fake_slack):
     post_alertmanager(bot.url, fixture("firing-two-alerts.json"))
     chan = incident_channel(fake)
     partly = fixture("partially-resolved.json")
-    assert post_alertmanager(bot.url, partly).json()["decision"] == "alerts changed"
+    assert processed(bot, post_alertmanager(bot.url, partly))["decision"] == "alerts changed"
     ended = datetime(2026, 11, 22, 23, 45, 39, tzinfo=UTC)  # api-1's endsAt
     text = card_shows(fake, chan, f"1 resolved, the last {date(ended)}", what="the resolved alert's end")
     assert "resolved since" not in text

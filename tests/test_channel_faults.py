@@ -17,7 +17,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from sqlmodel import Session, col, func, select
 
-from tests.harness import Clock, post_alertmanager, wait_until
+from tests.harness import Clock, post_alertmanager, processed, wait_until
 from tests.test_flow_commands import slash
 from tests.test_flow_paging import click
 
@@ -32,7 +32,7 @@ def fixture(name: str) -> dict:
 def open_incident(bot, fake) -> tuple[int, object]:
     """An incident whose channel is settled: card pinned, topic set, the primary invited."""
     r = post_alertmanager(bot.url, fixture("firing-single-alert.json"))
-    assert r.status_code == 200, r.text
+    assert r.status_code == 202, r.text
     chan = wait_until(
         lambda: next(
             (
@@ -46,7 +46,7 @@ def open_incident(bot, fake) -> tuple[int, object]:
         what="incident channel with its card and the primary",
     )
     wait_until(lambda: settled(bot), 15, what="the outbox is drained")
-    return r.json()["incident"], chan
+    return processed(bot, r)["incident"], chan
 
 
 def settled(bot) -> bool:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sqlmodel import Session, select
 
-from tests.harness import Clock, post_alertmanager, wait_until
+from tests.harness import Clock, post_alertmanager, processed, wait_until
 from tests.test_channel_faults import settled
 from tests.test_flow_paging import click
 
@@ -57,7 +57,7 @@ def test_refused_channel_goes_on_in_the_announcement_thread(start_bot, fake_slac
         incident_announce_channel=announce.id,
         archive_after="1h",
     )
-    incident = post_alertmanager(bot.url, fixture("firing-single-alert.json")).json()["incident"]
+    incident = processed(bot, post_alertmanager(bot.url, fixture("firing-single-alert.json")))["incident"]
     announcement = wait_until(
         lambda: next((m for m in fake.messages(announce.id) if WHY in m.get("text", "")), None),
         15,

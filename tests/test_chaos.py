@@ -13,7 +13,7 @@ import time
 import pytest
 
 from tests.chaos import Chaos
-from tests.harness import bot_env
+from tests.harness import bot_env, processed
 from tests.workload import ENV, Workload, check, per_kind, plan, wait_settled
 
 pytestmark = pytest.mark.e2e
@@ -92,7 +92,9 @@ def test_a_timer_firing_while_someone_acknowledges_does_not_deadlock(start_bot, 
 
     clock = Clock()
     bot = start_bot(clock=clock, rotations_dir=Path(FAST_ROTATIONS), scheduler_tick_seconds=3600)
-    incident_id = post_alertmanager(bot.url, Script(0, "ack", 0.0, run_id="d").payload()).json()["incident"]
+    incident_id = processed(bot, post_alertmanager(bot.url, Script(0, "ack", 0.0, run_id="d").payload()))[
+        "incident"
+    ]
     clock.advance(seconds=5)  # the secondary's step (4 s) is due
     ctx = bot.ctx
     claimed, errors = threading.Event(), []

@@ -14,7 +14,7 @@ import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tests.harness import Clock, post_alertmanager, wait_until
+from tests.harness import Clock, post_alertmanager, processed, wait_until
 from tests.test_channel_faults import metric
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -41,7 +41,7 @@ def test_a_refused_token_holds_the_rows_rechecks_once_a_minute_then_sends(start_
     caplog.set_level(logging.INFO)
     fake = fake_slack.fake
     bot = start_bot(clock=Clock(T0), rotations_dir=FIXTURES / "rotations", slack_bot_token=WRONG)
-    assert post_alertmanager(bot.url, fixture("firing-single-alert.json")).status_code == 200
+    assert post_alertmanager(bot.url, fixture("firing-single-alert.json")).status_code == 202
     wait_until(lambda: metric(bot, "incidentbot_slack_credentials_ok") == 0, 10, what="credentials gauge")
     looked(bot)
     refused = len(fake.calls)
@@ -83,7 +83,7 @@ def test_without_a_token_the_bot_runs_and_says_the_credentials_are_missing(start
     bot = start_bot(clock=Clock(T0), rotations_dir=FIXTURES / "rotations", slack_bot_token="")
     assert metric(bot, "incidentbot_slack_credentials_ok") == 0
     r = post_alertmanager(bot.url, fixture("firing-single-alert.json"))
-    assert r.status_code == 200 and r.json()["incident"]
+    assert r.status_code == 202 and processed(bot, r)["incident"]
     wait_until(lambda: fake.calls, 10, what="a first refused call")
     looked(bot)
     calls = len(fake.calls)

@@ -30,6 +30,8 @@ from tests.harness import (
     join_channel,
     paged_user,
     post_alertmanager,
+    processed,
+    settle,
     slack_headers,
     wait_until,
 )
@@ -68,7 +70,7 @@ def test_timeline_and_postmortem_name_people_by_display_name(start_bot, fake_sla
     fake.set_users(USERS)
     out = tmp_path / "postmortems"
     bot = start_bot(clock=Clock(T0), postmortems_dir=out)
-    incident = post_alertmanager(bot.url, weaviate_down()).json()["incident"]
+    incident = processed(bot, post_alertmanager(bot.url, weaviate_down()))["incident"]
     chan = incident_channel(fake)
     wait_until(lambda: dms_to(fake, "U01OLGA"), 10, what="olga paged")
     # olga (paged) names alex lead, and the lead pages david by hand: paging needs one of them.
@@ -116,7 +118,7 @@ def test_report_counts_a_person_once_however_they_were_paged(
     fake = fake_slack.fake
     fake.set_users(USERS)
     bot = start_bot(clock=Clock(T0))
-    incident = post_alertmanager(bot.url, weaviate_down()).json()["incident"]
+    incident = processed(bot, post_alertmanager(bot.url, weaviate_down()))["incident"]
     chan = incident_channel(fake)
     # olga, paged as the primary, works the incident.
     assert paged_user(bot, incident) == "U01OLGA"
@@ -222,8 +224,10 @@ def post_pagerduty(bot, kind: str, event_id: str, **data: Any) -> None:
         "Content-Type": "application/json",
         "X-PagerDuty-Signature": sign_webhook(body, PD_WEBHOOK_SECRETS[0]),
     }
-    r = httpx.post(f"{bot.url}/webhooks/pagerduty", content=body, headers=headers, timeout=10)
-    assert r.status_code == 200, r.text
+    r = settle(
+        bot.url, httpx.post(f"{bot.url}/webhooks/pagerduty", content=body, headers=headers, timeout=10)
+    )
+    assert r.status_code == 202, r.text
 
 
 @sqlite_only

@@ -39,6 +39,8 @@ from tests.harness import (
     Clock,
     block_action_body,
     post_alertmanager,
+    processed,
+    settle,
     slack_event,
     slack_headers,
     slash_command_body,
@@ -281,8 +283,8 @@ def test_alert_labels_annotations_and_runbook_are_escaped(start, fake_slack, run
     bot = start(runbooks_dir=runbooks_dir)
     payload = hostile_alert()
     r = post_alertmanager(bot.url, payload)
-    assert r.status_code == 200, r.text
-    incident = r.json()["incident"]
+    assert r.status_code == 202, r.text
+    incident = processed(bot, r)["incident"]
     chan = incident_channel(fake)
     # The runbook is posted (proving the label linked it), and the primary was paged by DM.
     wait_until(
@@ -302,11 +304,11 @@ def test_alert_labels_annotations_and_runbook_are_escaped(start, fake_slack, run
     resolved = json.loads(json.dumps(payload))
     resolved["alerts"][1]["status"] = "resolved"
     resolved["alerts"][1]["endsAt"] = "2026-11-23T12:05:00Z"
-    assert post_alertmanager(bot.url, resolved).status_code == 200
+    assert post_alertmanager(bot.url, resolved).status_code == 202
     resolved["status"] = "resolved"
     for alert in resolved["alerts"]:
         alert.update(status="resolved", endsAt="2026-11-23T12:06:00Z")
-    assert post_alertmanager(bot.url, resolved).status_code == 200
+    assert post_alertmanager(bot.url, resolved).status_code == 202
     answers.append(slash(bot, "close", channel=chan.id))
     drained(bot)
     assert_nothing_injected(fake, answers)
@@ -415,8 +417,10 @@ def test_pagerduty_titles_notes_and_names_are_escaped(start, fake_slack):
             "Content-Type": "application/json",
             "X-PagerDuty-Signature": sign_webhook(body, PD_WEBHOOK_SECRETS[0]),
         }
-        r = httpx.post(f"{bot.url}/webhooks/pagerduty", content=body, headers=headers, timeout=10)
-        assert r.status_code == 200, r.text
+        r = settle(
+            bot.url, httpx.post(f"{bot.url}/webhooks/pagerduty", content=body, headers=headers, timeout=10)
+        )
+        assert r.status_code == 202, r.text
 
     post(
         "incident.triggered",
@@ -467,7 +471,7 @@ def test_incident_card_header_escapes_the_title(start, fake_slack):
     bot = start()
     payload = json.loads((FIXTURES / "alertmanager-0.25/firing-single-alert.json").read_text())
     payload["commonAnnotations"]["summary"] = f"Summary {HOSTILE}"
-    assert post_alertmanager(bot.url, payload).status_code == 200
+    assert post_alertmanager(bot.url, payload).status_code == 202
     incident_channel(fake_slack.fake)
     drained(bot)
     assert not only("card header", fake_slack.fake, [])
@@ -478,7 +482,7 @@ def test_runbook_message_text_escapes_the_title(start, fake_slack, runbooks_dir)
     bot = start(runbooks_dir=runbooks_dir)
     payload = json.loads((FIXTURES / "alertmanager-0.25/firing-single-alert.json").read_text())
     payload["commonLabels"]["runbook"] = payload["alerts"][0]["labels"]["runbook"] = "hostile-runbook"
-    assert post_alertmanager(bot.url, payload).status_code == 200
+    assert post_alertmanager(bot.url, payload).status_code == 202
     wait_until(lambda: any(c.args.get("text", "").startswith("Runbook") for c in fake_slack.fake.calls), 15)
     drained(bot)
     assert not only("runbook fallback text", fake_slack.fake, [])

@@ -4,7 +4,7 @@ import copy
 import json
 from pathlib import Path
 
-from tests.harness import post_alertmanager, wait_until
+from tests.harness import post_alertmanager, processed, wait_until
 
 FIXTURES = Path(__file__).parent / "fixtures" / "alertmanager-0.25"
 
@@ -31,8 +31,8 @@ def test_alert_opens_channel_with_pinned_card_then_resolves(start_bot, fake_slac
     bot = start_bot()
     fake = fake_slack.fake
     r = post_alertmanager(bot.url, fixture("firing-two-alerts.json"))
-    assert r.status_code == 200, r.text
-    assert r.json()["decision"] == "first notification"
+    assert r.status_code == 202, r.text
+    assert processed(bot, r)["decision"] == "first notification"
 
     channel = wait_until(lambda: channel_ready(fake), 10, what="channel with topic and pin")
     day = bot.clock().strftime("%Y%m%d")
@@ -46,11 +46,12 @@ def test_alert_opens_channel_with_pinned_card_then_resolves(start_bot, fake_slac
 
     # One alert resolves: the incident stays open and the card shows it.
     assert (
-        post_alertmanager(bot.url, fixture("partially-resolved.json")).json()["decision"] == "alerts changed"
+        processed(bot, post_alertmanager(bot.url, fixture("partially-resolved.json")))["decision"]
+        == "alerts changed"
     )
     # Everything resolves: the incident resolves, with a message, topic and card updated.
     r = post_alertmanager(bot.url, resolved(fixture("partially-resolved.json")))
-    assert r.json()["decision"] == "all alerts resolved"
+    assert processed(bot, r)["decision"] == "all alerts resolved"
     wait_until(
         lambda: fake.channel(channel.id).topic.startswith("SEV1 | resolved"), 10, what="resolved topic"
     )
@@ -68,7 +69,7 @@ def test_alert_opens_channel_with_pinned_card_then_resolves(start_bot, fake_slac
 def test_the_same_webhook_twenty_times_opens_one_incident(start_bot, fake_slack):
     bot = start_bot()
     payload = fixture("firing-single-alert.json")
-    decisions = [post_alertmanager(bot.url, payload).json()["decision"] for _ in range(20)]
+    decisions = [processed(bot, post_alertmanager(bot.url, payload))["decision"] for _ in range(20)]
     assert decisions[0] == "first notification"
     assert set(decisions[1:]) == {"repeat or retry, nothing changed"}
     wait_until(lambda: channel_ready(fake_slack.fake), 10)

@@ -48,7 +48,7 @@ def rotations_dir(tmp_path: Path, rotation: str) -> Path:
 def page(bot) -> None:
     payload = json.loads((FIXTURES / "alertmanager-0.25" / "firing-single-alert.json").read_text())
     r = post_alertmanager(bot.url, payload)
-    assert r.status_code == 200, r.text
+    assert r.status_code == 202, r.text
 
 
 FOLLOW_THE_SUN = """

@@ -94,7 +94,7 @@ def oncall_bot(start_bot, fake_slack, tmp_path):
 
 def fire(bot) -> None:
     payload = json.loads((FIXTURES / "alertmanager-0.25" / "firing-single-alert.json").read_text())
-    assert post_alertmanager(bot.url, payload).status_code == 200
+    assert post_alertmanager(bot.url, payload).status_code == 202
 
 
 def overrides(bot) -> list:

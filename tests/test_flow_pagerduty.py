@@ -24,6 +24,8 @@ from tests.harness import (
     block_action_body,
     join_channel,
     post_alertmanager,
+    processed,
+    settle,
     slack_headers,
     slash_command_body,
     wait_until,
@@ -61,7 +63,8 @@ def post_pd(
         headers["X-PagerDuty-Signature"] = sign_webhook(body, secret)
     if webhook_id:
         headers["X-Webhook-Id"] = webhook_id
-    return httpx.post(f"{bot.url}/webhooks/pagerduty", content=body, headers=headers, timeout=10)
+    r = httpx.post(f"{bot.url}/webhooks/pagerduty", content=body, headers=headers, timeout=10)
+    return settle(bot.url, r)  # processed by the inbox drain once this returns
 
 
 def click(bot, action_id: str, value: str, user: str, channel: str) -> None:
@@ -126,8 +129,8 @@ def bot(start_bot):
 
 def open_from_pagerduty(bot, fake_slack) -> tuple[Incident, Any]:
     r = post_pd(bot, pd_event("incident.triggered"))
-    assert r.status_code == 200, r.text
-    assert r.json()["decision"] == "opened"
+    assert r.status_code == 202, r.text
+    assert processed(bot, r)["decision"] == "opened"
     chan = incident_channel(fake_slack.fake)
     wait_until(
         lambda: any(m.get("blocks") for m in fake_slack.fake.messages(chan.id)), 10, what="incident card"
@@ -154,9 +157,9 @@ def test_missing_or_wrong_signature_is_401_and_changes_nothing(bot):
 
 def test_either_secret_passes_during_a_rotation(bot):
     # PagerDuty signs with every secret of the subscription; we accept any match with any of ours.
-    assert post_pd(bot, pd_event("incident.triggered"), secret=OLD).status_code == 200
+    assert post_pd(bot, pd_event("incident.triggered"), secret=OLD).status_code == 202
     ack = pd_event("incident.acknowledged")
-    assert post_pd(bot, ack, secret=["some-other-secret", NEW]).status_code == 200
+    assert post_pd(bot, ack, secret=["some-other-secret", NEW]).status_code == 202
     (incident,) = incidents(bot)
     assert incident.status == "acknowledged" and incident.acknowledged_by == "pagerduty:Alice Ops"
 
@@ -191,7 +194,7 @@ def test_event_types_we_do_not_handle_are_acknowledged_and_ignored(bot):
 
 def test_redelivered_events_change_nothing(bot, fake_slack):
     first = post_pd(bot, pd_event("incident.triggered"), webhook_id="WH-1")
-    assert first.json()["decision"] == "opened"
+    assert processed(bot, first)["decision"] == "opened"
     # Same event.id (PagerDuty retrying), with and without the same X-Webhook-Id.
     assert post_pd(bot, pd_event("incident.triggered"), webhook_id="WH-1").json() == {"status": "duplicate"}
     assert post_pd(bot, pd_event("incident.triggered")).json() == {"status": "duplicate"}
@@ -199,7 +202,7 @@ def test_redelivered_events_change_nothing(bot, fake_slack):
     again = pd_event("incident.acknowledged")
     assert post_pd(bot, again, webhook_id="WH-1").json() == {"status": "duplicate"}
     ack = pd_event("incident.acknowledged")
-    assert post_pd(bot, ack, webhook_id="WH-2").json()["decision"] == "changed"
+    assert processed(bot, post_pd(bot, ack, webhook_id="WH-2"))["decision"] == "changed"
     assert post_pd(bot, ack, webhook_id="WH-3").json() == {"status": "duplicate"}
 
     (incident,) = incidents(bot)
@@ -261,7 +264,7 @@ def test_triggered_opens_a_channel_without_paging_and_slack_ack_reaches_pagerdut
 
     # PagerDuty tells us about the acknowledgement we made: no second transition, nothing sent back.
     r = post_pd(bot, pd_event("incident.acknowledged"))
-    assert r.status_code == 200 and r.json()["decision"] == "noop"
+    assert r.status_code == 202 and processed(bot, r)["decision"] == "noop"
     idle(bot)
     assert len(puts(pd)) == 1
     assert [e.text for e in timeline(bot, incident.id, "status")] == ["triggered -> acknowledged"]
@@ -275,7 +278,7 @@ def test_triggered_opens_a_channel_without_paging_and_slack_ack_reaches_pagerdut
     wait_until(lambda: len(puts(pd)) == 2, 10, what="PUT resolved")
     assert puts(pd)[1].body["incident"]["status"] == "resolved"
     assert pd.fake.incident(PD_ID)["status"] == "resolved"
-    assert post_pd(bot, pd_event("incident.resolved")).json()["decision"] == "noop"
+    assert processed(bot, post_pd(bot, pd_event("incident.resolved")))["decision"] == "noop"
     idle(bot)
     assert len(puts(pd)) == 2
     assert [e.text for e in timeline(bot, incident.id, "status")] == [
@@ -289,20 +292,22 @@ def test_changes_made_in_pagerduty_show_in_slack_and_are_not_sent_back(bot, fake
     fake, pd = fake_slack.fake, fake_pagerduty
     incident, chan = open_from_pagerduty(bot, fake_slack)
 
-    assert post_pd(bot, pd_event("incident.acknowledged")).json()["decision"] == "changed"
+    assert processed(bot, post_pd(bot, pd_event("incident.acknowledged")))["decision"] == "changed"
     wait_until(lambda: any("Acknowledged in PagerDuty by Alice Ops" in t for t in texts(fake, chan.id)), 10)
     wait_until(lambda: fake.channel(chan.id).topic.startswith("SEV1 | acknowledged"), 10)
     # Acknowledged twice (another delivery, other event id): illegal transition, a no-op.
-    assert post_pd(bot, pd_event("incident.acknowledged", "01EVACK-AGAIN")).json()["decision"] == "noop"
+    assert (
+        processed(bot, post_pd(bot, pd_event("incident.acknowledged", "01EVACK-AGAIN")))["decision"] == "noop"
+    )
 
-    assert post_pd(bot, pd_event("incident.unacknowledged")).json()["decision"] == "changed"
-    assert post_pd(bot, pd_event("incident.escalated")).json()["decision"] == "changed"
-    assert post_pd(bot, pd_event("incident.reassigned")).json()["decision"] == "changed"
+    assert processed(bot, post_pd(bot, pd_event("incident.unacknowledged")))["decision"] == "changed"
+    assert processed(bot, post_pd(bot, pd_event("incident.escalated")))["decision"] == "changed"
+    assert processed(bot, post_pd(bot, pd_event("incident.reassigned")))["decision"] == "changed"
     note = post_pd(bot, pd_event("incident.annotated"))
-    assert note.json()["decision"] == "changed"
+    assert processed(bot, note)["decision"] == "changed"
     priority = pd_event("incident.priority_updated")
     priority["event"]["data"]["priority"] = {"id": "PP3", "type": "priority_reference", "summary": "P3"}
-    assert post_pd(bot, priority).json()["decision"] == "changed"
+    assert processed(bot, post_pd(bot, priority))["decision"] == "changed"
     wait_until(lambda: any("Rolled back checkout-api" in t for t in texts(fake, chan.id)), 10, what="note")
     wait_until(lambda: fake.channel(chan.id).topic.startswith("SEV3 | triggered"), 10, what="severity")
     wait_until(lambda: any("Escalated in PagerDuty" in t for t in texts(fake, chan.id)), 10)
@@ -310,10 +315,10 @@ def test_changes_made_in_pagerduty_show_in_slack_and_are_not_sent_back(bot, fake
     (note_entry,) = timeline(bot, incident.id, "note")
     assert note_entry.actor == "pagerduty:Alice Ops" and "Rolled back" in note_entry.text
 
-    assert post_pd(bot, pd_event("incident.resolved")).json()["decision"] == "changed"
+    assert processed(bot, post_pd(bot, pd_event("incident.resolved")))["decision"] == "changed"
     wait_until(lambda: any("Resolved in PagerDuty by Alice Ops" in t for t in texts(fake, chan.id)), 10)
     wait_until(lambda: fake.channel(chan.id).topic.startswith("SEV3 | resolved"), 10)
-    assert post_pd(bot, pd_event("incident.reopened")).json()["decision"] == "changed"
+    assert processed(bot, post_pd(bot, pd_event("incident.reopened")))["decision"] == "changed"
     (stored,) = incidents(bot)
     assert stored.status == "triggered" and stored.open_key == f"pagerduty|{PD_ID}"
     assert [e.actor for e in timeline(bot, incident.id, "status")] == [
@@ -328,17 +333,17 @@ def test_changes_made_in_pagerduty_show_in_slack_and_are_not_sent_back(bot, fake
 
 def test_events_about_an_incident_we_do_not_know(bot, fake_slack):
     # Acknowledged arrives before triggered: open from the event's data, acknowledged.
-    assert post_pd(bot, pd_event("incident.acknowledged")).json()["decision"] == "opened"
+    assert processed(bot, post_pd(bot, pd_event("incident.acknowledged")))["decision"] == "opened"
     (incident,) = incidents(bot)
     assert incident.status == "acknowledged" and incident.external_id == PD_ID
-    assert post_pd(bot, pd_event("incident.triggered")).json()["decision"] == "noop"
+    assert processed(bot, post_pd(bot, pd_event("incident.triggered")))["decision"] == "noop"
     assert len(incidents(bot)) == 1
     # Resolved, or a note, about one we never saw: nothing to show, 200 so PagerDuty stops.
     other = pd_event("incident.resolved", "01EVRES-OTHER", id="QOTHER", html_url="https://x/incidents/QOTHER")
-    assert post_pd(bot, other).json()["decision"] == "ignored_unknown_incident"
+    assert processed(bot, post_pd(bot, other))["decision"] == "ignored_unknown_incident"
     note = pd_event("incident.annotated", "01EVNOTE-OTHER")
     note["event"]["data"]["incident"]["id"] = "QOTHER"
-    assert post_pd(bot, note).json()["decision"] == "ignored_unknown_incident"
+    assert processed(bot, post_pd(bot, note))["decision"] == "ignored_unknown_incident"
     assert len(incidents(bot)) == 1
     idle(bot)
 
@@ -371,7 +376,7 @@ escalation:
     fake, pd = fake_slack.fake, fake_pagerduty.fake
     fixture = json.loads((FIXTURES / "alertmanager-0.25" / "firing-single-alert.json").read_text())
     r = post_alertmanager(bot.url, fixture)
-    incident_id = r.json()["incident"]
+    incident_id = processed(bot, r)["incident"]
     dedup = f"incidentbot-{incident_id}"
     wait_until(lambda: pd.alert_status(ROUTING_KEY, dedup) == "triggered", 10, what="Events API trigger")
     (trigger,) = pd.received_events()
@@ -382,7 +387,7 @@ escalation:
 
     # PagerDuty's incident for our page comes back as a webhook: not a second incident.
     mirrored = pd_event("incident.triggered", "01EVOWN", id="QOWN", incident_key=dedup)
-    assert post_pd(bot, mirrored).json()["decision"] == "ignored_own_page"
+    assert processed(bot, post_pd(bot, mirrored))["decision"] == "ignored_own_page"
     assert len(incidents(bot)) == 1
 
     click(bot, "incident_ack", str(incident_id), "U01ALEX", chan.id)
@@ -407,11 +412,11 @@ escalation:
     )
     bot = start_bot(clock=Clock(T0), rotations_dir=rotations)
     fixture = json.loads((FIXTURES / "alertmanager-0.25" / "firing-single-alert.json").read_text())
-    incident_id = post_alertmanager(bot.url, fixture).json()["incident"]
+    incident_id = processed(bot, post_alertmanager(bot.url, fixture))["incident"]
     dedup = f"incidentbot-{incident_id}"
     wait_until(lambda: fake_pagerduty.fake.alert_status(ROUTING_KEY, dedup), 10)
     ack = pd_event("incident.acknowledged", "01EVOWNACK", id="QOWN", incident_key=dedup)
-    assert post_pd(bot, ack).json()["decision"] == "changed"
+    assert processed(bot, post_pd(bot, ack))["decision"] == "changed"
     (incident,) = incidents(bot)
     assert incident.status == "acknowledged" and incident.acknowledged_by == "pagerduty:Alice Ops"
     idle(bot)
@@ -442,7 +447,7 @@ def test_pagerduty_sourced_rotation_pages_who_pagerduty_has_on_call(
     )
     bot = start_bot(clock=Clock(T0), rotations_dir=write_rotations(tmp_path / "rotations", PD_ROTATION))
     fixture = json.loads((FIXTURES / "alertmanager-0.25" / "firing-single-alert.json").read_text())
-    incident_id = post_alertmanager(bot.url, fixture).json()["incident"]
+    incident_id = processed(bot, post_alertmanager(bot.url, fixture))["incident"]
     wait_until(lambda: dms_to(fake, "U0PAT"), 10, what="level 1 paged by DM")
     (oncalls,) = pd.calls_to("GET", "/oncalls")
     assert oncalls.query["escalation_policy_ids[]"] == ["PEP0001"] and "users" in oncalls.query["include[]"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.harness import Clock, block_action_body, post_alertmanager, slack_headers, wait_until
+from tests.harness import Clock, block_action_body, post_alertmanager, processed, slack_headers, wait_until
 
 FIXTURES = Path(__file__).parent / "fixtures"
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -41,8 +41,8 @@ def paging_bot(start_bot, fake_slack):
 
 def open_incident(bot, fake) -> tuple[int, object]:
     r = post_alertmanager(bot.url, fixture("firing-single-alert.json"))
-    assert r.status_code == 200, r.text
-    incident = r.json()["incident"]
+    assert r.status_code == 202, r.text
+    incident = processed(bot, r)["incident"]
     wait_until(lambda: dms_to(fake, "U01ALEX"), 10, what="page DM to the primary")
     chan = next(c for c in fake.channels.values() if c.name.startswith("inc-"))
     return incident, chan
@@ -183,7 +183,7 @@ def test_card_is_posted_when_group_labels_are_long(paging_bot, fake_slack):
     payload["alerts"][0]["labels"]["query"] = long_value
     payload["groupKey"] = '{}:{alertname="WeaviateDown", query="...", service="weaviate"}'
     r = post_alertmanager(paging_bot.url, payload)
-    assert r.status_code == 200, r.text
+    assert r.status_code == 202, r.text
     chan = wait_until(
         lambda: next((c for c in fake.channels.values() if c.name.startswith("inc-") and c.pins), None),
         15,
@@ -204,7 +204,7 @@ def test_page_dm_survives_a_huge_summary(paging_bot, fake_slack):
     payload["commonAnnotations"]["summary"] = summary
     payload["alerts"][0]["annotations"]["summary"] = summary
     r = post_alertmanager(paging_bot.url, payload)
-    assert r.status_code == 200, r.text
+    assert r.status_code == 202, r.text
     wait_until(lambda: fake.calls_to("chat.postMessage"), 10, what="any post")
     try:
         wait_until(lambda: dms_to(fake, "U01ALEX"), 8, what="page DM")
@@ -230,8 +230,8 @@ def _action_ids(blocks):
 
 def _open(bot, fake):
     r = post_alertmanager(bot.url, fixture("firing-single-alert.json"))
-    assert r.status_code == 200, r.text
-    incident = r.json()["incident"]
+    assert r.status_code == 202, r.text
+    incident = processed(bot, r)["incident"]
     chan = wait_until(
         lambda: next((c for c in fake.channels.values() if c.name.startswith("inc-") and c.pins), None),
         15,

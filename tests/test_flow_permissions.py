@@ -23,6 +23,7 @@ from tests.harness import (
     block_action_body,
     join_channel,
     post_alertmanager,
+    processed,
     slack_event,
     slack_headers,
     slash_command_body,
@@ -156,7 +157,7 @@ def test_the_lead_the_paged_and_the_rotation_may_command(bot, fake_slack):
 def test_strangers_clicks_on_the_card_are_refused(bot, fake_slack):
     fake = fake_slack.fake
     r = post_alertmanager(bot.url, AM_FIRING)
-    incident_id = r.json()["incident"]
+    incident_id = processed(bot, r)["incident"]
     chan = wait_until(
         lambda: next((c for c in fake.channels.values() if c.name.startswith("inc-")), None), 10
     )

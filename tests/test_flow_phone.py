@@ -13,7 +13,7 @@ import pytest
 from bot.store.tables import Incident
 from tests.fakenotify import FakeNtfy, FakeTwilio
 from tests.fakenotify.twilio import signature, twiml_message, twiml_said
-from tests.harness import post_alertmanager, wait_until
+from tests.harness import post_alertmanager, processed, wait_until
 from tests.notify_support import FIXTURES, PUBLIC, T0, fire, notifications, start, timeline, wait_line
 
 ALEX = "+14155550100"
@@ -70,8 +70,8 @@ def fire_other(bot) -> int:
         labels=payload["commonLabels"], annotations={"summary": "Checkout is down"}, fingerprint="c0ffee"
     )
     r = post_alertmanager(bot.url, payload)
-    assert r.status_code == 200, r.text
-    return int(r.json()["incident"])
+    assert r.status_code == 202, r.text
+    return int(processed(bot, r)["incident"])
 
 
 def test_sev1_at_night_reaches_the_primary_by_ntfy_at_once_and_sms_later_and_a_reply_acknowledges(

@@ -12,6 +12,7 @@ from tests.harness import (
     Clock,
     block_action_body,
     post_alertmanager,
+    processed,
     slack_headers,
     slash_command_body,
     wait_until,
@@ -44,7 +45,7 @@ def alert() -> dict:
 
 def run_incident(bot, fake) -> tuple[object, int]:
     r = post_alertmanager(bot.url, alert())
-    incident = r.json()["incident"]
+    incident = processed(bot, r)["incident"]
     wait_until(lambda: dms_to(fake, "U01ALEX"), 15, what="page")
     chan = wait_until(
         lambda: next((c for c in fake.channels.values() if c.name.startswith("inc-") and c.pins), None), 15

@@ -5,7 +5,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tests.harness import Clock, post_alertmanager, wait_until
+from tests.harness import Clock, post_alertmanager, processed, wait_until
 from tests.test_flow_paging import dms_to
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -29,7 +29,11 @@ def test_silence_of_the_watchdog_pages_and_its_return_resolves(start_bot, fake_s
     fake = fake_slack.fake
     bot = start_bot(clock=Clock(T0), rotations_dir=FIXTURES / "rotations", heartbeat_timeout="10m")
     r = post_alertmanager(bot.url, watchdog())
-    assert r.status_code == 200 and r.json() == {"status": "ok", "decision": "heartbeat", "incident": None}
+    assert r.status_code == 202 and processed(bot, r) == {
+        **processed(bot, r),
+        "decision": "heartbeat",
+        "incident": None,
+    }
     # Heartbeats keep coming: nothing happens.
     for _ in range(3):
         bot.clock.advance(minutes=6)

@@ -14,7 +14,7 @@ import pytest
 from sqlmodel import Session, col, select
 
 from bot.store.tables import Outbox, Page
-from tests.harness import Clock, post_alertmanager, wait_until
+from tests.harness import Clock, post_alertmanager, processed, wait_until
 from tests.test_display_names import T0, USERS, click, weaviate_down
 from tests.test_flow_commands import FIXTURES, incident_channel, slash
 from tests.test_flow_paging import dms_to
@@ -42,7 +42,7 @@ def test_someone_paged_and_not_acknowledged_is_not_paged_again(start_bot, fake_s
     fake = fake_slack.fake
     fake.set_users({"sarah@example.com": "U02SARAH"})
     bot = start_bot(clock=Clock(T0), rotations_dir=FIXTURES / "rotations")
-    incident = post_alertmanager(bot.url, weaviate_down()).json()["incident"]
+    incident = processed(bot, post_alertmanager(bot.url, weaviate_down()))["incident"]
     chan = incident_channel(fake)
     wait_until(lambda: dms_to(fake, "U01ALEX"), 10, what="alex paged by step 1")
     bot.clock.advance(minutes=3)

@@ -64,7 +64,7 @@ def test_an_older_databases_post_with_the_same_outbox_id_is_not_taken_for_ours(s
         instance = session.exec(select(Instance)).one().id
     assert instance != OLD_INSTANCE
 
-    assert post_alertmanager(bot.url, fixture("firing-single-alert.json")).status_code == 200
+    assert post_alertmanager(bot.url, fixture("firing-single-alert.json")).status_code == 202
     page_dm = wait_until(
         lambda: [m for m in fake.messages(dm) if ours(m, instance)], 20, what="the page DM, really sent"
     )

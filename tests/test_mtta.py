@@ -16,7 +16,7 @@ import pytest
 
 from bot import cli
 from tests.fakepagerduty import DEFAULT_TOKEN
-from tests.harness import ROOT, Clock, join_channel
+from tests.harness import ROOT, Clock, join_channel, processed
 from tests.test_flow_commands import incident_channel, slash
 from tests.test_flow_pagerduty import PD_ID, incidents, open_from_pagerduty, pd_event, post_pd
 
@@ -56,14 +56,14 @@ def test_pagerduty_unacknowledged_then_acknowledged_again_keeps_the_first(
     bot = start_bot(clock=Clock())
     incident, _ = open_from_pagerduty(bot, fake_slack)
     bot.clock.advance(minutes=5)
-    assert post_pd(bot, pd_event("incident.acknowledged")).json()["decision"] == "changed"
+    assert processed(bot, post_pd(bot, pd_event("incident.acknowledged")))["decision"] == "changed"
     bot.clock.advance(minutes=5)
-    assert post_pd(bot, pd_event("incident.unacknowledged")).json()["decision"] == "changed"
+    assert processed(bot, post_pd(bot, pd_event("incident.unacknowledged")))["decision"] == "changed"
     bot.clock.advance(minutes=10)
     second = pd_event("incident.acknowledged", "01EVACK-SECOND")
-    assert post_pd(bot, second).json()["decision"] == "changed"
+    assert processed(bot, post_pd(bot, second))["decision"] == "changed"
     bot.clock.advance(minutes=10)
-    assert post_pd(bot, pd_event("incident.resolved")).json()["decision"] == "changed"
+    assert processed(bot, post_pd(bot, pd_event("incident.resolved")))["decision"] == "changed"
 
     (stored,) = incidents(bot)
     assert stored.external_id == PD_ID

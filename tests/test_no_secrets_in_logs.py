@@ -27,6 +27,7 @@ from tests.harness import (
     block_action_body,
     bot_env,
     join_channel,
+    processed,
     slack_headers,
     slash_command_body,
     wait_until,
@@ -115,8 +116,8 @@ def test_a_full_run_logs_no_secret_and_only_json(
 
         # Alerts in.
         r = httpx.post(f"{url}/webhooks/alertmanager", json=AM_FIXTURE, headers=am_auth, timeout=10)
-        assert r.status_code == 200, r.text
-        incident = r.json()["incident"]
+        assert r.status_code == 202, r.text
+        incident = processed(database_url, r)["incident"]
         channel = wait_until(
             lambda: next((c for c in fake.channels.values() if c.name.startswith("inc-") and c.pins), None),
             30,
@@ -172,8 +173,8 @@ def test_a_full_run_logs_no_secret_and_only_json(
             "X-PagerDuty-Signature": sign_webhook(body, s["PD_WEBHOOK_OLD"]),
         }
         r = httpx.post(pd_url, content=body, headers=ok, timeout=10)
-        assert r.status_code == 200 and r.json()["decision"] == "opened", r.text
-        pd_incident = r.json()["incident"]
+        assert r.status_code == 202 and processed(database_url, r)["decision"] == "opened", r.text
+        pd_incident = processed(database_url, r)["incident"]
         assert httpx.post(pd_url, content=body, headers=ok, timeout=10).json() == {"status": "duplicate"}
         forged = {"Content-Type": "application/json", "X-PagerDuty-Signature": sign_webhook(body, "guess")}
         assert httpx.post(pd_url, content=body, headers=forged, timeout=10).status_code == 401
@@ -205,7 +206,7 @@ def test_a_full_run_logs_no_secret_and_only_json(
         for alert in resolved["alerts"]:
             alert.update(status="resolved", endsAt="2026-11-23T00:05:00Z")
         r = httpx.post(f"{url}/webhooks/alertmanager", json=resolved, headers=am_auth, timeout=10)
-        assert r.status_code == 200
+        assert r.status_code == 202
         assert all(f["fired"] for f in fake.faults), fake.faults
         wait_until(
             lambda: any("resolved" in (m.get("text") or "").lower() for m in fake.messages(channel.id)),

@@ -69,7 +69,7 @@ def test_sigkill_between_two_rules_loses_and_doubles_nothing(
 
         bot = BotProcess(env, tmp_path / "bot.log").start()
         try:
-            assert post_alertmanager(bot.url, FIXTURE).status_code == 200
+            assert post_alertmanager(bot.url, FIXTURE).status_code == 202
             first_rule = [(0, "ntfy", "sent"), (0, "slack", "sent")]
             wait_until(lambda: statuses() == first_rule, 15, 0.05, "the first rule delivered and recorded")
         finally:

@@ -97,7 +97,7 @@ def bot(start_bot, fake_slack):
 def test_a_page_refused_for_good_is_said_shown_and_escalates_at_once(bot, fake_slack, account, error):
     fake = fake_slack.fake
     fake.update_user("U01ALEX", **account)
-    assert post_alertmanager(bot.url, fixture("firing-single-alert.json")).status_code == 200
+    assert post_alertmanager(bot.url, fixture("firing-single-alert.json")).status_code == 202
 
     # Step 2 (sarah, 15 minutes later in the plan) is paged now: the clock was not advanced.
     wait_until(lambda: dms_to(fake, "U02SARAH"), 15, what="the secondary's page, at once")
@@ -130,7 +130,7 @@ def test_one_page_delivered_keeps_the_step_waiting(start_bot, fake_slack, tmp_pa
     steps = "    - {after: 0m, notify: [primary, manager]}\n    - {after: 15m, notify: secondary}\n"
     bot = start_bot(clock=Clock(T0), rotations_dir=rotations(tmp_path, steps))
     fake.deactivate_user("U01ALEX")
-    assert post_alertmanager(bot.url, fixture("firing-single-alert.json")).status_code == 200
+    assert post_alertmanager(bot.url, fixture("firing-single-alert.json")).status_code == 202
 
     wait_until(lambda: dms_to(fake, "U03MIKE"), 15, what="mike's page")
     wait_until(lambda: entries(bot, "page_failed"), 15, what="alex's page failing")
@@ -150,7 +150,7 @@ def test_the_last_step_failing_sends_the_final_notice_now(start_bot, fake_slack,
         clock=Clock(T0), rotations_dir=rotations(tmp_path, "    - {after: 0m, notify: primary}\n")
     )
     fake.deactivate_user("U01ALEX")
-    assert post_alertmanager(bot.url, fixture("firing-single-alert.json")).status_code == 200
+    assert post_alertmanager(bot.url, fixture("firing-single-alert.json")).status_code == 202
     chan = incident_channel(fake)
     line = said(fake, chan.id, "Could not page <@U01ALEX>", "Slack answered user_disabled")
     assert "step 1 was the last step" in line, line
@@ -164,7 +164,7 @@ def test_no_slack_user_for_the_email_escalates_too(start_bot, fake_slack, tmp_pa
     fake.set_users({"sarah@example.com": "U02SARAH"})
     steps = "    - {after: 0m, notify: primary}\n    - {after: 15m, notify: secondary}\n"
     bot = start_bot(clock=Clock(T0), rotations_dir=rotations(tmp_path, steps, primary="nobody"))
-    assert post_alertmanager(bot.url, fixture("firing-single-alert.json")).status_code == 200
+    assert post_alertmanager(bot.url, fixture("firing-single-alert.json")).status_code == 202
     wait_until(lambda: dms_to(fake, "U02SARAH"), 15, what="the secondary's page, at once")
     chan = incident_channel(fake)
     line = said(fake, chan.id, "Could not page nobody", "no Slack user for ghost@example.com")
@@ -185,7 +185,7 @@ def test_a_dm_post_refused_by_slack_fails_the_page(bot, fake_slack):
         error="restricted_action",
         count=1,
     )
-    assert post_alertmanager(bot.url, fixture("firing-single-alert.json")).status_code == 200
+    assert post_alertmanager(bot.url, fixture("firing-single-alert.json")).status_code == 202
     wait_until(lambda: dms_to(fake, "U02SARAH"), 15, what="the secondary's page, at once")
     chan = incident_channel(fake)
     said(fake, chan.id, "Could not page <@U01ALEX>", "Slack answered restricted_action")
@@ -195,7 +195,7 @@ def test_a_page_by_hand_that_fails_is_said_and_moves_nothing(bot, fake_slack):
     """`/incident page @someone` outside the plan: said and shown, the plan keeps its pace."""
     fake = fake_slack.fake
     fake.update_user("U0HELPER", is_bot=True)
-    assert post_alertmanager(bot.url, fixture("firing-single-alert.json")).status_code == 200
+    assert post_alertmanager(bot.url, fixture("firing-single-alert.json")).status_code == 202
     wait_until(lambda: dms_to(fake, "U01ALEX"), 15, what="the primary's page")
     chan = incident_channel(fake)
     # The helper is not in people.yaml: paging them is the lead's call, so the primary takes the lead.
@@ -213,7 +213,7 @@ def test_a_page_by_hand_that_fails_is_said_and_moves_nothing(bot, fake_slack):
 def test_transient_errors_are_retried_not_counted(bot, fake_slack):
     fake = fake_slack.fake
     fake.add_fault(method="conversations.open", mode="ratelimit", retry_after=1, count=2)
-    assert post_alertmanager(bot.url, fixture("firing-single-alert.json")).status_code == 200
+    assert post_alertmanager(bot.url, fixture("firing-single-alert.json")).status_code == 202
     wait_until(lambda: dms_to(fake, "U01ALEX"), 15, what="the primary's page after the rate limit")
     chan = incident_channel(fake)
     said(fake, chan.id, "Paged <@U01ALEX>")
@@ -233,7 +233,7 @@ def test_without_a_channel_yet_the_announce_channel_is_told(start_bot, fake_slac
         clock=Clock(T0), rotations_dir=FIXTURES / "rotations", incident_announce_channel=announce.id
     )
     fake.deactivate_user("U01ALEX")
-    assert post_alertmanager(bot.url, fixture("firing-single-alert.json")).status_code == 200
+    assert post_alertmanager(bot.url, fixture("firing-single-alert.json")).status_code == 202
     line = said(fake, announce.id, "Could not page <@U01ALEX>", "Slack answered user_disabled")
     assert "#inc-" in line and "Nobody on step 1 could be paged" in line, line
     wait_until(lambda: dms_to(fake, "U02SARAH"), 15, what="the secondary's page, at once")
@@ -245,14 +245,14 @@ def test_a_person_deactivated_after_an_earlier_page_is_found_out(bot, fake_slack
     remembered forever would page nobody, silently. It is looked up again after a while, and
     conversations.open says user_disabled."""
     fake = fake_slack.fake
-    assert post_alertmanager(bot.url, fixture("firing-single-alert.json")).status_code == 200
+    assert post_alertmanager(bot.url, fixture("firing-single-alert.json")).status_code == 202
     wait_until(lambda: dms_to(fake, "U01ALEX"), 15, what="the first page")
     fake.deactivate_user("U01ALEX")
     bot.clock.advance(minutes=10)
     second = copy.deepcopy(fixture("firing-single-alert.json"))
     second["groupKey"] = '{}:{alertname="WeaviateDown", service="weaviate-eu"}'
     second["groupLabels"]["service"] = "weaviate-eu"
-    assert post_alertmanager(bot.url, second).status_code == 200
+    assert post_alertmanager(bot.url, second).status_code == 202
     wait_until(lambda: entries(bot, "page_failed"), 15, what="the second page failing")
     wait_until(lambda: dms_to(fake, "U02SARAH"), 15, what="the second incident's step 2, at once")
     assert len(dms_to(fake, "U01ALEX")) == 1

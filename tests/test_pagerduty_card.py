@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.harness import Clock, join_channel, wait_until
+from tests.harness import Clock, join_channel, processed, wait_until
 from tests.test_card_content import T0, card_shows
 from tests.test_escaping import HOSTILE, HOSTILE_2, assert_nothing_injected, drained
 from tests.test_flow_commands import incident_channel, slash
@@ -30,7 +30,7 @@ def bot(start_bot, tmp_path):
 
 def test_card_shows_assignees_and_bridge_and_no_source_graph(bot, fake_slack):
     fake = fake_slack.fake
-    assert post_pd(bot, pd_event("incident.triggered")).json()["decision"] == "opened"
+    assert processed(bot, post_pd(bot, pd_event("incident.triggered")))["decision"] == "opened"
     chan = incident_channel(fake)
     text = card_shows(
         fake,

@@ -35,6 +35,7 @@ from tests.harness import (
     Clock,
     paged_user,
     post_alertmanager,
+    processed,
     slack_headers,
     slash_command_body,
     wait_until,
@@ -289,11 +290,11 @@ def test_a_hostile_alert_and_note_make_a_safe_draft(start_bot, fake_slack, tmp_p
     alert["labels"]["team`"] = "x` <b>bold</b>"
     payload["commonAnnotations"]["summary"] = "# Weaviate [is](javascript:alert(1)) down"
     r = post_alertmanager(bot.url, payload)
-    assert r.status_code == 200
+    assert r.status_code == 202
     chan = wait_until(
         lambda: next((c for c in fake.channels.values() if c.name.startswith("inc-") and c.pins), None), 15
     )
-    responder = paged_user(bot, r.json()["incident"])  # the person paged for it may do all of this
+    responder = paged_user(bot, processed(bot, r)["incident"])  # the person paged for it may do all of this
 
     def slash(text: str) -> str:
         body = slash_command_body("/incident", text, user=responder, channel=chan.id)

@@ -19,7 +19,7 @@ def test_sigterm_finishes_in_flight_deliveries_and_exits_quickly(fake_slack, dat
     fake = fake_slack.fake
     bot = BotProcess(bot_env(fake_slack.url, database_url), tmp_path / "bot.log").start()
     fake.add_fault({"method": "conversations.create", "mode": "slow", "delay": 2})
-    assert post_alertmanager(bot.url, FIXTURE).status_code == 200
+    assert post_alertmanager(bot.url, FIXTURE).status_code == 202
     wait_until(lambda: fake.calls_to("conversations.create"), 10, what="a delivery in flight")
     started = time.monotonic()
     code = bot.stop()

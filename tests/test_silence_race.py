@@ -77,7 +77,7 @@ def test_silence_created_after_resolution_is_expired(start_bot, fake_slack):
     fake = fake_slack.fake
     bot = start_bot(alertmanager_url=am.url)
     r = post_alertmanager(bot.url, fixture("firing-single-alert.json"))
-    assert r.status_code == 200, r.text
+    assert r.status_code == 202, r.text
     chan = wait_until(
         lambda: next((c for c in fake.channels.values() if c.name.startswith("inc-") and c.pins), None),
         15,
@@ -101,7 +101,7 @@ def test_a_refused_silence_is_said_in_the_channel(start_bot, fake_slack):
     am = FakeAM(refuse=True)
     fake = fake_slack.fake
     bot = start_bot(alertmanager_url=am.url)
-    assert post_alertmanager(bot.url, fixture("firing-single-alert.json")).status_code == 200
+    assert post_alertmanager(bot.url, fixture("firing-single-alert.json")).status_code == 202
     chan = wait_until(
         lambda: next((c for c in fake.channels.values() if c.name.startswith("inc-") and c.pins), None),
         15,

@@ -110,7 +110,7 @@ def paged(bot) -> set[str]:
 def open_and_silence(bot, am, fake):
     am.fire(FINGERPRINT, LABELS)
     r = post_alertmanager(bot.url, fixture("firing-single-alert.json"))
-    assert r.status_code == 200, r.text
+    assert r.status_code == 202, r.text
     chan = wait_until(
         lambda: next((c for c in fake.channels.values() if c.name.startswith("inc-") and c.pins), None),
         15,
@@ -204,7 +204,7 @@ def test_a_forged_silence_duration_is_refused(start_bot, fake_slack, am, clock):
     fake = fake_slack.fake
     bot = start_bot(clock=clock, alertmanager_url=am.url)
     am.fire(FINGERPRINT, LABELS)
-    assert post_alertmanager(bot.url, fixture("firing-single-alert.json")).status_code == 200
+    assert post_alertmanager(bot.url, fixture("firing-single-alert.json")).status_code == 202
     chan = wait_until(
         lambda: next((c for c in fake.channels.values() if c.name.startswith("inc-") and c.pins), None),
         15,

@@ -25,7 +25,7 @@ import httpx
 import pytest
 
 from bot.slack.socket_mode import LOG_EVERY, SocketModeLink
-from tests.harness import BotProcess, bot_env, post_alertmanager, wait_until
+from tests.harness import BotProcess, bot_env, post_alertmanager, processed, wait_until
 
 FIXTURE = json.loads(
     (Path(__file__).parent / "fixtures/alertmanager-0.25/firing-single-alert.json").read_text()
@@ -124,7 +124,7 @@ def test_slash_command_over_socket_mode_and_webhooks_over_http(start_bot, fake_s
     ack = wait_until(lambda: acked(hub, "env-1"), 15, what="the ack")
     assert "/incident declare <title>" in json.dumps(ack.get("payload", {}))
     # Webhooks keep working over HTTP.
-    assert post_alertmanager(bot.url, FIXTURE).status_code == 200
+    assert post_alertmanager(bot.url, FIXTURE).status_code == 202
 
 
 @sqlite_only
@@ -143,7 +143,7 @@ def test_after_slacks_disconnect_the_bot_connects_again(start_bot, fake_slack):
 def test_webhooks_are_served_at_once_while_slack_is_unreachable(start_bot, blackhole):
     bot = start_bot(slack_app_token=APP_TOKEN, slack_api_url=blackhole.url)
     r = post_alertmanager(bot.url, FIXTURE)
-    assert r.status_code == 200 and r.json()["decision"] == "first notification"
+    assert r.status_code == 202 and processed(bot, r)["decision"] == "first notification"
 
 
 # -- SIGTERM in every state, as users run it ---------------------------------------------------------
@@ -164,7 +164,7 @@ def test_sigterm_while_slack_is_unreachable(database_url, blackhole, tmp_path):
     env = bot_env(blackhole.url, database_url, SLACK_APP_TOKEN=APP_TOKEN)
     bot = BotProcess(env, tmp_path / "bot.log").start(ready_timeout=20)
     r = post_alertmanager(bot.url, FIXTURE)
-    assert r.status_code == 200, r.text
+    assert r.status_code == 202, r.text
     wait_until(lambda: blackhole.accepted, 10, what="a connection attempt to Slack")
     stop_within_10s(bot)
 
@@ -193,7 +193,7 @@ def test_sigterm_while_reconnecting_to_a_slack_that_stopped_answering(database_u
     fake_slack.fake.add_fault({"method": "apps.connections.open", "mode": "timeout", "delay": 120})
     hub.disconnect("warning")
     wait_until(lambda: fake_slack.fake.calls_to("apps.connections.open")[1:], 15, what="a reconnect")
-    assert post_alertmanager(bot.url, FIXTURE).status_code == 200  # intake goes on
+    assert post_alertmanager(bot.url, FIXTURE).status_code == 202  # intake goes on
     stop_within_10s(bot)
 
 

@@ -122,7 +122,7 @@ def test_starts_once_the_database_answers(fake_slack, pg_url, tmp_path):
 
         wait_until(ready, 30, 0.2, "ready once the database answers")
         assert "incidentbot ready" in messages(bot)
-        assert post_alertmanager(bot.url, FIXTURE).status_code == 200
+        assert post_alertmanager(bot.url, FIXTURE).status_code == 202
         wait_until(lambda: fake_slack.fake.calls_to("conversations.create"), 20, 0.1, "the incident channel")
     finally:
         code = bot.stop()

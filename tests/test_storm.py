@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.service import postmortem, responders
-from tests.harness import Clock, post_alertmanager, wait_until
+from tests.harness import Clock, post_alertmanager, processed, wait_until
 from tests.test_flow_commands import slash
 from tests.test_flow_paging import dms_to
 
@@ -44,9 +44,11 @@ def card_text(fake, chan) -> str:
 def test_a_storm_folds_into_one_incident_and_groups_resolve_alone(start_bot, fake_slack):
     fake = fake_slack.fake
     bot = start_bot(clock=Clock(T0), rotations_dir=FIXTURES / "rotations", storm_threshold=3)
-    decisions = [post_alertmanager(bot.url, group(i)).json()["decision"] for i in range(8)]
+    decisions = [processed(bot, post_alertmanager(bot.url, group(i)))["decision"] for i in range(8)]
     assert decisions == ["first notification"] * 3 + ["folded into a storm incident"] * 5
-    assert post_alertmanager(bot.url, group(5)).json()["decision"] == "repeat or retry, nothing changed"
+    assert (
+        processed(bot, post_alertmanager(bot.url, group(5)))["decision"] == "repeat or retry, nothing changed"
+    )
 
     chan = wait_until(lambda: storm_channel(fake), 15, what="storm channel")
     wait_until(lambda: "5, 5 still firing" in card_text(fake, chan), 15, what="storm card lists its groups")
@@ -54,7 +56,9 @@ def test_a_storm_folds_into_one_incident_and_groups_resolve_alone(start_bot, fak
     wait_until(lambda: len(dms_to(fake, "U01ALEX")) == 4, 15, what="one page per incident, one for the storm")
 
     # One folded group resolves on its own: the storm stays open and its list shows it.
-    assert post_alertmanager(bot.url, group(4, "resolved")).json()["decision"] == "all alerts resolved"
+    assert (
+        processed(bot, post_alertmanager(bot.url, group(4, "resolved")))["decision"] == "all alerts resolved"
+    )
     wait_until(lambda: "5, 4 still firing" in card_text(fake, chan), 15, what="list updated")
     assert fake.channel(chan.id).topic.startswith("SEV1 | triggered")
     # All of them resolve: so does the storm.

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from tests.conftest import PG_URL
-from tests.harness import AM_TOKEN, post_alertmanager, wait_until
+from tests.harness import AM_TOKEN, post_alertmanager, processed, wait_until
 
 FIXTURE = json.loads(
     (Path(__file__).parent / "fixtures/alertmanager-0.25/firing-single-alert.json").read_text()
@@ -81,7 +81,7 @@ def test_bad_requests_store_nothing_and_the_bot_keeps_serving(bot, fake_slack):
     for body in (b"{", b"[]", b'{"version":"4"}', b"\xff\xfe"):
         assert post_alertmanager(bot.url, body).status_code in (400, 422)
     r = post_alertmanager(bot.url, FIXTURE)
-    assert r.status_code == 200 and r.json()["incident"] == 1
+    assert r.status_code == 202 and processed(bot, r)["incident"] == 1
     assert httpx.get(f"{bot.url}/healthz").status_code == 200
 
 
@@ -103,7 +103,7 @@ def test_database_down_answers_503_so_alertmanager_retries(start_bot):
         admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
         wait_until(lambda: httpx.get(f"{bot.url}/readyz").status_code == 200, 15, 0.2, "ready again")
         r = post_alertmanager(bot.url, FIXTURE)
-        assert r.status_code == 200 and r.json()["decision"] == "first notification"
+        assert r.status_code == 202 and processed(bot, r)["decision"] == "first notification"
     finally:
         admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
         admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))

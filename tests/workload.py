@@ -33,8 +33,9 @@ import httpx
 from sqlmodel import Session, col, select
 
 from bot.store.db import make_engine
+from bot.store.inbox_table import InboxRow
 from bot.store.tables import Incident, Outbox, Page, TimelineEntry, Timer
-from tests.harness import AM_TOKEN, ROOT, block_action_body, slack_headers
+from tests.harness import AM_TOKEN, ROOT, block_action_body, processed, slack_headers
 
 FAST_ROTATIONS = str(ROOT / "tests" / "fixtures" / "rotations-fast")
 FIXTURE = json.loads(
@@ -192,7 +193,8 @@ class Workload:
             f"alertmanager {payload['groupKey']}",
             lambda c, url: c.post(f"{url}/webhooks/alertmanager", content=body, headers=headers),
         )
-        return response.json()
+        # What it led to is on its inbox row once a drain applied it (maybe after a restart).
+        return processed(self.engine, response, timeout=self.deadline)
 
     def click(self, action_id: str, value: str, user: str, channel: str) -> None:
         body = block_action_body(action_id, value, user=user, channel=channel)
@@ -263,9 +265,10 @@ class Workload:
 
 # -- the end state ---------------------------------------------------------------------------------
 def pending_work(engine: Any) -> tuple[int, int]:
-    """(pending outbox rows, pending escalation/final-notice timers)."""
+    """(pending inbox and outbox rows, pending escalation/final-notice timers)."""
     with Session(engine) as session:
         rows = len(session.exec(select(Outbox.id).where(col(Outbox.status) == "pending")).all())
+        rows += len(session.exec(select(InboxRow.id).where(col(InboxRow.status) == "pending")).all())
         timers = len(
             session.exec(
                 select(Timer.id).where(

@@ -113,7 +113,7 @@ def run(bench: Bench, db_kind: str) -> dict[str, Any]:
             rate = max(1.0, round(saturation * LEVEL, 1))
             work = Workload("n10x", Mix(), seed=13)
             result = asyncio.run(open_loop(tgt, work.take(max(1, int(rate * prof.page_seconds))), rate))
-            sent = {s.tag: s.sent for s in result.samples if s.kind is Kind.NEW and s.status == 200}
+            sent = {s.tag: s.sent for s in result.samples if s.kind is Kind.NEW and 200 <= s.status < 300}
             arrivals: dict[str, dict[str, float]] = {}
             deadline = time.monotonic() + prof.page_wait_seconds
             while time.monotonic() < deadline:

@@ -36,7 +36,7 @@ def run(bench: Bench, db_kind: str) -> dict[str, Any]:
             before = cpu_now(sut)
             result = asyncio.run(open_loop(tgt, requests, rate))
             hooks = measured(sut, result, before)
-            sent = {s.tag: s.sent for s in result.samples if s.kind is Kind.NEW and s.status == 200}
+            sent = {s.tag: s.sent for s in result.samples if s.kind is Kind.NEW and 200 <= s.status < 300}
             pages = {}
             deadline = time.monotonic() + prof.page_wait_seconds
             while time.monotonic() < deadline:

@@ -54,6 +54,11 @@ def ingest(ctx: Context, note: Notification) -> IngestResult:
     return result
 
 
+def apply(ctx: Context, session: Session, note: Notification) -> IngestResult:
+    """The notification's effect, in the caller's transaction (the inbox drain)."""
+    return _ingest(ctx, session, note)
+
+
 def _known(session: Session, incident_id: int) -> dict[str, tables.Alert]:
     rows = session.exec(select(tables.Alert).where(col(tables.Alert.incident_id) == incident_id))
     return {row.fingerprint: row for row in rows}

@@ -48,6 +48,8 @@ class Context:
     secret_key: str = ""
     # Called after a commit that enqueued outbox rows, so delivery starts without polling delay.
     wake: Callable[[], None] = field(default=lambda: None)
+    # Called after a webhook was stored in the inbox, so the drain applies it at once.
+    wake_inbox: Callable[[], None] = field(default=lambda: None)
     # Permissions: the Slack user IDs of admins now (the Slack adapter expands user groups), and
     # how many incidents one person may declare per window.
     admins: Callable[[], frozenset[str]] = field(default=lambda: frozenset())

@@ -96,11 +96,16 @@ def receive(
     return result
 
 
+def receipt_keys(event_id: str, webhook_id: str | None) -> list[str]:
+    """The keys a delivery is known by: a redelivery carries one of them again."""
+    return [f"event:{event_id}"] + ([f"webhook:{webhook_id}"] if webhook_id else [])
+
+
 def _receive(
     ctx: Context, session: Session, event: PagerDutyEvent, webhook_id: str | None, incident_key: str | None
 ) -> WebhookResult:
     now = ctx.clock()
-    keys = [f"event:{event.id}"] + ([f"webhook:{webhook_id}"] if webhook_id else [])
+    keys = receipt_keys(event.id, webhook_id)
     seen = session.exec(
         select(WebhookReceipt.id).where(
             col(WebhookReceipt.source) == SOURCE, col(WebhookReceipt.key).in_(keys)
@@ -111,7 +116,13 @@ def _receive(
     for key in keys:
         session.add(WebhookReceipt(source=SOURCE, key=key, received_at=now))
     session.flush()  # a racing replica with the same delivery fails here, before any effect
+    return apply(ctx, session, event, incident_key)
 
+
+def apply(ctx: Context, session: Session, event: PagerDutyEvent, incident_key: str | None) -> WebhookResult:
+    """The event's effect, in the caller's transaction (the inbox drain: its receipts were stored
+    when it was accepted, so a redelivery never got this far)."""
+    now = ctx.clock()
     own = _own_page(session, incident_key)
     if own is not None:
         return _own_page_event(ctx, session, own, event, now)

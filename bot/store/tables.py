@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from bot.store.inbox_table import InboxRow  # noqa: F401  (one of the tables; its own module)
 from bot.store.types import UTCDateTime
 
 

@@ -1,7 +1,8 @@
-"""POST /webhooks/alertmanager: authenticate, validate payload version 4, call the use case.
+"""POST /webhooks/alertmanager: authenticate, validate payload version 4, store it in the inbox.
 
-Alertmanager retries 5xx and drops 4xx: we answer 2xx only once the notification is stored,
-401/400/422/413 for requests that will never succeed, and 503 while the database is down.
+Alertmanager retries 5xx and drops 4xx: we answer 202 (with the inbox id) once the notification
+is stored as one inbox row, 401/400/422/413 for requests that will never succeed, and 503 while
+the database cannot take the row. The inbox drain applies it (`apply`, below) moments later.
 """
 
 from __future__ import annotations
@@ -17,11 +18,15 @@ from anyio import CapacityLimiter, to_thread
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session
 
-from bot.core.alerts import Alert, Notification, unquote_receiver
+from bot.core.alerts import Alert, Notification, Reason, unquote_receiver
 from bot.observability import INCIDENTS_OPENED, WEBHOOK_SECONDS, WEBHOOKS
 from bot.service import alertmanager as use_case
 from bot.service.context import Context
+from bot.service.inbox import Applied
+from bot.store import inbox
+from bot.store.inbox_table import InboxRow
 from bot.webhooks.common import ERROR_RESPONSES, json_body, parse_json, read_body, utc_time, validate
 
 log = logging.getLogger(__name__)
@@ -83,6 +88,11 @@ class WebhookIn(BaseModel):
             raise ValueError(f"receiver and groupKey together take {size} bytes; at most {KEY_MAX_BYTES} fit")
         return self
 
+    @property
+    def key(self) -> str:
+        """The group's key (what `Notification.key` is), without building the notification."""
+        return f"{unquote_receiver(self.receiver)}|{self.groupKey}"
+
     def to_core(self) -> Notification:
         return Notification(
             receiver=unquote_receiver(self.receiver),
@@ -109,12 +119,12 @@ class WebhookIn(BaseModel):
         )
 
 
-# How many notifications are stored at once. Storing one is CPU-bound Python with a few short
-# database waits, so more threads do not store more: they hold the GIL in turns, and each of
-# the ~30 statements of a new incident waits its turn again. Closed loop of 16 on PostgreSQL:
-# 16 threads 116-131/s, p99 540-590 ms; 8: 124-133/s, p99 330-350 ms; 4: 134-139/s, p99 212-216 ms;
-# 2: 109-118/s. SQLite takes one writer at a time anyway.
+# How many webhooks are stored at once (each is one short INSERT; more threads only queue on the
+# GIL and, on SQLite, on the one writer lock).
 INGEST_THREADS = 4
+SOURCE = "alertmanager"
+_OPENS = frozenset({Reason.OPEN, Reason.REFIRE, Reason.FOLD})
+_QUIET = frozenset({Reason.REPEAT, Reason.IGNORE_RESOLVED, Reason.STALE})
 
 
 def _ingest_threads() -> Callable[[], CapacityLimiter]:
@@ -128,6 +138,14 @@ def _ingest_threads() -> Callable[[], CapacityLimiter]:
     return limiter
 
 
+def apply(ctx: Context, session: Session, row: InboxRow) -> Applied:
+    """The inbox drain's half: the stored notification, applied to its alert group."""
+    result = use_case.apply(ctx, session, WebhookIn.model_validate(row.payload).to_core())
+    if result.reason in _OPENS:
+        INCIDENTS_OPENED.labels(SOURCE).inc()
+    return Applied(result.reason.value, result.incident_id, result.reason not in _QUIET)
+
+
 def router(ctx: Context, token: str | None, *, unauthenticated: bool = False) -> APIRouter:
     """`token` is the bearer token Alertmanager must send; without one every request is refused
     (401), unless `unauthenticated` (ALERTMANAGER_AUTH=none) opens the endpoint on purpose."""
@@ -138,6 +156,7 @@ def router(ctx: Context, token: str | None, *, unauthenticated: bool = False) ->
 
     @api.post(
         "/webhooks/alertmanager",
+        status_code=202,
         openapi_extra=json_body(WebhookIn),
         responses={401: {"description": "missing or wrong bearer token"}, **ERROR_RESPONSES},
     )
@@ -149,19 +168,21 @@ def router(ctx: Context, token: str | None, *, unauthenticated: bool = False) ->
                 if expected is None or not hmac.compare_digest(given, expected):
                     raise HTTPException(401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"})
             payload = validate(WebhookIn, parse_json(await read_body(request)))
-            note = payload.to_core()
+            stored = payload.model_dump(mode="json")
             try:
-                result = await to_thread.run_sync(use_case.ingest, ctx, note, limiter=limiter())
+                row_id = await to_thread.run_sync(
+                    lambda: inbox.accept(ctx.engine, SOURCE, payload.key, stored, ctx.clock()),
+                    limiter=limiter(),
+                )
             except SQLAlchemyError as exc:
                 log.error("could not store alertmanager notification: %s", type(exc).__name__)
                 raise HTTPException(503, "could not store the notification; retry later") from exc
         except HTTPException as exc:
-            WEBHOOKS.labels("alertmanager", str(exc.status_code)).inc()
+            WEBHOOKS.labels(SOURCE, str(exc.status_code)).inc()
             raise
-        if result.reason.name in ("OPEN", "REFIRE", "FOLD"):
-            INCIDENTS_OPENED.labels("alertmanager").inc()
-        WEBHOOKS.labels("alertmanager", result.reason.name.lower()).inc()
-        WEBHOOK_SECONDS.labels("alertmanager").observe(time.perf_counter() - started)
-        return {"status": "ok", "decision": result.reason.value, "incident": result.incident_id}
+        ctx.wake_inbox()
+        WEBHOOKS.labels(SOURCE, "accepted").inc()
+        WEBHOOK_SECONDS.labels(SOURCE).observe(time.perf_counter() - started)
+        return {"status": "accepted", "inbox": row_id}
 
     return api

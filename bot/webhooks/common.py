@@ -76,7 +76,7 @@ async def _too_large(send: Send, limit: int) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-# What every webhook can answer besides 200, for the OpenAPI schema.
+# What every webhook can answer besides its 202 (stored), for the OpenAPI schema.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"description": "malformed JSON"},
     413: {"description": "request body too large"},
