@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -27,6 +28,17 @@ ROOT = Path(__file__).resolve().parents[1]
 SIGNING_SECRET = "test-signing-secret"
 BOT_TOKEN = "xoxb-test"
 AM_TOKEN = "s3cret-token"
+
+
+def reachable_by_others(path: Path) -> None:
+    """As root, let the tests' `nobody` reach `path`: a directory above it that others cannot enter
+    (mkdtemp's 0700, a CI checkout inside one) gets o+x, nothing more."""
+    if os.geteuid() != 0:
+        return
+    for directory in [path, *path.parents]:
+        mode = directory.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            directory.chmod(mode | stat.S_IXOTH)
 
 
 def free_port() -> int:

@@ -30,6 +30,7 @@ from tests.harness import (
     ROOT,
     SIGNING_SECRET,
     free_port,
+    reachable_by_others,
     slack_headers,
     slash_command_body,
     wait_until,
@@ -92,6 +93,7 @@ def sandbox() -> Iterator[Sandbox]:
     data.mkdir()
     uid, gid = _runner_ids()
     os.chown(data, uid, gid)
+    reachable_by_others(Path(sys.prefix))  # the venv the bot runs from
     for path in [app, *app.rglob("*")]:  # read-only for everyone, as /app is for the image's user
         mode = path.stat().st_mode
         path.chmod((mode | stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH) & ~0o222)

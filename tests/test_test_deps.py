@@ -7,9 +7,10 @@ import pwd
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.conftest import PG_URL
-from tests.harness import ROOT, free_port
+from tests.harness import ROOT, free_port, reachable_by_others
 
 SCRIPT = ROOT / "scripts" / "test-deps"
 CLOSED = f"postgresql://postgres@127.0.0.1:{free_port()}/test"  # nothing listens there
@@ -18,6 +19,8 @@ CLOSED = f"postgresql://postgres@127.0.0.1:{free_port()}/test"  # nothing listen
 def run(env: dict[str, str], as_nobody: bool = False) -> subprocess.CompletedProcess[str]:
     prefix = []
     if as_nobody:
+        reachable_by_others(SCRIPT.parent)
+        reachable_by_others(Path(sys.prefix))
         nobody = pwd.getpwnam("nobody")
         setpriv = shutil.which("setpriv") or "/usr/bin/setpriv"  # looked up before PATH is emptied
         prefix = [setpriv, f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}", "--clear-groups", "--"]
