@@ -26,7 +26,7 @@ from bot.observability import OUTBOX_DEPTH, refresh_delivery_metrics
 from bot.service import handoffs
 from bot.service.context import utcnow
 from bot.settings import Settings, admin_ids
-from bot.slack import admission, installation
+from bot.slack import admission, answering, installation
 from bot.slack.api import CREDENTIAL_ERRORS
 from bot.slack.bolt_app import bolt_app
 from bot.slack.listeners import register
@@ -228,6 +228,7 @@ def create_app(
 
     @app.post("/slack/events", include_in_schema=False)
     async def slack_events(request: Request) -> Response:
+        answering.start_ack_clock()
         # Verify before Bolt parses anything: Bolt parses first, and a malformed body (or a
         # timestamp that is not a number) would otherwise cost a 500 to anyone, signed or not.
         timestamp = request.headers.get("x-slack-request-timestamp", "")

@@ -29,7 +29,7 @@ from bot.store import receipts
 log = logging.getLogger(__name__)
 
 SOURCE = "slack"
-RECORD_WITHIN_SECONDS = 0.8  # of Slack's 3 s; the use case gets ACK_WITHIN_SECONDS after it
+RECORD_WITHIN_SECONDS = 0.8  # of Slack's 3 s (bot.slack.answering counts them from the arrival)
 # A receipt not written in time lets a replay through; the use case needs the same database, so a
 # longer wait here costs little (a busy SQLite under load took more than 0.3 s).
 KEY_MAX = 200

@@ -1,8 +1,8 @@
 """Bolt listeners: hand the work to a use case, ack, answer the person ephemerally.
 
 Use cases touch the database, so they run in a worker thread. Clicks and commands ack once their
-use case has committed, so Slack is not told "done" before it is; but never later than
-ACK_WITHIN_SECONDS (a busy database), after which they ack and answer when the work is done.
+use case has committed, so Slack is not told "done" before it is; but within the 3 seconds Slack
+allows (bot.slack.answering; a busy database), after which they ack and answer when the work is done.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from bot.core.oncall_changes import Actor
 from bot.core.text import slack_unescape
 from bot.service import notify_tests, oncall, oncall_overrides, swaps
 from bot.service.context import Context
-from bot.slack.answering import ACK_WITHIN_SECONDS, GENERIC_ERROR, ephemeral, run_use_case
+from bot.slack.answering import GENERIC_ERROR, ack_budget, ephemeral, run_use_case
 from bot.slack.membership import ChannelMembers
 from bot.slack.oncall_people import SlackPeople
 from bot.slack.oncall_views import REMOVE_ACTION, TAKE_ACTION, overrides_list
@@ -76,7 +76,7 @@ async def handle(
 
 async def _in_time(work: Awaitable[Answer]) -> tuple[Answer | None, asyncio.Future[Answer]]:
     task = asyncio.ensure_future(work)
-    done, _ = await asyncio.wait({task}, timeout=ACK_WITHIN_SECONDS)
+    done, _ = await asyncio.wait({task}, timeout=ack_budget())
     return (task.result() if done else None), task
 
 
@@ -117,7 +117,7 @@ async def _show(ctx: Context, rotation: str | None, pagerduty: oncall.PagerDutyL
 
     try:
         # PagerDuty lookups may be slow (then cached): say so rather than miss Slack's 3 seconds.
-        return await asyncio.wait_for(to_thread.run_sync(describe), ACK_WITHIN_SECONDS - 0.3)
+        return await asyncio.wait_for(to_thread.run_sync(describe), ack_budget(margin=0.3))
     except TimeoutError:
         return "PagerDuty is slow to say who is on call; try again in a moment."
 
