@@ -79,7 +79,7 @@ def test_provider_secrets_stay_out_of_logs_metrics_and_pages(fake_slack, tmp_pat
                         (ROOT / "tests/fixtures/alertmanager-0.25/firing-single-alert.json").read_text()
                     ),
                 ).status_code
-                == 200
+                == 202
             )
             chan = wait_until(
                 lambda: next(

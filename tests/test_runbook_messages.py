@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.harness import Clock, join_channel, paged_user, post_alertmanager, wait_until
+from tests.harness import Clock, join_channel, paged_user, post_alertmanager, processed, wait_until
 from tests.test_display_names import T0, click
 from tests.test_flow_commands import incident_channel, slash
 from tests.test_flow_runbooks import long_runbook
@@ -109,7 +109,7 @@ def test_a_step_done_in_a_later_message_updates_the_header_too(start_bot, fake_s
 def test_done_on_a_closed_incident_is_refused(start_bot, fake_slack):
     fake = fake_slack.fake
     bot = start_bot(clock=Clock(T0))
-    incident = post_alertmanager(bot.url, weaviate_down()).json()["incident"]
+    incident = processed(bot, post_alertmanager(bot.url, weaviate_down()))["incident"]
     chan = incident_channel(fake)
     (message,) = wait_until(lambda: runbook_messages(fake, chan.id), 15, what="runbook posted")
     paged = paged_user(bot, incident)  # the person paged for it resolves and closes it
