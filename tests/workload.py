@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import json
 import random
+import re
 import threading
 import time
 from collections import Counter, defaultdict
@@ -442,6 +443,16 @@ def check(
             if order != sorted(order):
                 problems.append(f"#{inc.id}: messages out of outbox order: {order}")
 
+    if problems:  # what each incident a problem names went through, to see why
+        named = {int(m) for m in re.findall(r"#(\d+)", "\n".join(problems))}
+        for t in sorted(timeline, key=lambda t: t.id or 0):
+            if t.incident_id in named:
+                problems.append(f"  #{t.incident_id} {t.at:%H:%M:%S.%f} {t.actor} {t.kind}: {t.text[:80]}")
+        problems += [
+            f"  #{p.incident_id} page {p.slack_user} {p.step_key} failed={p.failed_at}"
+            for p in page_rows
+            if p.incident_id in named
+        ]
     assert not problems, "\n".join(problems)
     return Outcome(
         incidents=len(incidents),
