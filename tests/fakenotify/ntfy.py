@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import string
 import threading
 import time
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from starlette.routing import Route
 
 from tests.harness import ThreadServer
 
+ID_CHARS = string.ascii_letters + string.digits
 _TOPIC = re.compile(r"[-_A-Za-z0-9]{1,64}")
 _ERRORS = {
     400: (40001, "invalid request"),
@@ -110,7 +112,7 @@ class FakeNtfy:
             return self._error(401 if auth else 403, body, auth)
         now = int(time.time())
         message = {
-            "id": secrets.token_urlsafe(9)[:12],
+            "id": "".join(secrets.choice(ID_CHARS) for _ in range(12)),  # as ntfy: 12 letters/digits
             "time": now,
             "expires": now + 43200,
             "event": "message",
