@@ -74,5 +74,8 @@ def fired_before(session: Session, timer: Timer) -> bool:
 
 
 def lock_key(session: Session, key: str) -> None:
+    """Advisory locks are per database, not per schema: the schema is part of the key, so two
+    deployments (or test runs) in one database never wait on each other's handoff keys."""
     if is_postgres(session.get_bind()):
-        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})
+        sql = "SELECT pg_advisory_xact_lock(hashtext(current_schema() || ':' || :key))"
+        session.execute(text(sql), {"key": key})
