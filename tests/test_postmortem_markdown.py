@@ -305,7 +305,10 @@ def test_a_hostile_alert_and_note_make_a_safe_draft(start_bot, fake_slack, tmp_p
     slash("note <script>alert(1)</script> then [x](javascript:alert(2))")
     slash("action ## not a heading")
     slash("resolve")
-    assert "closed" in slash("close")
+    closed = slash("close")
+    # Under load the answer may miss Slack's 3 s and go to the response_url (empty ack here); the
+    # draft below is what proves the close, a refusal would have been said at once.
+    assert "closed" in closed or closed == "", closed
     path = wait_until(lambda: next(iter(out.glob("*.md")), None), 20, what="the draft")
     draft = wait_until(lambda: path.read_text() if "Action Items" in path.read_text() else None, 5)
     tokens = flat(MD.parse(draft))
