@@ -199,3 +199,22 @@ class Workload:
 def tag_of(text: str) -> str | None:
     found = TAG.search(text)
     return found.group(1) if found else None
+
+
+def regroup(groups: int, times: int, seed: int = 5, prefix: str = "r") -> list[Request]:
+    """Traffic closer to a real Alertmanager's: `groups` alert groups, each sent `times` times
+    (group_interval / repeat_interval re-sends, interleaved across groups). A group's first send
+    opens its incident; a third of the later ones change it (an alert resolves or fires again),
+    the rest repeat it unchanged."""
+    rng = random.Random(seed)
+    pool = [new_group(rng, f"{prefix}{i}") for i in range(groups)]
+    out: list[Request] = []
+    for round_ in range(times):
+        order = list(pool)
+        rng.shuffle(order)
+        for group in order:
+            kind = Kind.NEW if round_ == 0 else Kind.REPEAT
+            if round_ and rng.random() < 1 / 3:
+                kind, group.third_resolved = Kind.UPDATE, not group.third_resolved
+            out.append(Request(kind, group.tag, json.dumps(group.notification()).encode()))
+    return out

@@ -252,30 +252,37 @@ class Bot:
     def stop(self) -> None:
         stop_process(self.proc)
 
-    def outbox_pending(self) -> int | None:
+    def outbox_pending(self, gauges: tuple[str, ...] = ("outbox", "inbox")) -> int | None:
         """incidentbot_outbox_pending plus incidentbot_inbox_pending from /metrics: the work still
         to do (webhooks stored but not applied yet, Slack calls not delivered yet)."""
         found: list[int] = []
+        names = tuple(f"incidentbot_{gauge}_pending " for gauge in gauges)
         try:
             with urllib.request.urlopen(f"{self.url}/metrics", timeout=10) as resp:
                 for line in resp.read().decode().splitlines():
-                    if line.startswith(("incidentbot_outbox_pending ", "incidentbot_inbox_pending ")):
+                    if line.startswith(names):
                         found.append(int(float(line.split()[1])))
         except OSError:
             return None
         return sum(found) if found else None
 
-    def wait_outbox_empty(self, limit: float, poll: float = 1.0) -> tuple[bool, float]:
-        """Wait (at most `limit` s) until no outbox row is pending in two readings `poll` s apart;
+    def wait_outbox_empty(
+        self, limit: float, poll: float = 1.0, gauges: tuple[str, ...] = ("outbox", "inbox")
+    ) -> tuple[bool, float]:
+        """Wait (at most `limit` s) until nothing is pending in two readings `poll` s apart;
         (drained, seconds waited)."""
         start = time.monotonic()
         zeros = 0
         while time.monotonic() - start < limit:
-            zeros = zeros + 1 if self.outbox_pending() == 0 else 0
+            zeros = zeros + 1 if self.outbox_pending(gauges) == 0 else 0
             if zeros >= 2:
-                return True, time.monotonic() - start
+                return True, time.monotonic() - start - poll  # the second reading only confirms
             time.sleep(poll)
         return False, time.monotonic() - start
+
+    def wait_inbox_empty(self, limit: float, poll: float = 1.0) -> tuple[bool, float]:
+        """Every stored webhook applied (the outbox may still be delivering)."""
+        return self.wait_outbox_empty(limit, poll, ("inbox",))
 
 
 @contextlib.contextmanager

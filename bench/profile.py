@@ -59,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=40.0, help="webhooks per second (open loop)")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument(
+        "--after", type=float, default=0.0, help="keep sampling this long after the load (the drain)"
+    )
+    parser.add_argument(
         "--gil", action="store_true", help="only sample the thread holding the GIL (CPU hot spots)"
     )
     opts = parser.parse_args(argv)
@@ -74,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     with system(bench, opts.db, "profile") as sut:
         work = Workload("prof", Mix())
         asyncio.run(warm_up(target(sut), work.seed_groups(50)))
-        duration = str(int(opts.seconds))
+        duration = str(int(opts.seconds + opts.after))
         common = [
             "record",
             "--pid",
@@ -84,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             "--rate",
             "200",
             "--nonblocking",
+            "--subprocesses",  # the worker process (inbox drain, outbox) too
         ]
         recorders = [
             subprocess.Popen([py_spy, *common, "--format", "flamegraph", "-o", str(svg)]),
@@ -97,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             for rec in recorders:
                 try:
-                    rec.wait(opts.seconds + 30)
+                    rec.wait(opts.seconds + opts.after + 30)
                 except subprocess.TimeoutExpired:
                     rec.kill()
     print(f"flame graph: {svg}\ncollapsed stacks: {raw}")

@@ -116,14 +116,22 @@ def table(results: Results, dbs: list[str]) -> str:
         lines.append(f"  {label:{width - 2}}" + cells)
     peer = sections.get("peer")
     if peer and "skipped" not in peer:
-        lines.append("[peer] (PostgreSQL, closed loop)")
-        for who in ("incidentbot_postgres", "alerta"):
-            lat = peer[who]["latency"]
+        for mix, side in peer["mixes"].items():
+            lines.append(f"[peer] (PostgreSQL, closed loop, {mix})")
+            for who in ("incidentbot_postgres", "alerta"):
+                lat = side[who]["latency"]
+                lines.append(
+                    f"  {who:{width - 2}}{side[who]['achieved_rps']:>10} /s   p50 {lat['p50_ms']} ms"
+                    f"   p99 {lat['p99_ms']} ms   errors {side[who]['errors']}"
+                )
             lines.append(
-                f"  {who:{width - 2}}{peer[who]['achieved_rps']:>10} /s   p50 {lat['p50_ms']} ms"
-                f"   p99 {lat['p99_ms']} ms   errors {peer[who]['errors']}"
+                f"  incidentbot processed (inbox applied){'':{width - 40}}"
+                f"{side['incidentbot_postgres']['processed']['processed_rps']:>10} /s"
             )
-        lines.append(f"  ratio ours/alerta: throughput x{peer['throughput_ratio']}, p99 x{peer['p99_ratio']}")
+            lines.append(
+                f"  ratio ours/alerta: accepted x{side['throughput_ratio']}, processed "
+                f"x{side['processed_ratio']}, p99 x{side['p99_ratio']}"
+            )
     elif peer:
         lines.append(f"[peer] skipped: {peer['skipped']}")
     return "\n".join(lines)
@@ -145,20 +153,19 @@ def targets(results: Results, dbs: list[str]) -> list[dict[str, Any]]:
     s = results["sections"]
     out: list[dict[str, Any]] = []
     peer = s.get("peer") or {}
-    if peer and "skipped" not in peer:
-        tp, ours, theirs = (
-            peer["throughput_ratio"],
-            peer["incidentbot_postgres"]["latency"]["p99_ms"],
-            peer["alerta"]["latency"]["p99_ms"],
-        )
+    for mix, side in (peer.get("mixes") or {}).items():
+        tp, pr = side["throughput_ratio"], side["processed_ratio"]
+        ours, theirs = side["incidentbot_postgres"]["latency"]["p99_ms"], side["alerta"]["latency"]["p99_ms"]
         out.append(
             _target(
-                ">= 5x alerta throughput at <= its p99",
+                f">= 5x alerta accepted throughput at <= its p99 ({mix})",
                 (tp, ours, theirs) if None not in (tp, ours, theirs) else None,
                 lambda v: v[0] >= 5 and v[1] <= v[2],
                 f"x{tp}, p99 {ours} vs {theirs} ms",
             )
         )
+        if mix.startswith("25%"):
+            out.append(_target(f">= 3x alerta processed throughput ({mix})", pr, lambda v: v >= 3, f"x{pr}"))
     for db in dbs:
         p99 = _get(s, "page", db, "levels", "80%", "webhooks", "latency", "p99_ms")
         out.append(_target(f"{db}: webhook p99 < 50 ms at 80% load", p99, lambda v: v < 50, f"{p99} ms"))

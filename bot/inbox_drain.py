@@ -16,6 +16,7 @@ from collections.abc import Mapping
 
 from anyio import to_thread
 
+from bot.observability import INCIDENTS_OPENED
 from bot.service import inbox as use_case
 from bot.service.context import Context
 from bot.store import inbox
@@ -72,6 +73,9 @@ class InboxDrain:
         ):
             return 0
         done = await to_thread.run_sync(use_case.apply_batch, self.ctx, self.appliers, self.batch)
+        for row, applied in done.applied:
+            if applied.opened:
+                INCIDENTS_OPENED.labels(row.source).inc()
         self._busy = done.claimed > 0
         return done.claimed
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 from sqlmodel import Session, SQLModel, select
 
 from bot.store import outbox
@@ -51,6 +51,40 @@ def test_only_lane_heads_most_urgent_first(engine):
     )
     assert claim(engine) == [("page:1", "page"), ("inc:1", "say"), ("inc:2", "say")]
     assert claim(engine) == []  # the rest of inc:1 waits for its leased head
+
+
+def lanes(engine: Engine) -> list[tuple[str, str]]:
+    with Session(engine) as session:
+        return [(r.lane, r.op) for r in session.exec(select(Outbox).order_by(Outbox.id))]
+
+
+def test_a_sync_enqueued_again_right_after_itself_in_one_transaction_is_one_row(engine):
+    """Opening an incident asks for a card refresh several times; one row does it, and a sync
+    after another call still moves behind that call."""
+    statements: list[str] = []
+    with transaction(engine) as session:
+        outbox.enqueue(session, "inc:1", "sync", NOW, priority=outbox.COSMETIC)
+
+        def seen(_conn, _cursor, statement, *_rest) -> None:
+            statements.append(statement)
+
+        event.listen(engine, "before_cursor_execute", seen)
+        outbox.enqueue(session, "inc:1", "sync", NOW, priority=outbox.COSMETIC)
+        event.remove(engine, "before_cursor_execute", seen)
+        assert statements == []  # not even the DELETE of the row before it
+        outbox.enqueue(session, "inc:2", "sync", NOW, priority=outbox.COSMETIC)
+        outbox.enqueue(session, "inc:1", "say", NOW)
+        outbox.enqueue(session, "inc:1", "sync", NOW, priority=outbox.COSMETIC)
+    assert lanes(engine) == [("inc:2", "sync"), ("inc:1", "say"), ("inc:1", "sync")]
+
+
+def test_a_sync_undone_with_its_savepoint_is_enqueued_again(engine):
+    with transaction(engine) as session:
+        with pytest.raises(RuntimeError), session.begin_nested():
+            outbox.enqueue(session, "inc:1", "sync", NOW, priority=outbox.COSMETIC)
+            raise RuntimeError("this row failed")
+        outbox.enqueue(session, "inc:1", "sync", NOW, priority=outbox.COSMETIC)
+    assert lanes(engine) == [("inc:1", "sync")]
 
 
 def test_a_lane_stays_in_order_when_a_later_row_is_more_urgent(engine):

@@ -33,12 +33,14 @@ NOTICE_OP = "inbox_parked"
 
 @dataclass(frozen=True)
 class Applied:
-    """What a row led to: the decision (`first notification`, `opened`, ...), the incident, and
-    whether it enqueued outbox rows (then the outbox worker is woken)."""
+    """What a row led to: the decision (`first notification`, `opened`, ...), the incident,
+    whether it enqueued outbox rows (then the outbox worker is woken) and whether it opened the
+    incident (counted once the batch committed: a batch applied again counts once)."""
 
     decision: str
     incident_id: int | None = None
     changed: bool = True
+    opened: bool = False
 
 
 Apply = Callable[[Context, Session, InboxRow], Applied]
@@ -54,7 +56,19 @@ class Round:
 def apply_batch(ctx: Context, appliers: Mapping[str, Apply], limit: int, budget: float = 0.25) -> Round:
     """Claim up to `limit` lane heads and apply them in one transaction; once `budget` seconds
     went by, commit what was applied (the other claimed rows stay pending for the next round): a
-    process that lives only moments, or a slow database, still makes progress."""
+    process that lives only moments, or a slow database, still makes progress.
+
+    Rows are applied without a savepoint each (two statements saved per row, a fifth of the
+    drain's work); if one raises, the whole batch rolls back and is claimed again, each row
+    under its own savepoint, so the failing row rolls back alone."""
+    try:
+        return _round(ctx, appliers, limit, budget, guarded=False)
+    except Exception as exc:
+        log.info("inbox batch rolled back (%s); applying it row by row", _said(exc))
+        return _round(ctx, appliers, limit, budget, guarded=True)
+
+
+def _round(ctx: Context, appliers: Mapping[str, Apply], limit: int, budget: float, *, guarded: bool) -> Round:
     now = ctx.clock()
     applied: list[tuple[InboxRow, Applied]] = []
     failed: list[InboxRow] = []
@@ -62,17 +76,18 @@ def apply_batch(ctx: Context, appliers: Mapping[str, Apply], limit: int, budget:
     with transaction(ctx.engine) as session:
         rows = inbox.claim(session, now, limit)
         for row in rows:
-            if applied and time.monotonic() - started > budget:
+            if (applied or failed) and time.monotonic() - started > budget:
                 break
-            result = _apply(ctx, session, appliers, row)
+            result = _guarded(ctx, session, appliers, row) if guarded else _apply(ctx, session, appliers, row)
             if isinstance(result, Applied):
-                row.status, row.decision, row.incident_id = "done", result.decision, result.incident_id
-                row.done_at, row.last_error = now, None
                 applied.append((row, result))
             else:
                 _failed(session, row, result, now)
                 failed.append(row)
-            session.add(row)
+        # Settled together at the end: one batched UPDATE at the commit, not one per row.
+        for row, result in applied:
+            row.status, row.decision, row.incident_id = "done", result.decision, result.incident_id
+            row.done_at, row.last_error = now, None
     if any(a.changed for _, a in applied) or any(r.status == "parked" for r in failed):
         ctx.wake()
     for row, result in applied:
@@ -84,15 +99,19 @@ def apply_batch(ctx: Context, appliers: Mapping[str, Apply], limit: int, budget:
     return Round(len(applied) + len(failed), tuple(applied), tuple(failed))
 
 
-def _apply(ctx: Context, session: Session, appliers: Mapping[str, Apply], row: InboxRow) -> Applied | str:
-    """The row's outcome, or the error it raised (its savepoint rolled back)."""
+def _apply(ctx: Context, session: Session, appliers: Mapping[str, Apply], row: InboxRow) -> Applied:
     apply = appliers.get(row.source)
     if apply is None:
-        return f"no handler for source {row.source!r}"
+        raise LookupError(f"no handler for source {row.source!r}")
+    return apply(ctx, session, row)
+
+
+def _guarded(ctx: Context, session: Session, appliers: Mapping[str, Apply], row: InboxRow) -> Applied | str:
+    """The row's outcome, or the error it raised (its savepoint rolled back)."""
     for attempt in range(3):
         try:
             with session.begin_nested():
-                return apply(ctx, session, row)
+                return _apply(ctx, session, appliers, row)
         except IntegrityError as exc:  # e.g. a replica took the same channel name first: again
             if attempt == 2:
                 return _said(exc)

@@ -41,6 +41,10 @@ def enqueue(
 ) -> None:
     """Add a call to `lane` in the caller's transaction. A plain INSERT, not an ORM object: opening
     an incident enqueues several rows, and the lane's order is the order of these calls."""
+    tails, row = _tails(session), (op, payload or {}, incident_id, priority)
+    if op in COALESCED_OPS and tails.get(lane) == row:
+        return  # this transaction's last row in the lane is this very call already
+    tails[lane] = row
     if op in COALESCED_OPS:
         session.exec(  # type: ignore[call-overload]
             delete(Outbox).where(
@@ -66,6 +70,18 @@ def enqueue(
             "created_at": now,
         },
     )
+
+
+def _tails(session: Session) -> dict[str, tuple[Any, ...]]:
+    """The last row this transaction enqueued per lane. Kept per innermost transaction:
+    a savepoint rolled back (or released) starts afresh, so a row that was undone is never
+    counted as already there."""
+    session.connection()  # begins the transaction if nothing did yet, so it has its identity
+    tx = session.get_nested_transaction() or session.get_transaction()
+    held = session.info.get("outbox_tails")
+    if held is None or held[0] is not tx:
+        held = session.info["outbox_tails"] = (tx, {})
+    return held[1]
 
 
 def claim(

@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from bot.core.alerts import Alert, Notification, Reason, unquote_receiver
-from bot.observability import INCIDENTS_OPENED, WEBHOOK_SECONDS, WEBHOOKS
+from bot.observability import WEBHOOK_SECONDS, WEBHOOKS
 from bot.service import alertmanager as use_case
 from bot.service.context import Context
 from bot.service.inbox import Applied
@@ -141,9 +141,9 @@ def _ingest_threads() -> Callable[[], CapacityLimiter]:
 def apply(ctx: Context, session: Session, row: InboxRow) -> Applied:
     """The inbox drain's half: the stored notification, applied to its alert group."""
     result = use_case.apply(ctx, session, WebhookIn.model_validate(row.payload).to_core())
-    if result.reason in _OPENS:
-        INCIDENTS_OPENED.labels(SOURCE).inc()
-    return Applied(result.reason.value, result.incident_id, result.reason not in _QUIET)
+    return Applied(
+        result.reason.value, result.incident_id, result.reason not in _QUIET, result.reason in _OPENS
+    )
 
 
 def router(ctx: Context, token: str | None, *, unauthenticated: bool = False) -> APIRouter:

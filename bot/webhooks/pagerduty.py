@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from bot.core.pagerduty import SIGNATURE_HEADER, verify_signature
-from bot.observability import INCIDENTS_OPENED, WEBHOOK_SECONDS, WEBHOOKS
+from bot.observability import WEBHOOK_SECONDS, WEBHOOKS
 from bot.service import pagerduty as use_case
 from bot.service.context import Context
 from bot.service.inbox import Applied
@@ -51,10 +51,9 @@ def apply(ctx: Context, session: Session, row: InboxRow) -> Applied:
     event = WebhookIn.model_validate(row.payload["webhook"]).to_core()
     assert event is not None  # only handled event types are stored
     result = use_case.apply(ctx, session, event, row.payload.get("incident_key"))
-    if result.decision == use_case.Decision.OPENED:
-        INCIDENTS_OPENED.labels(SOURCE).inc()
-    changed = result.decision in (use_case.Decision.OPENED, use_case.Decision.CHANGED)
-    return Applied(result.decision.value, result.incident_id, changed)
+    opened = result.decision == use_case.Decision.OPENED
+    changed = opened or result.decision == use_case.Decision.CHANGED
+    return Applied(result.decision.value, result.incident_id, changed, opened)
 
 
 def router(ctx: Context, secrets: Sequence[str]) -> APIRouter:
