@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from datetime import datetime
 from typing import Any
 
 from anyio import to_thread
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
 from slack_bolt.authorization import AuthorizeResult
-from slack_sdk.signature import SignatureVerifier
 
 from bot.core.durations import parse_duration
 from bot.core.pagerduty import parse_secrets
@@ -26,7 +24,7 @@ from bot.observability import OUTBOX_DEPTH, refresh_delivery_metrics
 from bot.service import handoffs
 from bot.service.context import utcnow
 from bot.settings import Settings, admin_ids
-from bot.slack import admission, answering, installation
+from bot.slack import events_endpoint, installation
 from bot.slack.api import CREDENTIAL_ERRORS
 from bot.slack.bolt_app import bolt_app
 from bot.slack.listeners import register
@@ -49,9 +47,6 @@ from bot.wiring import (
 from bot.worker_process import WorkerProcess
 
 log = logging.getLogger(__name__)
-
-_SLACK_TIMESTAMP = re.compile(r"[0-9]{1,12}")  # Unix seconds, ASCII digits only
-FOREIGN_REQUEST = "This incidentbot serves another Slack workspace or app; nothing was done."
 
 
 def _say_alertmanager_auth(settings: Settings) -> None:
@@ -223,45 +218,11 @@ def create_app(
     twilio_token = settings.twilio_auth_token.get_secret_value() if settings.twilio_auth_token else ""
     app.include_router(phone.router(ctx, TwilioInbound(twilio_token)))
 
-    secret = settings.slack_signing_secret.get_secret_value()
-    verifier = SignatureVerifier(secret) if secret else None
-
-    @app.post("/slack/events", include_in_schema=False)
-    async def slack_events(request: Request) -> Response:
-        answering.start_ack_clock()
-        # Verify before Bolt parses anything: Bolt parses first, and a malformed body (or a
-        # timestamp that is not a number) would otherwise cost a 500 to anyone, signed or not.
-        timestamp = request.headers.get("x-slack-request-timestamp", "")
-        signature = request.headers.get("x-slack-signature", "")
-        body = await request.body()
-        # slack_sdk's verifier raises on what Slack never sends: a timestamp that int() refuses
-        # (non-ASCII digits, thousands of them), a non-ASCII signature, a body that is not UTF-8.
-        well_formed = _SLACK_TIMESTAMP.fullmatch(timestamp) is not None and signature.isascii()
-        try:
-            valid = verifier is not None and well_formed and verifier.is_valid(body, timestamp, signature)
-        except (UnicodeDecodeError, ValueError, TypeError):
-            valid = False
-        if not valid:
-            return JSONResponse({"detail": "invalid or expired Slack signature"}, status_code=401)
-        seen = admission.envelope(body, request.headers.get("content-type", ""), signature)
-        if installed.foreign(seen.team_id, seen.app_id):
-            log.warning("refused a Slack request from team %s, app %s", seen.team_id, seen.app_id)
-            if seen.command:  # the person sees why; a click or an event is dropped without a word
-                return JSONResponse({"response_type": "ephemeral", "text": FOREIGN_REQUEST})
-            return Response(status_code=200)
-        if seen.key is not None and not await admission.first_time(engine, seen.key, clock()):
-            return Response(status_code=200)  # a replay or Slack's retry: it was handled once
-        try:
-            response = await slack_handler.handle(request)
-        except Exception as exc:
-            log.warning("malformed Slack request: %s", type(exc).__name__)
-            return JSONResponse({"detail": "malformed Slack request"}, status_code=400)
-        if response.status_code >= 500:
-            # Listeners run after the ack, so a 5xx from Bolt means it could not make sense of the
-            # payload itself (its matching raised): the request's fault, not the bot's.
-            log.warning("Slack request Bolt could not dispatch (it answered %d)", response.status_code)
-            return JSONResponse({"detail": "malformed Slack request"}, status_code=400)
-        return response
+    app.include_router(
+        events_endpoint.router(
+            settings.slack_signing_secret.get_secret_value(), installed, engine, clock, slack_handler
+        )
+    )
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -2,9 +2,10 @@
 web process with WORKER_PROCESS=false).
 
 Woken at once when this host stores a row (`wake`, thread-safe: the web process writes to the
-worker's pipe); a short poll covers rows other replicas stored and rows whose backoff ran out. A
-round claims a batch of lane heads in one transaction; while rounds find work it claims again at
-once, so a backlog is worked through batch after batch.
+worker's pipe); a poll (OUTBOX_POLL_SECONDS, one read-only query) covers rows other replicas
+stored, and the wait ends early when a row's backoff runs out. A round claims a batch of lane
+heads in one transaction; while rounds find work it claims again at once, so a backlog is worked
+through batch after batch.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class InboxDrain:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
         self._busy = True  # the first look claims at once (rows left by a crash)
+        self._idle = poll_seconds
 
     def wake(self) -> None:
         """Thread-safe: a row was stored, look now rather than at the next poll."""
@@ -62,32 +64,27 @@ class InboxDrain:
                 log.exception("inbox drain failed (database unavailable?); retrying")
                 claimed = 0
             if claimed == 0 and not self._stopping:
-                idle = await self._idle_seconds()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), idle)
+                    await asyncio.wait_for(self._wakeup.wait(), self._idle)
 
     async def run_once(self) -> int:
-        """One round: the rows claimed (0 when nothing was ready)."""
-        if not self._busy and not await to_thread.run_sync(
-            inbox.has_ready, self.ctx.engine, self.ctx.clock()
-        ):
-            return 0
+        """One round: the rows claimed (0 when nothing was ready). While rounds find work the next
+        one claims at once; otherwise one read-only look first, which also tells how long to
+        wait: until the next poll, or until a row waiting out its backoff may be tried."""
+        self._idle = self.poll_seconds
+        if not self._busy:
+            now = self.ctx.clock()
+            first = await to_thread.run_sync(inbox.next_ready, self.ctx.engine)
+            if first is None or first > now:
+                if first is not None:
+                    self._idle = max(0.01, min(self.poll_seconds, (first - now).total_seconds()))
+                return 0
         done = await to_thread.run_sync(use_case.apply_batch, self.ctx, self.appliers, self.batch)
         for row, applied in done.applied:
             if applied.opened:
                 INCIDENTS_OPENED.labels(row.source).inc()
         self._busy = done.claimed > 0
         return done.claimed
-
-    async def _idle_seconds(self) -> float:
-        """Until the next poll, or until a row waiting out its backoff may be tried, if sooner."""
-        try:
-            ready = await to_thread.run_sync(inbox.next_ready, self.ctx.engine, self.ctx.clock())
-        except Exception:
-            return self.poll_seconds
-        if ready is None:
-            return self.poll_seconds
-        return max(0.01, min(self.poll_seconds, (ready - self.ctx.clock()).total_seconds()))
 
     async def drain(self, limit_seconds: float = 30.0) -> None:
         """Apply until nothing is ready (for the CLI and tests)."""

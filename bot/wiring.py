@@ -221,7 +221,7 @@ def build_background(settings: Settings, ctx: Context, client: AsyncWebClient) -
 
     side = FarSide("Slack", slack_ops, probe=slack_answers, credentials="SLACK_BOT_TOKEN")
     worker = Worker(engine, handlers, clock, poll_seconds=settings.outbox_poll_seconds, sides=(side,))
-    drain = InboxDrain(ctx, poll_seconds=min(1.0, settings.outbox_poll_seconds))
+    drain = InboxDrain(ctx, poll_seconds=settings.outbox_poll_seconds)
     ctx.wake, ctx.wake_inbox = worker.wake, drain.wake
     scheduler = Scheduler(ctx, settings.scheduler_tick_seconds, parse_duration(settings.inbox_retention))
     return Background(worker, scheduler, pd_client, slack, notifiers, drain)

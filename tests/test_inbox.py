@@ -211,33 +211,55 @@ def test_a_crash_in_the_middle_of_a_batch_loses_and_doubles_nothing(engine):
 
 def test_a_row_that_raises_rolls_its_batch_back_once_and_the_rest_is_applied_row_by_row(engine):
     """Rows are applied without a savepoint each; one that raises undoes its whole batch, which is
-    claimed again with a savepoint per row: the others are applied once, their incident counted
-    once in /metrics, and the failing one alone waits for its retry."""
+    claimed again with a savepoint per row: the others are applied once, and the failing one alone
+    waits for its retry."""
+    for group in ("A", "B", "C"):
+        accept(engine, group, 1)
+    calls: list[str] = []
+
+    def breaks_b(ctx, session, row):
+        calls.append(row.group_key)
+        session.add(Outbox(lane=row.group_key, op="say", payload={}, not_before=NOW, created_at=NOW))
+        if row.group_key == "B":
+            raise ValueError("cannot apply B")
+        return Applied("alerts changed", None, True)
+
+    done = drain.apply_batch(_ctx(engine), {"test": breaks_b}, 10)
+    assert calls == ["A", "B", "A", "B", "C"]  # the batch, then row by row
+    assert [r.group_key for r, _ in done.applied] == ["A", "C"] and [r.group_key for r in done.failed] == [
+        "B"
+    ]
+    assert {r.group_key: (r.status, r.attempts) for r in rows(engine)} == {
+        "A": ("done", 0),
+        "B": ("pending", 1),
+        "C": ("done", 0),
+    }
+    with Session(engine) as session:
+        assert sorted(session.exec(select(Outbox.lane))) == ["A", "C"]
+
+
+def test_a_row_that_opens_an_incident_is_committed_at_once_and_counted_once_committed(engine):
+    """Its page must not wait for the rest of the batch; /metrics counts the incident after the
+    commit, so a batch that is rolled back and applied again counts nothing twice."""
     from bot.inbox_drain import InboxDrain
     from bot.observability import INCIDENTS_OPENED
 
     accept(engine, "A", 1)
     accept(engine, "B", 1)
-    calls: list[str] = []
 
-    def opens_a_breaks_b(ctx, session, row):
-        calls.append(row.group_key)
-        session.add(Outbox(lane=row.group_key, op="say", payload={}, not_before=NOW, created_at=NOW))
-        if row.group_key == "B":
-            raise ValueError("cannot apply B")
-        return Applied("first notification", None, True, opened=True)
+    def opens_a(ctx, session, row):
+        return Applied(
+            "first notification" if row.group_key == "A" else "repeat", None, True, row.group_key == "A"
+        )
 
     opened = INCIDENTS_OPENED.labels("test")
     before = opened._value.get()
-    asyncio.run(InboxDrain(_ctx(engine), appliers={"test": opens_a_breaks_b}).run_once())
-    assert calls == ["A", "B", "A", "B"]  # the batch, then row by row
+    run = InboxDrain(_ctx(engine), appliers={"test": opens_a})
+    assert asyncio.run(run.run_once()) == 1  # A alone, committed
     assert opened._value.get() - before == 1
-    assert {r.group_key: (r.status, r.attempts) for r in rows(engine)} == {
-        "A": ("done", 0),
-        "B": ("pending", 1),
-    }
-    with Session(engine) as session:
-        assert list(session.exec(select(Outbox.lane))) == ["A"]
+    assert {r.group_key: r.status for r in rows(engine)} == {"A": "done", "B": "pending"}
+    assert asyncio.run(run.run_once()) == 1
+    assert opened._value.get() - before == 1
 
 
 def test_a_notification_accepted_before_a_crash_is_processed_by_the_next_start(start_bot, database_url):

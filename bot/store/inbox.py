@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, exists, func, insert, text
+from sqlalchemy import Engine, exists, func, insert, text
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, delete, select, update
 
@@ -83,24 +83,15 @@ def claim(session: Session, now: datetime, limit: int) -> list[InboxRow]:
     return list(session.exec(query))
 
 
-_READY = text("SELECT id FROM inbox WHERE status = 'pending' AND not_before <= :now LIMIT 1").bindparams(
-    bindparam("now", type_=_TABLE.c.not_before.type)
-)
-_NEXT = (
-    text("SELECT min(not_before) AS not_before FROM inbox WHERE status = 'pending' AND not_before > :now")
-    .bindparams(bindparam("now", type_=_TABLE.c.not_before.type))
-    .columns(_TABLE.c.not_before)
+_FIRST = text("SELECT min(not_before) AS not_before FROM inbox WHERE status = 'pending'").columns(
+    _TABLE.c.not_before
 )
 
 
-def has_ready(engine: Engine, now: datetime) -> bool:
-    """A cheap read-only look before taking the write lock to claim."""
-    return look(engine, _READY.bindparams(now=now)) is not None
-
-
-def next_ready(engine: Engine, now: datetime) -> datetime | None:
-    """When the next row waiting out its backoff may be tried."""
-    return look(engine, _NEXT.bindparams(now=now))
+def next_ready(engine: Engine) -> datetime | None:
+    """When the first pending row may be tried (now or earlier: it is ready), None if none is
+    pending: the drain's one cheap read-only look while it is idle."""
+    return look(engine, _FIRST)
 
 
 @dataclass(frozen=True)
