@@ -62,6 +62,19 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+def wait_quiet(pid: int, limit: float = 30.0, window: float = 2.0, busy_ms_per_s: float = 10.0) -> float:
+    """Wait (at most `limit` s) until the process tree used less than `busy_ms_per_s` of CPU per
+    second over a `window`: its start-up work (first claims and ticks, clients, caches) is done.
+    The seconds waited."""
+    start = time.monotonic()
+    while time.monotonic() - start < limit:
+        before = cpu_seconds(pid)
+        time.sleep(window)
+        if (cpu_seconds(pid) - before) / window * 1000 < busy_ms_per_s:
+            break
+    return time.monotonic() - start
+
+
 def memory_kib(pid: int) -> dict[str, int]:
     """Of a process and its descendants, summed, in KiB: VmRSS, VmHWM (peak RSS; the sum of each
     process's peak) and Pss (shared pages split between the processes that map them, so the sum

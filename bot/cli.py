@@ -110,8 +110,9 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
     from bot.app import create_app
     from bot.http_server import serve
     from bot.observability import setup_logging
-    from bot.worker_process import WorkerProcess, fork_worker
+    from bot.worker_process import WorkerProcess, fork_worker, limit_malloc_arenas
 
+    limit_malloc_arenas()
     setup_logging(settings.log_level, settings.log_format, _secrets(settings))
     # Forked now, before the event loop, threads and connections exist (see bot/worker_process.py).
     child = WorkerProcess(fork_worker(settings)) if settings.worker_process else None

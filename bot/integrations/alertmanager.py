@@ -9,12 +9,13 @@ from typing import Any
 import httpx
 
 from bot.integrations.errors import DeliveryError
+from bot.integrations.http_client import async_client
 
 
 class AlertmanagerAPI:
     def __init__(self, base_url: str, timeout: float = 10.0) -> None:
         self.base_url = base_url.rstrip("/")
-        self.client = httpx.AsyncClient(base_url=self.base_url, timeout=timeout)
+        self.client = async_client(timeout, base_url=self.base_url)
 
     def silence_link(self, silence_id: str) -> str:
         return f"{self.base_url}/#/silences/{silence_id}"

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from bot.core.text import truncate
+from bot.integrations.http_client import async_client
 from bot.notify.port import NotifyError, Outgoing, Sent, http_error, network_error, retry_after
 
 PRIORITY = {"SEV1": 5, "SEV2": 4, "SEV3": 3}
@@ -33,7 +34,7 @@ class NtfyNotifier:
     def __init__(self, base_url: str, token: str | None, timeout: float) -> None:
         self.base_url = base_url.rstrip("/")
         self.token = token
-        self.client = httpx.AsyncClient(timeout=timeout)
+        self.client = async_client(timeout)
 
     def target(self, address: str) -> tuple[str, str, bool]:
         """(server root URL, topic, whether our token goes there)."""

@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 
 from bot.core.text import truncate
+from bot.integrations.http_client import async_client
 from bot.notify.port import (
     Follow,
     NotifyError,
@@ -53,7 +54,7 @@ class PushoverNotifier:
     def __init__(self, app_token: str, api_url: str, timeout: float) -> None:
         self.token = app_token
         self.api_url = api_url.rstrip("/") + "/"
-        self.client = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+        self.client = async_client(timeout, follow_redirects=False)
 
     def __repr__(self) -> str:
         return f"PushoverNotifier({self.api_url})"

@@ -31,6 +31,7 @@ from twilio.twiml.voice_response import Gather, VoiceResponse
 from bot.core.notify_rules import E164
 from bot.core.phone_replies import VoiceScript, call_script, call_script_for_test_page
 from bot.core.sms_text import page_sms, sms_for_test_page
+from bot.integrations.http_client import async_client
 from bot.notify.phone import InboundKey, InboundSms
 from bot.notify.port import NotifyError, Outgoing, Sent, http_error, network_error, retry_after
 
@@ -72,7 +73,7 @@ class _TwilioNotifier:
     def __init__(self, config: TwilioConfig, public_url: str | None, timeout: float) -> None:
         self.config = config
         self.public_url = (public_url or "").rstrip("/")
-        self.client = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+        self.client = async_client(timeout, follow_redirects=False)
 
     def form(self, message: Outgoing) -> dict[str, str]:
         raise NotImplementedError

@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from bot.integrations.http_client import async_client
 from bot.notify.port import Outgoing, Sent, http_error, network_error, retry_after
 
 
@@ -56,7 +57,7 @@ class WebhookNotifier:
     def __init__(self, secret: str, timeout: float, clock: Callable[[], float] = time.time) -> None:
         self.secret = secret
         self.clock = clock
-        self.client = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+        self.client = async_client(timeout, follow_redirects=False)
 
     async def send(self, message: Outgoing) -> Sent:
         body = json.dumps(payload(message), separators=(",", ":")).encode()

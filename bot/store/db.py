@@ -20,6 +20,7 @@ from bot.core.errors import IncidentBotError
 from bot.store.sqlite_writer import WriterLockedConnection, factory
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+SQLITE_CACHE_KIB = 512
 _MIGRATION_LOCK = 727274  # PostgreSQL advisory lock id: replicas starting together migrate once
 # A PostgreSQL connection attempt gives up after this (libpq's default waits for TCP, ~2 min, on a
 # host that drops packets); a `connect_timeout` in DATABASE_URL wins.
@@ -87,6 +88,10 @@ def make_engine(url: str) -> Engine:
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=30000")
+        # Each connection keeps its own page cache (2 MiB by default) and each process holds up to
+        # 15 connections: with a large database that was tens of MiB per process. Pages a small
+        # cache misses come from the OS page cache, which both processes share.
+        cur.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
         cur.close()
 
     @event.listens_for(engine, "begin")
