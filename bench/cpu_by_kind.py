@@ -1,7 +1,8 @@
 """CPU per webhook by process and kind: `python -m bench.cpu_by_kind [--db postgres] [--kinds new,mix]`.
 
 For each kind (new groups only, identical repeats only, updates only, or the standard mix), a
-fresh bot and database; a closed loop of 16 clients for 10 s, then 12 s for the outbox to drain.
+fresh bot and database; a closed loop of 16 clients for `--seconds` (10), then until the inbox and
+the outbox are empty (every webhook applied, every Slack call made).
 CPU (utime + stime from /proc) of the web process, the worker process, every PostgreSQL process,
 the fake Slack and this load generator over that span, divided by the webhooks answered
 (the table "Where the CPU goes" in docs/performance.md).
@@ -60,6 +61,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--db", default="postgres", choices=("sqlite", "postgres"))
     parser.add_argument("--kinds", default="new,repeat,update,mix")
+    parser.add_argument("--seconds", type=float, default=10.0)
     opts = parser.parse_args()
     bench = Bench(profile=QUICK, log_dir=Path(tempfile.mkdtemp(prefix="incidentbot-cpu-")))
     print("kind      webhooks/s   ms CPU per webhook: web  worker  postgres  fake  generator")
@@ -70,8 +72,8 @@ def main() -> None:
             time.sleep(4)
             web, *workers = procs.tree(sut.bot.pid)
             before = sample(web, workers, sut.fake.pid, opts.db)
-            result = asyncio.run(closed_loop(target(sut), work.take(20000), 16, 10))
-            time.sleep(12)
+            result = asyncio.run(closed_loop(target(sut), work.take(20000), 16, opts.seconds))
+            sut.bot.wait_outbox_empty(900)
             after = sample(web, workers, sut.fake.pid, opts.db)
             n = max(1, len(result.ok))
             ms = [(b - a) * 1000 / n for a, b in zip(before, after, strict=True)]
