@@ -71,11 +71,18 @@ class Worker:
         # a busy worker commits once per round instead of once per Slack call.
         self._outcomes: list[Outcome] = []
         self.looks = 0  # times the worker looked for work (a barrier for tests, a sign of life)
+        # Rows were committed since the last claim: with every slot busy, one more delivery may
+        # start for a page (a page must not wait for eight channel messages to finish).
+        self._fresh = False
 
     def wake(self) -> None:
         """Thread-safe: new rows were committed, look now rather than at the next poll."""
         if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._wakeup.set)
+            self._loop.call_soon_threadsafe(self._woken)
+
+    def _woken(self) -> None:
+        self._fresh = True
+        self._wakeup.set()
 
     def owner_alive(self, owner: str) -> bool:
         """Owners are `host:pid:nonce`: on this host, a missing pid means that process died."""
@@ -126,8 +133,10 @@ class Worker:
         self.far.recheck_due()
         outcomes, self._outcomes = self._outcomes, []
         free = self.concurrency - len(self._inflight)
-        if free <= 0 and not outcomes:
-            await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
+        fresh, self._fresh = self._fresh, False
+        page_slot = free <= 0 and fresh and len(self._inflight) == self.concurrency
+        if free <= 0 and not outcomes and not page_slot:
+            await self._slot_or_wake()
             return 1
         now = self.clock()
         # The cheap read-only look only pays off when idle: after a claim that found work, claim.
@@ -135,10 +144,10 @@ class Worker:
         if idle and not await to_thread.run_sync(outbox.has_ready, self.engine, now):
             return 0
         held = self.far.held_ops()
-        pages, limit = bool(self._pages_in_flight), max(free, 0)
+        pages, limit = bool(self._pages_in_flight), 1 if page_slot else max(free, 0)
 
         def claim(session: Session) -> list[Outbox]:
-            return outbox.claim(session, self.owner, now, limit, self.lease, held, pages)
+            return outbox.claim(session, self.owner, now, limit, self.lease, held, pages, page_slot)
 
         rows = await to_thread.run_sync(
             record_and_claim, self.engine, outcomes, now, claim if limit else None
@@ -151,8 +160,16 @@ class Worker:
             self._inflight.add(task)
             task.add_done_callback(self._delivered)
         if rows and len(self._inflight) >= self.concurrency:
-            await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
+            await self._slot_or_wake()
         return len(rows) or int(bool(outcomes))
+
+    async def _slot_or_wake(self) -> None:
+        """Until a delivery finishes, or new rows are committed (one of them may be a page)."""
+        woken = asyncio.ensure_future(self._wakeup.wait())
+        try:
+            await asyncio.wait({*self._inflight, woken}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            woken.cancel()
 
     def _delivered(self, task: asyncio.Task[None]) -> None:
         # A settled row may have made the next row of its lane ready: look again at once.

@@ -148,3 +148,47 @@ def test_a_round_records_its_deliveries_and_one_failing_completion_holds_up_no_o
         rows = {row.op: row for row in session.exec(select(Outbox))}
     assert rows["good"].status == rows["after"].status == "sent"
     assert rows["bad"].status == "pending" and rows["bad"].lease_until is not None  # retried later
+
+
+def test_a_page_committed_while_every_slot_is_busy_starts_at_once(engine):
+    """Eight slow channel messages fill the worker's slots; a page committed meanwhile takes the one
+    slot kept for pages instead of waiting for a message to finish. Nothing else gets that slot."""
+    from bot.worker import Worker
+
+    add(engine, *[(f"inc:{i}", "say", outbox.NORMAL) for i in range(9)])
+    started: dict[str, float] = {}
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        release, eight, paged, everything = (asyncio.Event() for _ in range(4))
+
+        def seen(row: Outbox) -> None:
+            started[row.lane] = loop.time()
+            for reached, count in ((eight, 8), (everything, 11)):
+                if len(started) >= count:
+                    reached.set()
+
+        async def slow(row: Outbox):
+            seen(row)
+            await release.wait()
+
+        async def page(row: Outbox):
+            seen(row)
+            paged.set()
+
+        worker = Worker(engine, {"say": slow, "page": page}, lambda: NOW, concurrency=8)
+        running = asyncio.create_task(worker.run())
+        await asyncio.wait_for(eight.wait(), 10)
+        add(engine, ("page:1", "page", outbox.PAGE), ("inc:99", "say", outbox.NORMAL))
+        committed = loop.time()
+        worker.wake()
+        await asyncio.wait_for(paged.wait(), 5)
+        assert started["page:1"] - committed < 1.0
+        assert "inc:8" not in started and "inc:99" not in started  # the kept slot is for pages only
+        release.set()
+        await asyncio.wait_for(everything.wait(), 10)
+        await worker.stop(1)
+        running.cancel()
+
+    asyncio.run(scenario())
+    assert len(started) == 11

@@ -92,6 +92,7 @@ def claim(
     lease: timedelta,
     held_ops: frozenset[str] = frozenset(),
     pages_in_flight: bool = False,
+    only_pages: bool = False,
 ) -> list[Outbox]:
     """Lease up to `limit` ready lane heads to `owner`, most urgent first, and count the attempt.
 
@@ -102,6 +103,7 @@ def claim(
 
     `held_ops` are not claimed (their far side is down). Cosmetic rows are not claimed beside
     pages, nor while pages are in flight: a page must reach Slack before any cosmetic update.
+    `only_pages`: nothing but pages (the worker's slot kept for them).
     """
     # A lane head is a ready row with no earlier pending row in its lane. Walking the ready rows in
     # (priority, id) order on ix_outbox_ready and probing ix_outbox_pending per row costs
@@ -124,6 +126,8 @@ def claim(
     )
     if held_ops:
         query = query.where(col(Outbox.op).not_in(held_ops))
+    if only_pages:
+        query = query.where(col(Outbox.priority) <= PAGE)
     if is_postgres(session.get_bind()):
         query = query.with_for_update(skip_locked=True)
     rows = list(session.exec(query))
