@@ -8,10 +8,8 @@ people (`slack:` in people.yaml, or the Slack ID a page already found by email),
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime
 
-from sqlalchemy import text
 from sqlmodel import Session, col, func, select
 
 from bot.core.errors import NotAllowed
@@ -24,7 +22,7 @@ from bot.core.permissions import (
     rotation_people,
 )
 from bot.service.context import Context
-from bot.store.db import is_postgres
+from bot.store.db import advisory_lock
 from bot.store.tables import ChannelMember, Incident, Page
 
 
@@ -120,10 +118,7 @@ def _slack_ids(ctx: Context, session: Session, names: set[str] | frozenset[str])
 def require_declare_quota(ctx: Context, session: Session, user: str, now: datetime) -> None:
     """At most DECLARE_RATE declarations per person, counted in the database (so across replicas;
     on PostgreSQL a per-person lock makes two racing declarations count each other)."""
-    if is_postgres(session.get_bind()):  # type: ignore[arg-type]
-        digest = hashlib.blake2b(f"declare:{user}".encode(), digest_size=8).digest()
-        key = int.from_bytes(digest, "big", signed=True)
-        session.exec(text("SELECT pg_advisory_xact_lock(:k)").bindparams(k=key))  # type: ignore[call-overload]
+    advisory_lock(session, f"declare:{user}")
     since = now - ctx.declare_rate.window
     recent = session.exec(
         select(Incident.created_at)

@@ -8,10 +8,8 @@ incident resolves when every group it holds has resolved.
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime
 
-from sqlalchemy import text
 from sqlmodel import Session, col, func, select
 
 from bot.core.alerts import Notification
@@ -21,7 +19,7 @@ from bot.service import escalation
 from bot.service.context import Context
 from bot.service.incidents import open_incident, resolve_incident, sync, transition
 from bot.service.timeline import record
-from bot.store.db import is_postgres
+from bot.store.db import advisory_lock, is_postgres
 from bot.store.tables import Incident
 
 _SEVERITY_RANK = {Severity.SEV1.value: 1, Severity.SEV2.value: 2, Severity.SEV3.value: 3}
@@ -32,10 +30,6 @@ def route_key(ctx: Context, labels: dict[str, str]) -> str | None:
         return None
     rotation, matched = ctx.rotations.rotation_for(labels)
     return f"{rotation.name}:{matched.line if matched else 0}"
-
-
-def _lock_id(key: str) -> int:
-    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big", signed=True)
 
 
 def _storm(session: Session, storm_key: str) -> Incident | None:
@@ -67,7 +61,7 @@ def storm_for(ctx: Context, session: Session, key: str | None, now: datetime) ->
         # Near the threshold, openings from one route count one after another (replicas or threads
         # opening at once would each see the route under it and open extra channels). Calm routes
         # never wait for this lock.
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_id(key)})
+        advisory_lock(session, f"storm:{key}")
         existing = _storm(session, storm_key)
         if existing is not None:
             return existing

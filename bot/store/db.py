@@ -147,6 +147,15 @@ def look(engine: Engine, query: Executable) -> Any:
         return conn.execute(query).scalar()
 
 
+def advisory_lock(session: Session, key: str) -> None:
+    """On PostgreSQL, serialise on `key` until the transaction ends (SQLite has one writer anyway).
+    Advisory locks are per database, not per schema: the schema is part of the key, so two
+    deployments (or test runs) in one database never wait on each other's locks."""
+    if is_postgres(session.get_bind()):  # type: ignore[arg-type]
+        sql = "SELECT pg_advisory_xact_lock(hashtext(current_schema() || ':' || :key))"
+        session.execute(text(sql), {"key": key})
+
+
 def is_postgres(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
 

@@ -10,12 +10,12 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, text
+from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
 from bot.core.oncall_changes import Existing
 from bot.core.rotations import Override
-from bot.store.db import is_postgres
+from bot.store.db import advisory_lock
 from bot.store.tables import OncallAudit, OncallOverride
 
 
@@ -83,10 +83,7 @@ def as_existing(row: OncallOverride) -> Existing:
 def lock_layer(session: Session, rotation: str, layer: str) -> None:
     """Serialise changes to one layer's overrides until the transaction ends, so two requests
     checked at the same moment cannot both pass the overlap check. SQLite has one writer anyway."""
-    if is_postgres(session.get_bind()):
-        session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"oncall:{rotation}:{layer}"}
-        )
+    advisory_lock(session, f"oncall:{rotation}:{layer}")
 
 
 def audit(

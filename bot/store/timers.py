@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Engine, text
 from sqlmodel import Session, col, select
 
-from bot.store.db import is_postgres, look
+from bot.store.db import advisory_lock, is_postgres, look
 from bot.store.tables import Timer
 
 
@@ -74,8 +74,5 @@ def fired_before(session: Session, timer: Timer) -> bool:
 
 
 def lock_key(session: Session, key: str) -> None:
-    """Advisory locks are per database, not per schema: the schema is part of the key, so two
-    deployments (or test runs) in one database never wait on each other's handoff keys."""
-    if is_postgres(session.get_bind()):
-        sql = "SELECT pg_advisory_xact_lock(hashtext(current_schema() || ':' || :key))"
-        session.execute(text(sql), {"key": key})
+    """Serialise planning and firing of one key (see `add_once`)."""
+    advisory_lock(session, key)
