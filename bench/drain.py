@@ -24,6 +24,7 @@ from sqlalchemy import event
 
 from bench import procs
 from bench.payloads import Mix, Workload, regroup
+from bot.inbox_drain import InboxDrain
 from bot.service import inbox as use_case
 from bot.service.context import utcnow
 from bot.settings import Settings
@@ -71,11 +72,11 @@ def main(argv: list[str] | None = None) -> int:
             ctx.engine, "before_cursor_execute", lambda *a: statements.update([a[2].split()[0].upper()])
         )
         profiler = cProfile.Profile() if opts.profile else None
-        batch = use_case_batch(ctx)
+        drain = InboxDrain(ctx)  # the worker's batch size and appliers
         done, started = 0, time.perf_counter()
         if profiler:
             profiler.enable()
-        while claimed := use_case.apply_batch(ctx, alertmanager_appliers(), batch).claimed:
+        while claimed := use_case.apply_batch(ctx, drain.appliers, drain.batch).claimed:
             done += claimed
         elapsed = time.perf_counter() - started
         if profiler:
@@ -100,17 +101,6 @@ def main(argv: list[str] | None = None) -> int:
             stats.print_callees(opts.callees)
         print(out.getvalue())
     return 0
-
-
-def use_case_batch(ctx: object) -> int:
-    from bot.inbox_drain import BATCH_POSTGRES, BATCH_SQLITE
-    from bot.store.db import is_postgres
-
-    return BATCH_POSTGRES if is_postgres(ctx.engine) else BATCH_SQLITE  # type: ignore[attr-defined]
-
-
-def alertmanager_appliers() -> dict[str, use_case.Apply]:
-    return {alertmanager.SOURCE: alertmanager.apply}
 
 
 if __name__ == "__main__":

@@ -293,17 +293,6 @@ class Bot:
             time.sleep(poll)
         return False, time.monotonic() - start
 
-    def metric(self, line_prefix: str) -> float | None:
-        """The value of the first /metrics line starting with `line_prefix`."""
-        try:
-            with urllib.request.urlopen(f"{self.url}/metrics", timeout=10) as resp:
-                for line in resp.read().decode().splitlines():
-                    if line.startswith(line_prefix):
-                        return float(line.rsplit(" ", 1)[1])
-        except OSError:
-            return None
-        return None
-
     def wait_inbox_empty(self, limit: float, poll: float = 1.0) -> tuple[bool, float]:
         """Every stored webhook applied (the outbox may still be delivering)."""
         return self.wait_outbox_empty(limit, poll, ("inbox",))
