@@ -9,6 +9,7 @@ the draft is still uploaded and the channel is told why it is not on disk (no re
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -101,8 +102,10 @@ def sandbox() -> Iterator[Sandbox]:
         yield Sandbox(app, data, uid, gid)
     finally:
         for path in [base, *base.rglob("*")]:
-            if not path.is_symlink():
-                path.chmod(path.stat().st_mode | stat.S_IWUSR)
+            # SQLite's -shm/-wal may go between the listing and the chmod (the bot just stopped).
+            with contextlib.suppress(FileNotFoundError):
+                if not path.is_symlink():
+                    path.chmod(path.stat().st_mode | stat.S_IWUSR)
         shutil.rmtree(base, ignore_errors=True)
 
 
