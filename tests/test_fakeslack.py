@@ -609,6 +609,17 @@ def test_recording_and_reset(client: WebClient, fake: FakeSlack) -> None:
     assert fake.calls == [] and fake.channels == {}
 
 
+def test_next_call_marks_where_incremental_polling_starts(fs: FakeSlackServer, client: WebClient) -> None:
+    admin = RemoteFakeSlack(fs.base_url)
+    cid = new_channel(client)
+    mark = admin.next_call()
+    client.chat_postMessage(channel=cid, text="after the mark")
+    assert [c["args"]["text"] for c in admin.calls("chat.postMessage", since=mark)] == ["after the mark"]
+    assert admin.next_call() == mark + 1
+    fs.fake.clear_calls()
+    assert admin.next_call() == mark + 1  # forgetting calls does not move the mark
+
+
 def test_concurrent_posts_are_all_recorded_with_unique_ts(client: WebClient, fake: FakeSlack) -> None:
     cid = new_channel(client)
     with ThreadPoolExecutor(max_workers=8) as pool:

@@ -112,12 +112,13 @@ def run(bench: Bench, db_kind: str) -> dict[str, Any]:
             bench.log(f"{db_kind}: outbox {'drained' if drained else 'NOT drained'} after {waited:.0f}s")
             rate = max(1.0, round(saturation * LEVEL, 1))
             work = Workload("n10x", Mix(), seed=13)
+            mark = sut.admin.next_call()
             result = asyncio.run(open_loop(tgt, work.take(max(1, int(rate * prof.page_seconds))), rate))
             sent = {s.tag: s.sent for s in result.samples if s.kind is Kind.NEW and 200 <= s.status < 300}
             arrivals: dict[str, dict[str, float]] = {}
             deadline = time.monotonic() + prof.page_wait_seconds
             while time.monotonic() < deadline:
-                arrivals = _arrivals(sut, urls["admin"])
+                arrivals = _arrivals(sut, urls["admin"], mark)
                 if all(all(tag in got for tag in sent) for got in arrivals.values()):
                     break
                 time.sleep(2)
@@ -134,10 +135,10 @@ def run(bench: Bench, db_kind: str) -> dict[str, Any]:
     return {"offered_rps": rate, "saturation_rps": saturation, "incidents_opened": opened, "methods": methods}
 
 
-def _arrivals(sut: Any, admin: str) -> dict[str, dict[str, float]]:
+def _arrivals(sut: Any, admin: str, since: int) -> dict[str, dict[str, float]]:
     """First arrival per bench tag, per method (Slack from the fake Slack, the rest from the fakes)."""
     out: dict[str, dict[str, float]] = {method: {} for method in METHODS}
-    for tag, call in page_calls(sut.admin).items():
+    for tag, call in page_calls(sut.admin, since).items():
         out["slack"][tag] = call.wall
     with urllib.request.urlopen(f"{admin}/arrivals", timeout=30) as response:
         for item in json.loads(response.read()):

@@ -33,14 +33,14 @@ def run(bench: Bench, db_kind: str) -> dict[str, Any]:
             work = Workload(f"p{int(frac * 100)}x", Mix(), seed=11)
             work.groups = list(warm.groups)  # repeats and updates also hit the warm-up groups
             requests = work.take(max(1, int(rate * prof.page_seconds)))
-            before = cpu_now(sut)
+            before, mark = cpu_now(sut), sut.admin.next_call()
             result = asyncio.run(open_loop(tgt, requests, rate))
             hooks = measured(sut, result, before)
             sent = {s.tag: s.sent for s in result.samples if s.kind is Kind.NEW and 200 <= s.status < 300}
             pages = {}
             deadline = time.monotonic() + prof.page_wait_seconds
             while time.monotonic() < deadline:
-                pages = page_calls(sut.admin)
+                pages = page_calls(sut.admin, mark)
                 if all(tag in pages for tag in sent):
                     break
                 time.sleep(2)

@@ -1,7 +1,7 @@
 """``/_fake/`` admin JSON API: the same controls as the ``FakeSlack`` methods, for tests whose fake runs
 in another process (e.g. ``python -m tests.fakeslack`` next to a bot subprocess).
 
-* ``GET    /_fake/health``                 -> ``{"ok": true}``
+* ``GET    /_fake/health``                 -> ``{"ok": true, "next_call": n}``
 * ``GET    /_fake/calls?method=&since=``   -> ``{"ok": true, "calls": [...]}`` (since = first index)
 * ``DELETE /_fake/calls``                  -> forget recorded calls only
 * ``GET    /_fake/state``                  -> channels (with messages), files, views, users, faults
@@ -43,8 +43,8 @@ def _error(message: str, status: int = 400) -> JSONResponse:
 
 
 async def health(request: Request) -> Response:
-    """Liveness probe for spawners."""
-    return JSONResponse({"ok": True})
+    """Liveness probe for spawners; `next_call` marks where later `calls?since=` polls start."""
+    return JSONResponse({"ok": True, "next_call": _fake(request).next_call_index})
 
 
 async def calls(request: Request) -> Response:

@@ -46,6 +46,11 @@ class RemoteFakeSlack:
         query = f"?since={since}" + (f"&method={method}" if method else "")
         return self.request("GET", f"calls{query}")["calls"]
 
+    def next_call(self) -> int:
+        """The index of the next call to be recorded: poll `calls(since=...)` from it, so a poll
+        serialises only the calls made since (the whole log takes the fake's loop for a while)."""
+        return int(self.request("GET", "health")["next_call"])
+
     def state(self) -> dict[str, Any]:
         """Channels (with messages), files, views, users and faults."""
         return self.request("GET", "state")

@@ -342,6 +342,12 @@ class FakeSlack:
         with self._lock:
             return list(self._calls)
 
+    @property
+    def next_call_index(self) -> int:
+        """The index the next recorded call will get (a mark for `since=` polling)."""
+        with self._lock:
+            return self._call_seq
+
     def calls_to(self, method: str) -> list[Call]:
         """Recorded calls of one method (faulted ones included; filter on ``call.fault``)."""
         with self._lock:
