@@ -13,14 +13,14 @@ from anyio import to_thread
 from fastapi import FastAPI, Response
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, PlainTextResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
 from slack_bolt.authorization import AuthorizeResult
 
 from bot.core.durations import parse_duration
 from bot.core.pagerduty import parse_secrets
 from bot.notify.twilio import TwilioInbound
-from bot.observability import OUTBOX_DEPTH, refresh_delivery_metrics
+from bot.observability import DATABASE, exposition
 from bot.service import handoffs
 from bot.service.context import utcnow
 from bot.settings import Settings, admin_ids
@@ -31,7 +31,6 @@ from bot.slack.listeners import register
 from bot.slack.oncall_people import say_unknown_user_groups
 from bot.slack.socket_mode import SocketModeLink, bolt_connect
 from bot.startup import Readiness, StartGate, upgrade_when_reachable
-from bot.store import outbox
 from bot.store.db import DatabaseUnreachable, ping, upgrade
 from bot.webhooks import ack, alertmanager, calendar, pagerduty, phone
 from bot.webhooks.common import BodyLimit
@@ -242,13 +241,12 @@ def create_app(
     async def metrics() -> Response:
         try:
             if readiness.ready:  # before, the database is known not to answer (bot/startup.py)
-                OUTBOX_DEPTH.set(await to_thread.run_sync(outbox.pending_count, engine))
                 await to_thread.run_sync(
-                    refresh_delivery_metrics, engine, token != UNCONFIGURED_TOKEN, CREDENTIAL_ERRORS
+                    DATABASE.refresh, engine, token != UNCONFIGURED_TOKEN, CREDENTIAL_ERRORS
                 )
         except Exception:  # metrics must answer even while the database is down
             log.warning("could not read the outbox depth")
-        return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        return PlainTextResponse(exposition(), media_type=CONTENT_TYPE_LATEST)
 
     def openapi() -> dict[str, Any]:
         """The webhooks' body schemas name their nested models under components (schemathesis and

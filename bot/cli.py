@@ -107,6 +107,11 @@ def _main(argv: list[str] | None) -> int:
 
 
 def _serve(settings: Settings, host: str | None, port: int | None) -> int:
+    from bot import metrics_processes
+
+    # Before bot.app imports prometheus_client: the worker process's counters must reach /metrics.
+    if settings.worker_process or os.environ.get(metrics_processes.ENV):
+        metrics_processes.share_between_processes()
     from bot.app import create_app
     from bot.http_server import serve
     from bot.observability import setup_logging
@@ -121,6 +126,9 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
 
 
 def _work(settings: Settings, wake_fd: int | None) -> int:
+    from bot import metrics_processes
+
+    metrics_processes.join()
     from bot import worker_process
     from bot.observability import setup_logging
 

@@ -4,18 +4,30 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache
 
-from prometheus_client import REGISTRY, Counter, Gauge, Histogram, disable_created_metrics
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine
 
+from bot import metrics_processes
 from bot.core.delivery_failures import error_label
-from bot.store import inbox, outbox_health
+from bot.store import inbox, outbox, outbox_health
 
 disable_created_metrics()  # the *_created series only add noise to every scrape
 
@@ -28,65 +40,93 @@ WEBHOOK_SECONDS = Histogram(
 )
 INCIDENTS_OPENED = Counter("incidentbot_incidents_opened_total", "Incidents opened", ["source"])
 SLACK_CALLS = Counter("incidentbot_slack_calls_total", "Slack Web API calls", ["method", "outcome"])
-OUTBOX_DEPTH = Gauge("incidentbot_outbox_pending", "Outbound calls waiting for delivery")
 NOTIFICATIONS = Counter(
     "incidentbot_notifications_total",
     "Notifications by method (email, ntfy, ...) and outcome",
     ["method", "outcome"],
 )
-INBOX_PENDING = Gauge("incidentbot_inbox_pending", "Webhooks stored and not processed yet")
-INBOX_OLDEST = Gauge(
-    "incidentbot_inbox_oldest_pending_seconds", "Age of the oldest webhook not processed yet (0: none)"
-)
-INBOX_PARKED = Gauge(
-    "incidentbot_inbox_parked", "Webhooks parked after failing 5 times (`incidentbot inbox list`)"
-)
 OUTBOX_DELIVERED = Counter("incidentbot_outbox_delivered_total", "Outbox rows settled", ["op", "outcome"])
 
 
-# -- Slack delivery faults (issue 16): read from the database at each scrape ------------------------
-SLACK_CREDENTIALS_OK = Gauge(
-    "incidentbot_slack_credentials_ok",
-    "0 while Slack refuses the bot token (Slack calls wait for a valid one) or none is set, else 1",
-)
+# -- Read from the database at each scrape (by the web process): the outbox and inbox as they are --
+@dataclass(eq=False)  # registered by identity: a collector must stay hashable
+class DatabaseLooks(Collector):
+    """Gauges of the work waiting in the database, and incidentbot_outbox_failed_total{op, error}
+    (rows that failed for good, by operation and the far side's error; a counter: failed rows stay
+    in the database). Values are set by `refresh` before each scrape; a collector of its own, so
+    they are the same whichever process answers and however many there are."""
 
+    outbox_pending: int = 0
+    inbox_pending: int = 0
+    inbox_oldest_seconds: float = 0.0
+    inbox_parked: int = 0
+    slack_credentials_ok: int = 1
+    failed: dict[tuple[str, str], int] = field(default_factory=dict)
 
-class _FailedRows(Collector):
-    """incidentbot_outbox_failed_total{op, error}: rows that failed for good, by operation and the
-    far side's error (a counter: failed rows stay in the database)."""
-
-    def __init__(self) -> None:
-        self.counts: dict[tuple[str, str], int] = {}
-
-    def collect(self) -> Iterable[CounterMetricFamily]:
+    def collect(self) -> Iterable[Metric]:
+        for name, help_text, value in [
+            ("incidentbot_outbox_pending", "Outbound calls waiting for delivery", self.outbox_pending),
+            ("incidentbot_inbox_pending", "Webhooks stored and not processed yet", self.inbox_pending),
+            (
+                "incidentbot_inbox_oldest_pending_seconds",
+                "Age of the oldest webhook not processed yet (0: none)",
+                self.inbox_oldest_seconds,
+            ),
+            (
+                "incidentbot_inbox_parked",
+                "Webhooks parked after failing 5 times (`incidentbot inbox list`)",
+                self.inbox_parked,
+            ),
+            (
+                "incidentbot_slack_credentials_ok",
+                "0 while Slack refuses the bot token (calls wait for a valid one) or none is set, else 1",
+                self.slack_credentials_ok,
+            ),
+        ]:
+            yield GaugeMetricFamily(name, help_text, value=value)
         family = CounterMetricFamily(
             "incidentbot_outbox_failed",
             "Outbox rows that failed for good, by operation and error",
             labels=["op", "error"],
         )
-        for (op, error), count in sorted(self.counts.items()):
+        for (op, error), count in sorted(self.failed.items()):
             family.add_metric([op, error], count)
         yield family
 
+    def refresh(self, engine: Engine, token_set: bool, credential_errors: Iterable[str]) -> None:
+        """In a thread, before a scrape: read what the metrics above report."""
+        self.outbox_pending = outbox.pending_count(engine)
+        seen = inbox.depth(engine)
+        self.inbox_pending, self.inbox_parked = seen.pending, seen.parked
+        oldest = (datetime.now(UTC) - seen.oldest).total_seconds() if seen.oldest else 0.0
+        self.inbox_oldest_seconds = max(0.0, oldest)
+        counts: dict[tuple[str, str], int] = {}
+        for op, error, count in outbox_health.failed_by_op_and_error(engine):
+            key = (op, error_label(error))
+            counts[key] = counts.get(key, 0) + count
+        self.failed = counts
+        refused = not token_set or outbox_health.waiting_on(engine, credential_errors)
+        self.slack_credentials_ok = 0 if refused else 1
 
-FAILED_ROWS = _FailedRows()
-REGISTRY.register(FAILED_ROWS)
+
+DATABASE = DatabaseLooks()
+REGISTRY.register(DATABASE)
 
 
-def refresh_delivery_metrics(engine: Engine, token_set: bool, credential_errors: Iterable[str]) -> None:
-    """Before a scrape, in a thread: read what the two metrics above (and the inbox's) report
-    from the database."""
-    seen = inbox.depth(engine)
-    INBOX_PENDING.set(seen.pending)
-    INBOX_OLDEST.set(max(0.0, (datetime.now(UTC) - seen.oldest).total_seconds()) if seen.oldest else 0.0)
-    INBOX_PARKED.set(seen.parked)
-    counts: dict[tuple[str, str], int] = {}
-    for op, error, count in outbox_health.failed_by_op_and_error(engine):
-        key = (op, error_label(error))
-        counts[key] = counts.get(key, 0) + count
-    FAILED_ROWS.counts = counts
-    refused = not token_set or outbox_health.waiting_on(engine, credential_errors)
-    SLACK_CREDENTIALS_OK.set(0 if refused else 1)
+@cache
+def _registry() -> CollectorRegistry:
+    """Every process's counters (multiprocess mode, see bot/metrics_processes.py) and the
+    database's gauges; no per-process python_* or process_* series, which would not add up."""
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)
+    registry.register(DATABASE)
+    return registry
+
+
+def exposition() -> bytes:
+    """The /metrics text: this process's registry, or every process's with the multiprocess mode."""
+    shared = os.environ.get(metrics_processes.ENV)
+    return generate_latest(_registry() if shared else REGISTRY)
 
 
 class _Redacting(logging.Formatter):

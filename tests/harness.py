@@ -41,6 +41,12 @@ def reachable_by_others(path: Path) -> None:
             directory.chmod(mode | stat.S_IXOTH)
 
 
+def children(pid: int) -> list[int]:
+    """The child processes of `pid` (the worker process of a `serve`)."""
+    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    return [int(p) for p in text.split()]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

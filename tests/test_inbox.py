@@ -311,10 +311,11 @@ def test_a_failing_row_is_retried_with_backoff_parked_after_5_attempts_said_once
     failing["on"] = False
     assert [r.id for r, _ in drain.apply_batch(ctx, {"test": flaky}, 10).applied] == later
 
-    from bot.observability import INBOX_PARKED, INBOX_PENDING, refresh_delivery_metrics
+    from bot.observability import DatabaseLooks
 
-    refresh_delivery_metrics(engine, True, ())
-    assert INBOX_PARKED._value.get() == 1 and INBOX_PENDING._value.get() == 0
+    looks = DatabaseLooks()
+    looks.refresh(engine, True, ())
+    assert looks.inbox_parked == 1 and looks.inbox_pending == 0
 
     env = {"DATABASE_URL": database_url, "ROTATIONS_DIR": str(ROOT / "rotations")}
     listed = run_cli("inbox", "list", cwd=tmp_path, env=env)
@@ -356,14 +357,14 @@ def test_a_parked_webhook_is_said_once_in_the_announce_channel(start_bot, fake_s
 
 # -- observability and retention -------------------------------------------------------------------
 def test_metrics_show_the_inbox_depth_and_the_age_of_the_oldest_unprocessed_row(engine):
-    from bot.observability import INBOX_OLDEST, INBOX_PENDING, refresh_delivery_metrics
+    from bot.observability import DatabaseLooks
 
     an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
     accept(engine, "A", 2, an_hour_ago)
     accept(engine, "B", 1, datetime.now(UTC))
-    refresh_delivery_metrics(engine, True, ())
-    assert INBOX_PENDING._value.get() == 3
-    assert 3590 < INBOX_OLDEST._value.get() < 3700
+    looks = DatabaseLooks()
+    looks.refresh(engine, True, ())
+    assert looks.inbox_pending == 3 and 3590 < looks.inbox_oldest_seconds < 3700
 
 
 def test_processed_rows_are_deleted_after_the_retention_in_small_batches(engine):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import BotProcess, bot_env, post_alertmanager, wait_until
+from tests.harness import BotProcess, bot_env, children, post_alertmanager, wait_until
 
 FIXTURE = json.loads(
     (Path(__file__).parent / "fixtures/alertmanager-0.25/firing-single-alert.json").read_text()
@@ -32,11 +32,6 @@ def group(i: int) -> dict:
 def page_dms(fake) -> int:
     ims = {c.id for c in fake.channels.values() if c.is_im}
     return sum(1 for call in fake.calls_to("chat.postMessage") if call.ok and call.args.get("channel") in ims)
-
-
-def children(pid: int) -> list[int]:
-    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    return [int(p) for p in text.split()]
 
 
 def alive(pid: int) -> bool:
