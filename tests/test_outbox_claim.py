@@ -192,3 +192,32 @@ def test_a_page_committed_while_every_slot_is_busy_starts_at_once(engine):
 
     asyncio.run(scenario())
     assert len(started) == 11
+
+
+def test_a_new_incidents_page_goes_before_the_channel_work_of_earlier_incidents(tmp_path):
+    """Found in a benchmark run with a backlog: every row of a new incident (its channel, card, pin,
+    invite and channel line) had the page's priority, so a later incident's page was claimed only
+    after the channel work of every incident before it."""
+    from bot.core.alerts import Alert, Notification
+    from bot.service import alertmanager
+    from tests.harness import FixedClock, service_context
+
+    ctx = service_context(tmp_path, FixedClock(NOW))
+
+    def fire(group: int) -> None:
+        labels = {"alertname": "ApiDown", "team": "platform", "shard": str(group)}
+        alert = Alert(f"fp{group}", "firing", labels, {"summary": f"shard {group}"}, NOW, None)
+        note = Notification("bot", "firing", f"g{group}", {"shard": str(group)}, labels, {}, "", (alert,))
+        alertmanager.ingest(ctx, note)
+
+    try:
+        for group in range(4):
+            fire(group)
+        with transaction(ctx.engine) as session:
+            first = [r.op for r in outbox.claim(session, "me", NOW, 4, LEASE)]
+        assert first == ["page"] * 4
+        with transaction(ctx.engine) as session:
+            ops = {r.op for r in outbox.claim(session, "me", NOW, 8, LEASE)}
+        assert {"create_channel"} <= ops <= {"create_channel", "announce"}
+    finally:
+        ctx.engine.dispose()

@@ -134,8 +134,8 @@ def open_incident(
     record(session, incident.id, now, actor, "opened", text, {"previous_id": incident.previous_id})
 
     key = lane(incident)
-    outbox.enqueue(session, key, "create_channel", now, incident_id=incident.id, priority=outbox.PAGE)
-    outbox.enqueue(session, key, "post_card", now, incident_id=incident.id, priority=outbox.PAGE)
+    outbox.enqueue(session, key, "create_channel", now, incident_id=incident.id, priority=outbox.CHANNEL)
+    outbox.enqueue(session, key, "post_card", now, incident_id=incident.id, priority=outbox.CHANNEL)
     outbox.enqueue(session, key, "sync", now, incident_id=incident.id, priority=outbox.COSMETIC)
     if ctx.announce_channel:
         outbox.enqueue(session, key, "announce", now, incident_id=incident.id)

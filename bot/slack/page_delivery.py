@@ -26,6 +26,7 @@ from bot.service.timeline import record
 from bot.slack import views
 from bot.slack.api import SlackCallError
 from bot.slack.delivery import Completion, Handler, SlackDelivery, require_channel
+from bot.store import outbox
 from bot.store.db import reading
 from bot.store.tables import Outbox, Page
 
@@ -149,7 +150,7 @@ class PageDelivery:
                         payload=payload,
                         not_before=now,
                         created_at=now,
-                        priority=row.priority,
+                        priority=max(row.priority, outbox.CHANNEL),  # after other pages
                     )
                 )
             if notification:

@@ -18,8 +18,11 @@ from sqlmodel import Session, col, delete, select
 from bot.store.db import is_postgres, look, reading, transaction
 from bot.store.tables import Outbox
 
-# Priorities: lower goes first when several lanes are ready.
+# Priorities: lower goes first when several lanes are ready. A page (a DM, an SMS, a call) goes
+# before the channel work of earlier incidents: with a backlog, a new incident's page must not
+# queue behind the channels, cards and invites of the incidents before it.
 PAGE = 1
+CHANNEL = 3  # the incident's channel, its card, who is in it: before everything but pages
 NORMAL = 5
 COSMETIC = 8
 
