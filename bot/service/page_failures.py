@@ -17,7 +17,7 @@ from bot.core.durations import format_duration
 from bot.core.escalation import EarlyEscalation, PageOutcome, early_escalation
 from bot.core.postmortem import step_label
 from bot.core.text import escape
-from bot.service import escalation
+from bot.service import escalation_plan
 from bot.service.context import Context
 from bot.service.incidents import refresh_card, say
 from bot.service.people import people_of
@@ -95,9 +95,9 @@ def bring_forward(
     any more, make the pending timer (the next step, or the final notice after the last step) due
     now: the scheduler's next tick fires it, exactly once, like any due timer. The rest of the plan
     moves up with it, keeping its gaps. Returns the sentence that says so, or None."""
-    pending = escalation.pending_step(session, incident)
-    plan = escalation.plan_of(ctx, incident)
-    keys = [escalation.step_key(incident, s) for s in plan]
+    pending = escalation_plan.pending_step(session, incident)
+    plan = escalation_plan.plan_of(ctx, incident)
+    keys = [escalation_plan.step_key(incident, s) for s in plan]
     step = plan[keys.index(key)] if key in keys else None
     waiting = (
         incident.status == "triggered"

@@ -11,7 +11,7 @@ from bot.core.incident import OPEN_STATUSES, Status
 from bot.core.people import People
 from bot.core.text import escape, escape_keeping_mentions, safe_mrkdwn, slack_date
 from bot.service.context import Context
-from bot.service.escalation import pending_step
+from bot.service.escalation_plan import pending_step
 from bot.service.people import people_paged
 from bot.service.responders import mention
 from bot.store.db import reading

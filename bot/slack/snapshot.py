@@ -14,7 +14,7 @@ from bot.catalog.rotations import Catalog
 from bot.core.escalation import StepPreview
 from bot.core.postmortem import step_label
 from bot.core.rotations import Person
-from bot.service import escalation, pagerduty_details
+from bot.service import escalation_plan, pagerduty_details
 from bot.slack import views
 from bot.store.db import reading
 from bot.store.tables import Alert, Incident, Page, TimelineEntry
@@ -120,7 +120,7 @@ def read_snapshot(
             groups,
             silences,
             pages,
-            escalation.upcoming(session, rotations, incident),
+            escalation_plan.upcoming(session, rotations, incident),
             rotations.people if rotations else {},
             refused,
         )
